@@ -1,0 +1,92 @@
+"""KeelDB: an embeddable, durable vector database for Python.
+
+Quick start::
+
+    import keeldb
+    with keeldb.open("./data") as db:
+        col = db.create_collection("docs", dim=384)
+        col.upsert(["a"], [[0.1] * 384], [{"lang": "en"}])
+        hits = col.search([0.1] * 384, k=5, filter={"lang": "en"})
+
+See ``docs/api.md`` for the whole API and the README for the durability contract.
+"""
+
+from typing import Any
+
+from keeldb.engine.check import CheckReport, check
+from keeldb.engine.collection import Collection
+from keeldb.engine.database import Database, open
+from keeldb.engine.transaction import Transaction
+from keeldb.errors import (
+    AlreadyExistsError,
+    AuthError,
+    BusyError,
+    ClosedError,
+    CollectionNotFoundError,
+    CorruptionError,
+    DatabaseLockedError,
+    DimensionMismatchError,
+    InvalidArgumentError,
+    KeelError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RemoteError,
+    StorageError,
+)
+from keeldb.types import (
+    CollectionInfo,
+    CollectionStats,
+    CompactionReport,
+    Hit,
+    InsertStats,
+    Page,
+    Record,
+    SearchStats,
+    SegmentStats,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyExistsError",
+    "AuthError",
+    "BusyError",
+    "CheckReport",
+    "Client",
+    "ClosedError",
+    "Collection",
+    "CollectionInfo",
+    "CollectionNotFoundError",
+    "CollectionStats",
+    "CompactionReport",
+    "CorruptionError",
+    "Database",
+    "DatabaseLockedError",
+    "DimensionMismatchError",
+    "Hit",
+    "InsertStats",
+    "InvalidArgumentError",
+    "KeelError",
+    "NotFoundError",
+    "Page",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "Record",
+    "RemoteError",
+    "SearchStats",
+    "SegmentStats",
+    "StorageError",
+    "Transaction",
+    "check",
+    "open",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The HTTP client is imported lazily: it needs the optional httpx dependency.
+    if name == "Client":
+        from keeldb.client import Client
+
+        return Client
+    raise AttributeError(f"module 'keeldb' has no attribute {name!r}")

@@ -1,0 +1,573 @@
+"""A collection: the public API over one directory's WAL, memtables and segments.
+
+Write path: validate the whole batch -> (write lock) assign a sequence number, append the
+WAL record, apply it to the memtable and tombstones -> (no lock) fsync with group commit
+-> acknowledge. Read path: take the current :class:`State` snapshot, search every unit,
+merge the top k, fetch metadata for the winners only. Sealing and merging run in the
+background (:mod:`keeldb.engine.maintenance`); recovery is :mod:`keeldb.engine.recovery`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keeldb.engine.memtable import Memtable
+from keeldb.engine.segment import Segment, UnitResult
+from keeldb.engine.state import Options, State
+from keeldb.engine.validation import (
+    check_k,
+    validate_ids,
+    validate_metadata,
+    validate_query,
+    validate_vectors,
+)
+from keeldb.errors import BusyError, ClosedError, InvalidArgumentError, KeelError, StorageError
+from keeldb.index.exact import top_k
+from keeldb.storage.manifest import CollectionConfig, Manifest
+from keeldb.storage.records import Batch, DeleteOp, UpsertOp, encode_batch
+from keeldb.storage.segment_files import id_hashes
+from keeldb.storage.wal import WalWriter
+from keeldb.types import (
+    CollectionInfo,
+    CollectionStats,
+    CompactionReport,
+    Hit,
+    InsertStats,
+    Page,
+    Record,
+    SearchStats,
+    SegmentStats,
+)
+
+if TYPE_CHECKING:
+    from keeldb.engine.maintenance import Maintainer
+    from keeldb.engine.transaction import Transaction
+
+log = logging.getLogger("keeldb")
+
+__all__ = ["Collection"]
+
+Location = tuple[Memtable | Segment, int]
+
+
+class Collection:
+    """A named set of vectors with string ids and JSON metadata. Thread-safe.
+
+    Obtain one from :meth:`keeldb.Database.create_collection` or ``get_collection``;
+    it stays usable until the database is closed or the collection dropped
+    (:class:`ClosedError` afterwards).
+    """
+
+    def __init__(self, directory: str, config: CollectionConfig, options: Options) -> None:
+        self.directory = directory
+        self.config = config
+        self.options = options
+        self.fs = options.fs
+        self._write_lock = threading.RLock()
+        self._state = State((Memtable(config.dim, config.metric),), ())
+        self._manifest: Manifest | None = None
+        self._wal: WalWriter | None = None
+        self._last_seq = 0
+        self._next_segment_id = 1
+        self._closed = False
+        self._dropped = False
+        self._failed: BaseException | None = None  # poisoned by a storage failure
+        self._damaged: KeelError | None = None  # set by the scrubber on bad payloads
+        self._search_callbacks: list[Callable[[SearchStats], None]] = []
+        self._insert_callbacks: list[Callable[[InsertStats], None]] = []
+        self._maintainer: Maintainer | None = None
+        self._backlog = threading.Condition(self._write_lock)
+        self.recovery_report: dict[str, Any] = {}
+
+    # --- identity -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def workspace(self) -> str:
+        return self.config.workspace
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    @property
+    def metric(self) -> str:
+        return self.config.metric
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.workspace}/{self.name} dim={self.dim} metric={self.metric}>"
+
+    def info(self) -> CollectionInfo:
+        """Name, workspace, parameters, live count and current index type."""
+        c = self.config
+        return CollectionInfo(
+            c.name, c.workspace, c.dim, c.metric, self.count(), c.m, c.ef_construction,
+            c.ef_search, c.created_at, self._index_type(self._state),
+        )
+
+    # --- guards -----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"collection {self.workspace}/{self.name} is closed")
+        if self._damaged is not None:
+            raise self._damaged
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._failed is not None:
+            raise StorageError(
+                f"collection {self.workspace}/{self.name} refuses writes after a storage "
+                f"failure ({self._failed}); reopen the database"
+            )
+
+    # --- writes -------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: Any,
+        metadata: Sequence[dict[str, Any] | None] | None = None,
+    ) -> None:
+        """Insert records, or replace those whose id exists (all or nothing).
+
+        ``vectors`` is (n, dim) array-like; ``metadata`` a list aligned with ids (or None).
+        For an existing id, metadata ``None`` keeps its old metadata and ``{}`` clears it.
+        The whole batch is validated first (ids, dimensions, finite values, zero vectors
+        under cosine, JSON metadata): on error nothing is written. Returns once the batch
+        is durable per the database's durability mode.
+        """
+        self._write([self._upsert_op(ids, vectors, metadata)])
+
+    def _upsert_op(self, ids: Any, vectors: Any, metadata: Any) -> UpsertOp:
+        id_list = validate_ids(ids)
+        vecs = validate_vectors(vectors, len(id_list), self.dim, self.metric)
+        metas = validate_metadata(metadata, len(id_list))
+        return UpsertOp(id_list, vecs, metas)
+
+    def delete(self, ids: Sequence[str] | None = None, *, filter: Any = None) -> int:
+        """Delete records by ``ids`` or by ``filter`` (exactly one); returns how many
+        existed. Deletes by filter are logged as the resolved ids."""
+        if (ids is None) == (filter is None):
+            raise InvalidArgumentError("delete takes exactly one of ids or filter")
+        if ids is not None:
+            id_list = validate_ids(ids, unique=False)
+            return self._write([DeleteOp(list(dict.fromkeys(id_list)))])["deleted"]
+        flt = self._compile(filter)
+        with self._locked_for_write():
+            matched = self._matching_ids(self._state, flt)
+            if not matched:
+                return 0
+            return self._write([DeleteOp(matched)], locked=True)["deleted"]
+
+    def transaction(self) -> Transaction:
+        """A context manager staging upserts and deletes, applied all or nothing on exit
+        (one WAL record); an exception inside the block discards everything."""
+        from keeldb.engine.transaction import Transaction
+
+        self._check_writable()
+        return Transaction(self)
+
+    @contextmanager
+    def _locked_for_write(self) -> Iterator[None]:
+        if not self._write_lock.acquire(timeout=self.options.write_timeout_s):
+            raise BusyError(f"write lock not available within {self.options.write_timeout_s} s")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    def _wait_for_backlog(self) -> None:
+        """Back-pressure: wait while too many memtables await sealing (BusyError on timeout)."""
+        deadline = time.monotonic() + self.options.write_timeout_s
+        while len(self._state.memtables) > self.options.max_frozen_memtables + 1:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BusyError(
+                    f"{len(self._state.memtables) - 1} memtables await sealing; "
+                    f"write timed out after {self.options.write_timeout_s} s"
+                )
+            self._backlog.wait(min(remaining, 0.5))
+            self._check_writable()
+
+    def _write(self, batch: Batch, *, locked: bool = False) -> dict[str, int]:
+        t0 = time.perf_counter()
+        self._check_writable()
+        with self._locked_for_write():
+            self._check_writable()
+            if not locked:
+                self._wait_for_backlog()
+            assert self._wal is not None
+            wal = self._wal
+            seq = self._last_seq + 1
+            try:
+                end = wal.append(seq, encode_batch(batch))
+            except StorageError as exc:
+                self._failed = exc
+                raise
+            self._last_seq = seq
+            counts = self._apply(batch)
+            self._state.active.last_seq = seq
+            wal_bytes = wal.size_bytes
+            if self._state.active.n >= self.options.memtable_rows:
+                self._freeze()
+        if self.options.durability == "fsync":
+            try:
+                wal.sync_to(end)
+            except StorageError as exc:
+                self._failed = exc
+                raise
+        if self._insert_callbacks:
+            stats = InsertStats(
+                time.perf_counter() - t0, counts["upserted"], counts["deleted"], counts["replaced"], wal_bytes
+            )
+            for cb in list(self._insert_callbacks):
+                cb(stats)
+        return counts
+
+    def _apply(self, batch: Batch) -> dict[str, int]:
+        """Apply a logged batch to memory (write lock held). Cannot fail on valid input."""
+        counts = {"upserted": 0, "deleted": 0, "replaced": 0}
+        for op in batch:
+            locations = self._locate(self._state, op.ids)
+            if isinstance(op, UpsertOp):
+                metas: list[dict[str, Any]] = []
+                for i, loc in enumerate(locations):
+                    meta = op.metadata[i]
+                    if loc is not None:
+                        unit, row = loc
+                        if meta is None:
+                            meta = _unit_metadata(unit, row)
+                        _kill(unit, row)
+                        counts["replaced"] += 1
+                    metas.append({} if meta is None else meta)
+                # Old rows die before the new ones are published: a concurrent search may
+                # miss a record being replaced, but never sees it twice.
+                self._state.active.append(op.ids, op.vectors, metas)
+                counts["upserted"] += len(op.ids)
+            else:
+                for loc in locations:
+                    if loc is not None:
+                        _kill(*loc)
+                        counts["deleted"] += 1
+        return counts
+
+    def _freeze(self) -> None:
+        """Freeze the active memtable and start a new one and a new WAL file (lock held)."""
+        state = self._state
+        if state.active.n == 0:
+            return
+        assert self._wal is not None
+        state.active.frozen = True
+        old = self._wal
+        self._wal = WalWriter(self.fs, self.directory, self._last_seq + 1)
+        old.close(sync=True)
+        self._state = State((*state.memtables, Memtable(self.dim, self.metric)), state.segments)
+        if self._maintainer is not None:
+            self._maintainer.wake()
+
+    def _locate(self, state: State, ids: list[str]) -> list[Location | None]:
+        """Where each id currently lives (live rows only)."""
+        found: list[Location | None] = [None] * len(ids)
+        missing: list[int] = []
+        for i, id_ in enumerate(ids):
+            for mem in reversed(state.memtables):
+                row = mem.live_row(id_)
+                if row is not None:
+                    found[i] = (mem, row)
+                    break
+            else:
+                missing.append(i)
+        if missing and state.segments:
+            sub = [ids[i] for i in missing]
+            hashes = id_hashes(sub)
+            for seg in reversed(state.segments):
+                for j, row in seg.locate(sub, hashes).items():
+                    if found[missing[j]] is None:
+                        found[missing[j]] = (seg, row)
+        return found
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str]) -> list[Record | None]:
+        """Records for ``ids`` (None where absent), aligned with ``ids``. Vectors and
+        metadata are copies."""
+        self._check_open()
+        id_list = validate_ids(ids, unique=False)
+        with self._locked_for_write():
+            locations = self._locate(self._state, id_list)
+            out: list[Record | None] = []
+            for id_, loc in zip(id_list, locations, strict=True):
+                if loc is None:
+                    out.append(None)
+                    continue
+                unit, row = loc
+                if isinstance(unit, Memtable):
+                    vec = unit.vectors[row].copy()
+                    meta = json.loads(json.dumps(unit.metadata[row]))
+                else:
+                    vec = unit.vector_at(row)
+                    meta = unit.metadata_at(row)
+                out.append(Record(id_, vec, meta))
+        return out
+
+    def count(self, filter: Any = None) -> int:
+        """Live records (matching ``filter`` when given)."""
+        self._check_open()
+        state = self._state
+        if filter is None:
+            return sum(m.live_count for m in state.memtables) + sum(s.live_count for s in state.segments)
+        flt = self._compile(filter)
+        total = 0
+        for mem in state.memtables:
+            n = mem.n
+            total += int(np.count_nonzero(mem.filter_mask(flt, n) & ~mem.dead[:n]))
+        for seg in state.segments:
+            total += int(np.count_nonzero(seg.filter_mask(flt) & ~seg.dead))
+        return total
+
+    def _compile(self, filter: Any) -> Any:
+        from keeldb.filtering import compile_filter
+
+        return compile_filter(filter)
+
+    def _matching_ids(self, state: State, flt: Any) -> list[str]:
+        ids: list[str] = []
+        for mem in state.memtables:
+            n = mem.n
+            rows = np.flatnonzero(mem.filter_mask(flt, n) & ~mem.dead[:n])
+            ids.extend(mem.ids[r] for r in rows.tolist())
+        for seg in state.segments:
+            rows = np.flatnonzero(seg.filter_mask(flt) & ~seg.dead)
+            ids.extend(seg.ids.ids_at(rows))
+        return ids
+
+    def search(self, vector: Any, k: int = 10, *, ef: int | None = None, filter: Any = None) -> list[Hit]:
+        """The ``k`` nearest live records to ``vector`` (matching ``filter``), closest
+        first. Fewer than k only when fewer than k records (match)."""
+        self._check_open()
+        check_k(k, ef)
+        queries = validate_query(vector, self.dim, self.metric, single=True)
+        return self._search(queries, k, ef, filter)[0]
+
+    def search_batch(
+        self, vectors: Any, k: int = 10, *, ef: int | None = None, filter: Any = None
+    ) -> list[list[Hit]]:
+        """:meth:`search` for each row of ``vectors`` (q, dim), in one call."""
+        self._check_open()
+        check_k(k, ef)
+        queries = validate_query(vectors, self.dim, self.metric, single=False)
+        if len(queries) == 0:
+            return []
+        return self._search(queries, k, ef, filter)
+
+    def _search(self, queries: np.ndarray, k: int, ef: int | None, filter: Any) -> list[list[Hit]]:
+        t0 = time.perf_counter()
+        flt = self._compile(filter) if filter is not None else None
+        ef_used = ef if ef is not None else self.config.ef_search
+        state = self._state
+        units: list[Memtable | Segment] = []
+        results: list[UnitResult] = []
+        matched = 0
+        for mem in state.memtables:
+            n = mem.n
+            if n == 0:
+                continue
+            match = mem.filter_mask(flt, n) if flt is not None else None
+            if match is not None:
+                matched += int(np.count_nonzero(match & ~mem.dead[:n]))
+            d, r = mem.search(queries, k, match, n)
+            units.append(mem)
+            results.append(UnitResult(d, r, "exact" if match is None else "exact-filtered", n * len(queries), 0))
+        for seg in state.segments:
+            match = seg.filter_mask(flt) if flt is not None else None
+            if match is not None:
+                matched += int(np.count_nonzero(match & ~seg.dead))
+            units.append(seg)
+            results.append(seg.search(queries, k, ef_used, match))
+        hits = self._merge(queries.shape[0], k, units, results)
+        if self._search_callbacks:
+            plans = {_unit_name(u): r.plan for u, r in zip(units, results, strict=True)}
+            stats = SearchStats(
+                time.perf_counter() - t0, len(queries), k, ef_used, len(units), plans,
+                sum(r.work for r in results), sum(r.hops for r in results), flt is not None,
+                matched if flt is not None else None,
+            )
+            for cb in list(self._search_callbacks):
+                cb(stats)
+        return hits
+
+    def _merge(
+        self, q: int, k: int, units: list[Memtable | Segment], results: list[UnitResult]
+    ) -> list[list[Hit]]:
+        if not results:
+            return [[] for _ in range(q)]
+        dist = np.concatenate([r.distances for r in results], axis=1)
+        rows = np.concatenate([r.rows for r in results], axis=1)
+        unit_of = np.concatenate(
+            [np.full(r.rows.shape[1], i, dtype=np.int32) for i, r in enumerate(results)]
+        )
+        dist = np.where(rows >= 0, dist, np.inf)
+        best_d, best_col = top_k(dist, k)
+        # Gather winners per unit so metadata is decoded in one pass per unit; every hit
+        # gets its own decoded copy (a row found by two queries yields two dicts).
+        slots: dict[int, list[tuple[int, int, int]]] = {}
+        for qi in range(q):
+            for j, col in enumerate(best_col[qi].tolist()):
+                if col >= 0:
+                    slots.setdefault(int(unit_of[col]), []).append((qi, j, int(rows[qi, col])))
+        found: list[dict[int, Hit]] = [{} for _ in range(q)]
+        for ui, entries in slots.items():
+            unit = units[ui]
+            unit_rows = [e[2] for e in entries]
+            if isinstance(unit, Memtable):
+                metas = json.loads(json.dumps([unit.metadata[r] for r in unit_rows]))
+                ids = [unit.ids[r] for r in unit_rows]
+            else:
+                metas = unit.metadata_many(unit_rows)
+                ids = unit.ids.ids_at(np.asarray(unit_rows))
+            for (qi, j, _), id_, meta in zip(entries, ids, metas, strict=True):
+                found[qi][j] = Hit(id_, float(best_d[qi, j]), meta)
+        return [[hits[j] for j in sorted(hits)] for hits in found]
+
+    def scan(self, filter: Any = None, limit: int = 100, cursor: str | None = None) -> Page:
+        """Page through live records (matching ``filter``) in id order, ``limit`` at a time.
+
+        Pass the returned ``next_cursor`` to get the next page (None on the last page).
+        Each record that exists for the whole scan is returned exactly once, even while
+        writes happen (the cursor is the last id returned).
+        """
+        from keeldb.engine.scan import scan_page
+
+        self._check_open()
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+            raise InvalidArgumentError(f"limit must be an integer in [1, 100000], got {limit!r}")
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidArgumentError("cursor must be a string returned by a previous scan")
+        flt = self._compile(filter) if filter is not None else None
+        with self._locked_for_write():
+            return scan_page(self, self._state, flt, limit, cursor)
+
+    # --- callbacks ---------------------------------------------------------------------------
+
+    def on_search(self, callback: Callable[[SearchStats], None]) -> None:
+        """Call ``callback(SearchStats)`` after every search / search_batch."""
+        self._search_callbacks.append(callback)
+
+    def on_insert(self, callback: Callable[[InsertStats], None]) -> None:
+        """Call ``callback(InsertStats)`` after every acknowledged write batch."""
+        self._insert_callbacks.append(callback)
+
+    # --- upkeep -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Durability barrier: every write acknowledged before this call is on disk."""
+        self._check_writable()
+        with self._locked_for_write():
+            wal = self._wal
+        if wal is not None:
+            try:
+                wal.sync_to(wal.size_bytes)
+            except StorageError as exc:
+                self._failed = exc
+                raise
+
+    def compact(self) -> CompactionReport:
+        """Seal the memtable, merge small segments into HNSW segments and physically
+        remove deleted rows. Searches keep running on the old segments meanwhile."""
+        self._check_writable()
+        assert self._maintainer is not None
+        return self._maintainer.compact()
+
+    def stats(self) -> CollectionStats:
+        """Counts, per-segment detail, HNSW shape, memory and disk estimates."""
+        self._check_open()
+        state = self._state
+        segs: list[SegmentStats] = []
+        for i, mem in enumerate(state.memtables):
+            segs.append(
+                SegmentStats(-1 - i, "memtable", mem.n, mem.live_count, mem.dead_count, 0, mem.memory_bytes())
+            )
+        levels: dict[int, int] = {}
+        edges_total = 0.0
+        hnsw_rows = 0
+        for seg in state.segments:
+            lv, avg, _ = seg.hnsw_summary()
+            for level, c in lv.items():
+                levels[level] = levels.get(level, 0) + c
+            if seg.hnsw is not None:
+                edges_total += avg * seg.rows
+                hnsw_rows += seg.rows
+            segs.append(
+                SegmentStats(
+                    seg.segment_id, seg.kind, seg.rows, seg.live_count, seg.dead_count,
+                    seg.disk_bytes(), seg.memory_bytes(), lv, avg,
+                )
+            )
+        wal_bytes = _wal_bytes(self)
+        return CollectionStats(
+            self.name, self.workspace,
+            sum(s.live for s in segs), sum(s.deleted for s in segs), segs,
+            self._index_type(state), levels, edges_total / hnsw_rows if hnsw_rows else 0.0,
+            sum(s.memory_bytes for s in segs), sum(s.disk_bytes for s in segs) + wal_bytes, wal_bytes,
+        )
+
+    def _index_type(self, state: State) -> str:
+        kinds = {s.kind for s in state.segments}
+        if "hnsw" in kinds:
+            return "hnsw"
+        return "flat"
+
+    def close(self) -> None:
+        """Seal what is in memory, checkpoint, and release files (idempotent)."""
+        if self._closed:
+            return
+        try:
+            if self._maintainer is not None:
+                self._maintainer.shutdown(checkpoint=self._failed is None)
+        finally:
+            self._closed = True
+
+
+def _kill(unit: Memtable | Segment, row: int) -> None:
+    if isinstance(unit, Memtable):
+        unit.kill(row)
+    elif not unit.dead[row]:
+        unit.dead[row] = True
+        unit.dead_count += 1
+
+
+def _unit_metadata(unit: Memtable | Segment, row: int) -> dict[str, Any]:
+    if isinstance(unit, Memtable):
+        return unit.metadata[row]
+    return unit.metadata_at(row)
+
+
+def _unit_name(unit: Memtable | Segment) -> str:
+    return "mem" if isinstance(unit, Memtable) else f"seg-{unit.segment_id}"
+
+
+def _wal_bytes(col: Collection) -> int:
+    import os
+
+    from keeldb.storage.format import parse_wal_name
+
+    total = 0
+    try:
+        for name in os.listdir(col.directory):
+            if parse_wal_name(name) is not None:
+                total += os.path.getsize(os.path.join(col.directory, name))
+    except OSError:
+        pass
+    return total

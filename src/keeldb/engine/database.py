@@ -1,0 +1,288 @@
+"""The database: a directory of workspaces of collections, owned by one process.
+
+Layout (``docs/format.md``)::
+
+    <root>/LOCK                           flock'ed by the owning process
+    <root>/KEELDB                         marker: format version (framed JSON)
+    <root>/workspaces/<ws>/<collection>/  one collection (MANIFEST, WAL, segments)
+
+Creating a collection builds it in ``workspaces/<ws>/.creating-<name>-<rand>`` and renames
+it into place (atomic); dropping renames it to ``.trash-<name>-<rand>`` first and then
+deletes it. Leftovers of either, after a crash, are removed on open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+import uuid
+from types import TracebackType
+from typing import Any
+
+from keeldb.engine.collection import Collection
+from keeldb.engine.recovery import open_collection
+from keeldb.engine.state import DURABILITY_MODES, Options
+from keeldb.engine.validation import check_index_params, check_name
+from keeldb.errors import (
+    AlreadyExistsError,
+    ClosedError,
+    CollectionNotFoundError,
+    DatabaseLockedError,
+    InvalidArgumentError,
+    translate_os_error,
+)
+from keeldb.storage.fileio import FileSystem
+from keeldb.storage.format import LOCK_NAME
+from keeldb.storage.framed import read_framed, write_framed
+from keeldb.storage.manifest import CollectionConfig, Manifest, write_manifest
+from keeldb.types import CollectionInfo
+
+__all__ = ["Database", "open"]
+
+MARKER_NAME = "KEELDB"
+MAGIC_MARKER = b"KEELDB\x00\x00"
+WORKSPACES = "workspaces"
+
+
+def open(  # noqa: A001 - the public name is keeldb.open
+    path: str | os.PathLike[str],
+    durability: str = "fsync",
+    **options: Any,
+) -> Database:
+    """Open (creating if needed) the database in directory ``path``.
+
+    ``durability`` is ``fsync`` (default: a write returns after its WAL record is fsynced),
+    ``flush`` (handed to the OS) or ``none`` (applied in memory; durable after ``flush()``
+    or ``close()``). Other keyword arguments are :class:`keeldb.engine.state.Options`
+    fields (``memtable_rows``, ``hnsw_min_rows``, ``write_timeout_s``, ``salvage``,
+    ``verify``, ...). Raises DatabaseLockedError if another process (or another open
+    Database in this process) holds the directory.
+    """
+    if durability not in DURABILITY_MODES:
+        raise InvalidArgumentError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
+    try:
+        opts = Options(durability=durability, **options)
+    except TypeError as exc:
+        raise InvalidArgumentError(f"unknown option: {exc}") from exc
+    return Database(os.fspath(path), opts)
+
+
+class Database:
+    """An open KeelDB directory. Thread-safe; a context manager (closes on exit)."""
+
+    def __init__(self, path: str, options: Options) -> None:
+        self.path = os.path.abspath(path)
+        self.options = options
+        self.fs: FileSystem = options.fs
+        self._lock = threading.RLock()
+        self._collections: dict[tuple[str, str], Collection] = {}
+        self._closed = False
+        self.fs.makedirs(self.path)
+        self._lock_fd = self._acquire_lock()
+        try:
+            self._init_marker()
+            self.fs.makedirs(os.path.join(self.path, WORKSPACES))
+            self._clean_leftovers()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def _acquire_lock(self) -> int:
+        lock_path = os.path.join(self.path, LOCK_NAME)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise translate_os_error(exc, f"open {lock_path}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DatabaseLockedError(
+                f"database {self.path} is open in another process (or another Database object)"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise translate_os_error(exc, f"lock {lock_path}") from exc
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # the pid is informational only
+        return fd
+
+    def _init_marker(self) -> None:
+        marker = os.path.join(self.path, MARKER_NAME)
+        if self.fs.exists(marker):
+            read_framed(self.fs, marker, MAGIC_MARKER)  # verifies the format version
+        else:
+            write_framed(self.fs, marker, MAGIC_MARKER, [b'{"format":1}'], atomic=True)
+
+    def _clean_leftovers(self) -> None:
+        root = os.path.join(self.path, WORKSPACES)
+        for ws in self.fs.listdir(root):
+            ws_dir = os.path.join(root, ws)
+            if not os.path.isdir(ws_dir):
+                continue
+            for name in self.fs.listdir(ws_dir):
+                if name.startswith((".creating-", ".trash-")):
+                    self.fs.rmtree(os.path.join(ws_dir, name))
+
+    def close(self) -> None:
+        """Close every collection (sealing memory, so the next open replays nothing) and
+        release the directory lock. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            errors: list[BaseException] = []
+            for col in self._collections.values():
+                try:
+                    col.close()
+                except BaseException as exc:  # close the rest, then report
+                    errors.append(exc)
+            self._collections.clear()
+            os.close(self._lock_fd)
+            if errors:
+                raise errors[0]
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"database {self.path} is closed")
+
+    # --- collections -------------------------------------------------------------------------
+
+    def _collection_dir(self, workspace: str, name: str) -> str:
+        return os.path.join(self.path, WORKSPACES, workspace, name)
+
+    def create_collection(
+        self,
+        name: str,
+        dim: int,
+        metric: str = "cosine",
+        *,
+        workspace: str = "default",
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        exist_ok: bool = False,
+    ) -> Collection:
+        """Create a collection (and its workspace if new).
+
+        Raises AlreadyExistsError if it exists, unless ``exist_ok`` and its parameters are
+        the same (then the existing collection is returned). Parameters: ``docs/params.md``.
+        """
+        self._check_open()
+        check_name(workspace, "workspace")
+        check_name(name, "collection")
+        check_index_params(dim, metric, m, ef_construction, ef_search)
+        with self._lock:
+            self._check_open()
+            if self._exists(workspace, name):
+                col = self.get_collection(name, workspace=workspace)
+                same = (col.dim, col.metric, col.config.m, col.config.ef_construction, col.config.ef_search) == (
+                    dim, metric, m, ef_construction, ef_search,
+                )
+                if exist_ok and same:
+                    return col
+                why = "" if not exist_ok else " with different parameters"
+                raise AlreadyExistsError(f"collection {workspace}/{name} already exists{why}")
+            ws_dir = os.path.join(self.path, WORKSPACES, workspace)
+            self.fs.makedirs(ws_dir)
+            tmp = os.path.join(ws_dir, f".creating-{name}-{uuid.uuid4().hex[:8]}")
+            config = CollectionConfig(name, workspace, dim, metric, m, ef_construction, ef_search, time.time())
+            self.fs.makedirs(tmp)
+            write_manifest(self.fs, tmp, Manifest(1, config))
+            final = self._collection_dir(workspace, name)
+            self.fs.rename(tmp, final)
+            self.fs.sync_dir(ws_dir)
+            self.fs.sync_dir(os.path.join(self.path, WORKSPACES))
+            col = open_collection(final, self.options)
+            self._collections[(workspace, name)] = col
+            return col
+
+    def _exists(self, workspace: str, name: str) -> bool:
+        return (workspace, name) in self._collections or os.path.isfile(
+            os.path.join(self._collection_dir(workspace, name), "MANIFEST")
+        )
+
+    def get_collection(self, name: str, *, workspace: str = "default") -> Collection:
+        """The open collection ``workspace/name``; CollectionNotFoundError if absent."""
+        self._check_open()
+        check_name(workspace, "workspace")
+        check_name(name, "collection")
+        with self._lock:
+            self._check_open()
+            col = self._collections.get((workspace, name))
+            if col is not None:
+                return col
+            directory = self._collection_dir(workspace, name)
+            if not os.path.isfile(os.path.join(directory, "MANIFEST")):
+                raise CollectionNotFoundError(f"collection {workspace}/{name} does not exist")
+            col = open_collection(directory, self.options)
+            self._collections[(workspace, name)] = col
+            return col
+
+    def list_workspaces(self) -> list[str]:
+        """Workspaces holding at least one collection, sorted."""
+        self._check_open()
+        root = os.path.join(self.path, WORKSPACES)
+        return [ws for ws in self.fs.listdir(root) if self._names_in(ws)]
+
+    def _names_in(self, workspace: str) -> list[str]:
+        ws_dir = os.path.join(self.path, WORKSPACES, workspace)
+        if not os.path.isdir(ws_dir):
+            return []
+        return [
+            n for n in self.fs.listdir(ws_dir)
+            if not n.startswith(".") and os.path.isfile(os.path.join(ws_dir, n, "MANIFEST"))
+        ]
+
+    def list_collections(self, workspace: str | None = None) -> list[CollectionInfo]:
+        """Info for every collection (of ``workspace``, or of all workspaces), sorted by
+        workspace and name. Opens collections not opened yet."""
+        self._check_open()
+        if workspace is not None:
+            check_name(workspace, "workspace")
+        spaces = [workspace] if workspace is not None else self.list_workspaces()
+        out: list[CollectionInfo] = []
+        for ws in spaces:
+            for name in self._names_in(ws):
+                out.append(self.get_collection(name, workspace=ws).info())
+        return out
+
+    def drop_collection(self, name: str, *, workspace: str = "default") -> None:
+        """Delete a collection and every file of it; CollectionNotFoundError if absent.
+        Existing handles to it raise ClosedError afterwards."""
+        self._check_open()
+        check_name(workspace, "workspace")
+        check_name(name, "collection")
+        with self._lock:
+            if not self._exists(workspace, name):
+                raise CollectionNotFoundError(f"collection {workspace}/{name} does not exist")
+            col = self._collections.pop((workspace, name), None)
+            if col is not None:
+                col._dropped = True
+                if col._maintainer is not None:
+                    col._maintainer.shutdown(checkpoint=False)
+                col._closed = True
+            ws_dir = os.path.join(self.path, WORKSPACES, workspace)
+            trash = os.path.join(ws_dir, f".trash-{name}-{uuid.uuid4().hex[:8]}")
+            self.fs.rename(self._collection_dir(workspace, name), trash)
+            self.fs.sync_dir(ws_dir)
+            self.fs.rmtree(trash)
+
+    def __repr__(self) -> str:
+        return f"<keeldb.Database {self.path}>"
+

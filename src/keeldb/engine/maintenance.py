@@ -1,0 +1,384 @@
+"""Background upkeep of a collection: seal frozen memtables, merge small segments into HNSW
+segments, vacuum deleted rows, checkpoint tombstones, remove obsolete files.
+
+One :class:`Maintainer` per collection owns all of this; a maintenance lock serialises its
+worker thread with ``compact()`` and ``close()``. Heavy work (writing files, building
+graphs) runs without the collection's write lock; only installing the result takes it:
+transfer deletes that arrived meanwhile, write the new manifest (the commit point), swap
+the searchable state. Searches keep using the old segments until that swap.
+
+Merge policy (``docs/params.md``): flat segments are appended to the largest HNSW segment
+below ``max_segment_rows`` by cloning its graph and inserting only the new rows, so every
+vector is inserted into a graph about once; with no HNSW segment yet, one is built when
+the flat rows reach ``hnsw_min_rows``; otherwise flat segments are combined once there are
+more than four. A segment whose deleted fraction passes ``vacuum_fraction`` is rewritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keeldb.engine.memtable import Memtable
+from keeldb.engine.segment import Segment, remove_segment_files, write_segment
+from keeldb.engine.state import State
+from keeldb.errors import CorruptionError, KeelError, StorageError
+from keeldb.index.hnsw import build_hnsw, extend_hnsw
+from keeldb.storage.format import is_collection_file, parse_wal_name, segment_file_name
+from keeldb.storage.manifest import Manifest, SegmentEntry, write_manifest
+from keeldb.storage.segment_files import encode_metadata_rows, write_tombstones
+from keeldb.types import CompactionReport
+
+if TYPE_CHECKING:
+    from keeldb.engine.collection import Collection
+
+log = logging.getLogger("keeldb")
+
+__all__ = ["Maintainer"]
+
+MAX_FLAT_SEGMENTS = 4
+
+
+@dataclass
+class _Input:
+    """A segment being merged: its rows taken (all, or live at snapshot) and their
+    positions in the output."""
+
+    segment: Segment
+    dead_snapshot: np.ndarray
+    taken: np.ndarray  # input rows copied into the output
+    offset: int  # output row of taken[0]
+
+
+class Maintainer:
+    """Runs sealing/merging for one collection, in a thread or inline."""
+
+    def __init__(self, col: Collection) -> None:
+        self.col = col
+        self.lock = threading.Lock()  # the maintenance lock
+        self._wake = threading.Event()
+        self._stop = False
+        self._scrub_pending = not col.options.verify
+        self._thread: threading.Thread | None = None
+        self.last_error: BaseException | None = None
+        if col.options.background:
+            self._thread = threading.Thread(
+                target=self._run, name=f"keeldb-maint-{col.workspace}/{col.name}", daemon=True
+            )
+            self._thread.start()
+
+    # --- scheduling -----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        if self._thread is None:
+            self.run_once()
+        else:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            if self._stop:
+                break
+            try:
+                self.run_once()
+            except BaseException as exc:  # the worker must not die silently
+                self.last_error = exc
+                log.exception("keeldb maintenance failed for %s/%s", self.col.workspace, self.col.name)
+                if isinstance(exc, StorageError) and not isinstance(exc, CorruptionError):
+                    self.col._failed = exc
+                time.sleep(1.0)
+
+    def run_once(self) -> None:
+        """Seal every frozen memtable, then apply the merge and vacuum policies."""
+        with self.lock:
+            self._seal_frozen()
+            self._merge_policy(force=False)
+            self._vacuum_policy(threshold=self.col.options.vacuum_fraction)
+        if self._scrub_pending and not self._stop:
+            self._scrub_pending = False
+            self.scrub()
+
+    def compact(self) -> CompactionReport:
+        """Seal the active memtable, merge everything indexable and vacuum every segment
+        with deleted rows. Blocks the caller (not searches) until done."""
+        t0 = time.perf_counter()
+        col = self.col
+        with self.lock:
+            before = len(col._state.segments) + sum(1 for m in col._state.memtables if m.n)
+            dead_before = sum(s.dead_count for s in col._state.segments) + sum(
+                m.dead_count for m in col._state.memtables
+            )
+            with col._locked_for_write():
+                col._freeze()
+            self._seal_frozen()
+            indexed = self._merge_policy(force=True)
+            indexed += self._vacuum_policy(threshold=0.0)
+            self._checkpoint()
+            after = len(col._state.segments)
+            dead_after = sum(s.dead_count for s in col._state.segments)
+        return CompactionReport(before, after, max(dead_before - dead_after, 0), indexed, time.perf_counter() - t0)
+
+    def shutdown(self, *, checkpoint: bool) -> None:
+        """Stop the worker; with ``checkpoint`` seal the memtable and write a manifest
+        covering every record, so the next open replays nothing."""
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        col = self.col
+        with self.lock:
+            if checkpoint:
+                with col._locked_for_write():
+                    col._freeze()
+                self._seal_frozen()
+                self._checkpoint()
+            with col._locked_for_write():
+                if col._wal is not None:
+                    wal, col._wal = col._wal, None
+                    wal.close(sync=checkpoint)
+                    if checkpoint and col._manifest and col._manifest.checkpoint_seq == col._last_seq:
+                        col.fs.remove(wal.path)  # empty: everything is in segments
+                        col.fs.sync_dir(col.directory)
+
+    # --- sealing ------------------------------------------------------------------------------
+
+    def _seal_frozen(self) -> int:
+        sealed = 0
+        while True:
+            frozen = [m for m in self.col._state.memtables[:-1]]
+            if not frozen:
+                return sealed
+            self._seal(frozen[0])
+            sealed += 1
+
+    def _seal(self, mem: Memtable) -> None:
+        col = self.col
+        with col._locked_for_write():
+            n = mem.n
+            snapshot = mem.dead[:n].copy()
+        keep = np.flatnonzero(~snapshot)
+        segment: Segment | None = None
+        if len(keep):
+            seg_id = self._allocate_segment_id()
+            metas = [mem.metadata[i] for i in keep.tolist()]
+            write_segment(
+                col.fs, col.directory, seg_id, col.config, mem.vectors[keep],
+                [mem.ids[i] for i in keep.tolist()], encode_metadata_rows(metas), metas, None,
+            )
+            segment = Segment(col.fs, col.directory, SegmentEntry(seg_id, len(keep), "flat"), col.config)
+        with col._locked_for_write():
+            if segment is not None:
+                row_map = np.full(n, -1, dtype=np.int64)
+                row_map[keep] = np.arange(len(keep))
+                later = np.flatnonzero(mem.dead[:n] & ~snapshot)
+                _mark_dead(segment, row_map[later])
+            state = col._state
+            memtables = tuple(m for m in state.memtables if m is not mem)
+            segments = state.segments + ((segment,) if segment is not None else ())
+            new_state = State(memtables, segments)
+            self._commit(new_state, checkpoint_seq=mem.last_seq)
+            col._state = new_state
+            col._backlog.notify_all()
+
+    def _allocate_segment_id(self) -> int:
+        col = self.col
+        with col._locked_for_write():
+            seg_id = col._next_segment_id
+            col._next_segment_id += 1
+            return seg_id
+
+    # --- merging and vacuuming ------------------------------------------------------------------
+
+    def _merge_policy(self, *, force: bool) -> int:
+        col = self.col
+        opts = col.options
+        segments = col._state.segments
+        flats = [s for s in segments if s.kind == "flat"]
+        if not flats:
+            return 0
+        flat_live = sum(s.live_count for s in flats)
+        hnsw = [s for s in segments if s.kind == "hnsw" and s.rows < opts.max_segment_rows]
+        target = max(hnsw, key=lambda s: s.rows) if hnsw else None
+        total_live = sum(s.live_count for s in segments)
+        if target is None and flat_live < opts.hnsw_min_rows and not (
+            force and total_live >= opts.hnsw_min_rows
+        ):
+            # Still small: stay exact, but keep the number of flat segments bounded.
+            if len(flats) > MAX_FLAT_SEGMENTS or (force and len(flats) > 1):
+                self._merge(None, flats, "flat")
+            return 0
+        if target is not None and target.rows + flat_live > opts.max_segment_rows:
+            target = None  # the target is full: start a new HNSW segment
+        self._merge(target, flats, "hnsw")
+        return flat_live
+
+    def _vacuum_policy(self, *, threshold: float) -> int:
+        indexed = 0
+        for seg in list(self.col._state.segments):
+            if seg.dead_count and seg.dead_count / max(seg.rows, 1) > threshold:
+                live = seg.live_count
+                kind = "hnsw" if live >= self.col.options.hnsw_min_rows else "flat"
+                self._merge(None, [seg], kind)
+                indexed += live if kind == "hnsw" else 0
+        return indexed
+
+    def _merge(self, base: Segment | None, others: list[Segment], kind: str) -> None:
+        """Write one segment holding ``base``'s rows (all, graph reused) followed by the
+        live rows of ``others``; then install it in place of the inputs."""
+        col = self.col
+        with col._locked_for_write():
+            inputs: list[_Input] = []
+            offset = 0
+            for seg in ([base] if base is not None else []) + others:
+                snap = seg.dead.copy()
+                taken = np.arange(seg.rows) if seg is base else np.flatnonzero(~snap)
+                inputs.append(_Input(seg, snap, taken, offset))
+                offset += len(taken)
+        total_rows = offset
+        if total_rows == 0:
+            self._install(inputs, None)
+            return
+        vectors = np.concatenate([i.segment.vectors.array[i.taken] for i in inputs])
+        ids: list[str] = []
+        raw_meta: list[bytes] = []
+        for i in inputs:
+            ids.extend(i.segment.ids.ids_at(i.taken))
+            raw_meta.extend(i.segment.meta.raw_at(r) for r in i.taken.tolist())
+        metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
+        index = None
+        if kind == "hnsw":
+            if base is not None and base.hnsw is not None:
+                index = extend_hnsw(base.hnsw.path, vectors[base.rows :])
+            else:
+                index = build_hnsw(vectors, col.metric, col.config.m, col.config.ef_construction)
+        seg_id = self._allocate_segment_id()
+        write_segment(col.fs, col.directory, seg_id, col.config, vectors, ids, raw_meta, metas, index)
+        del index, vectors
+        out = Segment(col.fs, col.directory, SegmentEntry(seg_id, total_rows, kind), col.config)
+        self._install(inputs, out)
+
+    def _install(self, inputs: list[_Input], out: Segment | None) -> None:
+        col = self.col
+        with col._locked_for_write():
+            if out is not None:
+                for i in inputs:
+                    # Base rows keep their dead flags (the graph still holds them); rows
+                    # deleted since the snapshot are carried over too.
+                    now_dead = i.segment.dead[i.taken]
+                    _mark_dead(out, i.offset + np.flatnonzero(now_dead))
+            gone = {id(i.segment) for i in inputs}
+            state = col._state
+            kept = tuple(s for s in state.segments if id(s) not in gone)
+            new_state = State(state.memtables, kept + ((out,) if out is not None else ()))
+            assert col._manifest is not None
+            self._commit(new_state, checkpoint_seq=col._manifest.checkpoint_seq)
+            col._state = new_state
+
+    # --- manifest commit ------------------------------------------------------------------------
+
+    def _checkpoint(self) -> None:
+        """Persist tombstones of every segment and a manifest covering all sealed data."""
+        col = self.col
+        with col._locked_for_write():
+            assert col._manifest is not None
+            checkpoint = col._manifest.checkpoint_seq
+            if len(col._state.memtables) == 1 and col._state.active.n == 0:
+                checkpoint = col._last_seq
+            self._commit(col._state, checkpoint_seq=checkpoint)
+
+    def _commit(self, state: State, *, checkpoint_seq: int) -> None:
+        """Write changed tombstones and a new manifest for ``state``; remove what it no
+        longer references. Caller holds the write lock."""
+        col = self.col
+        old = col._manifest
+        assert old is not None
+        generation = old.generation + 1
+        entries: list[SegmentEntry] = []
+        written: list[tuple[Segment, str | None, int]] = []
+        for seg in state.segments:
+            name = seg.persisted_tombstones
+            if seg.dead_count != seg.persisted_dead_count or (seg.dead_count and name is None):
+                name = write_tombstones(col.fs, col.directory, seg.segment_id, generation, seg.dead)
+                written.append((seg, name, int(np.count_nonzero(seg.dead))))
+            entries.append(seg.entry(name if seg.dead_count else None))
+        if written:
+            col.fs.sync_dir(col.directory)
+        manifest = Manifest(generation, col.config, tuple(entries), checkpoint_seq, col._next_segment_id)
+        try:
+            write_manifest(col.fs, col.directory, manifest)
+        except KeelError as exc:
+            col._failed = exc
+            raise
+        col._manifest = manifest
+        for seg, name, count in written:
+            seg.persisted_tombstones = name
+            seg.persisted_dead_count = count
+        self._remove_obsolete(manifest)
+
+    def _remove_obsolete(self, manifest: Manifest) -> None:
+        """Delete WAL files wholly covered by the checkpoint and files no manifest names."""
+        col = self.col
+        fs = col.fs
+        names = fs.listdir(col.directory)
+        wal_files = sorted((parse_wal_name(n), n) for n in names if parse_wal_name(n) is not None)
+        current = os.path.basename(col._wal.path) if col._wal is not None else None
+        for (first, name), nxt in zip(wal_files, wal_files[1:] + [(None, None)], strict=True):
+            if name == current:
+                continue
+            if nxt[0] is not None and nxt[0] <= manifest.checkpoint_seq + 1:
+                fs.remove(os.path.join(col.directory, name))
+        live = {"MANIFEST"}
+        for e in manifest.segments:
+            live.update(segment_file_name(e.segment_id, ext) for ext in ("vec", "ids", "meta", "cols", "hnsw"))
+            if e.tombstones:
+                live.add(e.tombstones)
+        for name in names:
+            if parse_wal_name(name) is not None or name in live or not is_collection_file(name):
+                continue
+            if name.startswith("seg-") and _segment_id_of(name) >= manifest.next_segment_id:
+                continue  # being written by a seal or merge that has not committed yet
+            fs.remove(os.path.join(col.directory, name))
+        fs.sync_dir(col.directory)
+
+    # --- verification ------------------------------------------------------------------------
+
+    def scrub(self) -> None:
+        """Verify the checksums deferred at open (vectors, HNSW storage). On damage the
+        collection refuses searches with the CorruptionError (never a wrong answer later).
+        """
+        for seg in list(self.col._state.segments):
+            if self._stop:
+                return
+            try:
+                seg.verify_payloads()
+            except CorruptionError as exc:
+                log.error("keeldb: %s", exc)
+                self.col._damaged = exc
+                return
+
+
+def _mark_dead(seg: Segment, rows: Any) -> None:
+    rows = np.asarray(rows, dtype=np.int64)
+    rows = rows[rows >= 0]
+    if len(rows):
+        seg.dead[rows] = True
+        seg.dead_count = int(np.count_nonzero(seg.dead))
+
+
+def _segment_id_of(name: str) -> int:
+    try:
+        return int(name[4:12])
+    except ValueError:
+        return -1
+
+
+def remove_segment(col: Collection, seg: Segment) -> None:
+    remove_segment_files(col.fs, col.directory, seg.segment_id)

@@ -1,0 +1,331 @@
+"""Sealed segments: immutable vectors, ids, metadata, filter columns and (maybe) an HNSW
+graph, plus a mutable tombstone set. :func:`write_segment` creates the files;
+:class:`Segment` maps them for search.
+
+Planner (per segment, see ``docs/filtering.md``): with a filter, the rows passing
+``filter ∧ live`` are counted; few of them (``count <= max(EXACT_MAX_ROWS,
+EXACT_MAX_FRACTION * rows)``) are scanned exactly; otherwise HNSW runs with a bitmap
+selector and ``ef`` raised as the pass rate drops; any query that comes back with fewer
+than ``min(k, count)`` hits is answered exactly instead, so a filtered search returns k hits
+whenever k rows match.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+
+from keeldb.errors import CorruptionError, StorageError
+from keeldb.index.exact import exact_search, similarity_to_distance
+from keeldb.index.hnsw import HnswFile, build_hnsw, hnsw_stats, load_hnsw, save_hnsw, search_hnsw
+from keeldb.storage.fileio import FileSystem
+from keeldb.storage.format import SEGMENT_EXTENSIONS, TMP_SUFFIX, segment_file_name
+from keeldb.storage.manifest import CollectionConfig, SegmentEntry
+from keeldb.storage.segment_files import (
+    IdTable,
+    MetadataTable,
+    id_hashes,
+    map_vectors,
+    read_columns,
+    read_tombstones,
+    write_columns,
+    write_ids,
+    write_metadata,
+    write_vectors,
+)
+
+log = logging.getLogger("keeldb")
+
+__all__ = ["EXACT_MAX_FRACTION", "EXACT_MAX_ROWS", "Segment", "UnitResult", "write_segment"]
+
+# Planner thresholds (measured on the reference 2-core machine, bench/planner.py and
+# docs/filtering.md): below these many matching rows an exact scan of just those rows
+# beats a filtered HNSW walk at the same recall.
+EXACT_MAX_ROWS = 4096
+EXACT_MAX_FRACTION = 0.02
+# A filtered HNSW walk raises ef to ef / pass_rate ** FILTER_EF_EXPONENT (capped).
+FILTER_EF_EXPONENT = 0.5
+FILTER_EF_CAP = 2048
+
+
+@dataclass(slots=True)
+class UnitResult:
+    """Top-k of one searched unit: distances (q, k'), rows (q, k') with -1 for none."""
+
+    distances: np.ndarray
+    rows: np.ndarray
+    plan: str
+    work: int  # distance computations (exact rows, or faiss ndis)
+    hops: int
+
+
+def write_segment(
+    fs: FileSystem,
+    directory: str,
+    segment_id: int,
+    config: CollectionConfig,
+    vectors: np.ndarray,
+    ids: list[str],
+    metadata_json: list[bytes],
+    metadata: list[dict[str, Any]],
+    index: faiss.Index | None,
+) -> int:
+    """Write every file of a new segment (fsynced, under final names). Returns bytes."""
+    from keeldb.filtering import MetadataColumns
+
+    total = write_vectors(fs, directory, segment_id, vectors)
+    total += write_ids(fs, directory, segment_id, ids)
+    total += write_metadata(fs, directory, segment_id, metadata_json)
+    total += write_columns(fs, directory, segment_id, MetadataColumns.build(metadata).to_bytes(), len(ids))
+    if index is not None:
+        total += save_hnsw(fs, os.path.join(directory, segment_file_name(segment_id, "hnsw")), index)
+    fs.sync_dir(directory)
+    return total
+
+
+def remove_segment_files(fs: FileSystem, directory: str, segment_id: int) -> None:
+    for ext in SEGMENT_EXTENSIONS:
+        fs.remove(os.path.join(directory, segment_file_name(segment_id, ext)))
+
+
+class Segment:
+    """A sealed segment mapped for reading. Thread-safe for readers; ``dead`` is changed
+    only under the collection's write lock (rows only ever go from live to dead)."""
+
+    def __init__(
+        self, fs: FileSystem, directory: str, entry: SegmentEntry, config: CollectionConfig
+    ) -> None:
+        self.fs = fs
+        self.directory = directory
+        self.segment_id = entry.segment_id
+        self.rows = entry.rows
+        self.kind = entry.kind
+        self.config = config
+        self.metric = config.metric
+        self._lock = threading.Lock()
+        self._columns: Any = None
+        self._sq_norms: np.ndarray | None = None
+        self._stats: Any = None
+        self.vectors = map_vectors(directory, self.segment_id, self.rows, config.dim)
+        try:
+            self.ids = IdTable(directory, self.segment_id, self.rows)
+            self.meta = MetadataTable(directory, self.segment_id, self.rows)
+            if entry.tombstones:
+                self.dead = read_tombstones(fs, directory, entry.tombstones, self.rows)
+            else:
+                self.dead = np.zeros(self.rows, dtype=bool)
+        except BaseException:
+            self.vectors.mm.close()
+            raise
+        self.dead_count = int(np.count_nonzero(self.dead))
+        self.persisted_tombstones = entry.tombstones
+        self.persisted_dead_count = self.dead_count
+        self.hnsw: HnswFile | None = None
+        self.rebuilt_index = False
+        if self.kind == "hnsw":
+            self._load_or_rebuild_index()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _hnsw_path(self) -> str:
+        return os.path.join(self.directory, segment_file_name(self.segment_id, "hnsw"))
+
+    def _load_or_rebuild_index(self) -> None:
+        path = self._hnsw_path()
+        try:
+            if not os.path.exists(path):
+                raise CorruptionError("HNSW file is missing", path=path)
+            self.hnsw = load_hnsw(path, self.rows, self.config.dim)
+            return
+        except CorruptionError as exc:
+            log.warning("segment %d: %s; rebuilding the HNSW index from its vectors", self.segment_id, exc)
+        # The index is derived data: rebuild it from the (verified) vectors.
+        self.vectors.verify()
+        index = build_hnsw(self.vectors.array, self.metric, self.config.m, self.config.ef_construction)
+        tmp = path + TMP_SUFFIX
+        self.fs.remove(tmp)
+        save_hnsw(self.fs, tmp, index)
+        self.fs.rename(tmp, path)
+        self.fs.sync_dir(self.directory)
+        self.hnsw = load_hnsw(path, self.rows, self.config.dim)
+        self.rebuilt_index = True
+
+    def close(self) -> None:
+        self.hnsw = None
+        self._columns = None
+        self.ids.close()
+        self.meta.close()
+        # The vector map may still be referenced by a search in flight; the OS keeps the
+        # mapping alive until the last numpy view is gone.
+
+    def entry(self, tombstones: str | None) -> SegmentEntry:
+        return SegmentEntry(self.segment_id, self.rows, self.kind, tombstones)
+
+    def verify_payloads(self) -> None:
+        """Full checksum of the large payloads deferred at open (vectors, HNSW storage)."""
+        self.vectors.verify()
+        if self.hnsw is not None:
+            self.hnsw.verify_storage()
+
+    # --- reads -------------------------------------------------------------------------
+
+    @property
+    def live_count(self) -> int:
+        return self.rows - self.dead_count
+
+    def columns(self) -> Any:
+        with self._lock:
+            if self._columns is None:
+                from keeldb.filtering import MetadataColumns
+
+                path, payload = read_columns(self.fs, self.directory, self.segment_id, self.rows)
+                try:
+                    cols = MetadataColumns.from_bytes(payload)
+                except ValueError as exc:
+                    raise CorruptionError(f"filter columns cannot be decoded: {exc}", path=path) from exc
+                if len(cols) != self.rows:
+                    raise CorruptionError("filter columns have the wrong row count", path=path)
+                self._columns = cols
+            return self._columns
+
+    def filter_mask(self, flt: Any) -> np.ndarray:
+        mask: np.ndarray = flt.mask(self.columns())
+        return mask
+
+    def sq_norms(self) -> np.ndarray:
+        if self._sq_norms is None:
+            v = self.vectors.array
+            self._sq_norms = np.einsum("ij,ij->i", v, v)
+        return self._sq_norms
+
+    def vector_at(self, row: int) -> np.ndarray:
+        return np.array(self.vectors.array[row], dtype=np.float32, copy=True)
+
+    def metadata_at(self, row: int) -> dict[str, Any]:
+        return self.meta.at(row)
+
+    def metadata_many(self, rows: list[int]) -> list[dict[str, Any]]:
+        """Decode many rows' metadata with one JSON parse (C speed)."""
+        if not rows:
+            return []
+        raw = b"[" + b",".join(self.meta.raw_at(r) for r in rows) + b"]"
+        try:
+            values = json.loads(raw)
+        except ValueError as exc:
+            raise CorruptionError("metadata is not JSON", path=self.meta.path) from exc
+        if not isinstance(values, list) or len(values) != len(rows) or not all(
+            isinstance(v, dict) for v in values
+        ):
+            raise CorruptionError("metadata rows are not objects", path=self.meta.path)
+        return values
+
+    def locate(self, ids: list[str], hashes: np.ndarray) -> dict[int, int]:
+        """Live rows of ``ids`` here: {index in ids: row}."""
+        found: dict[int, int] = {}
+        table = self.ids
+        lo = np.searchsorted(table.hashes, hashes, side="left")
+        hi = np.searchsorted(table.hashes, hashes, side="right")
+        for i in np.flatnonzero(hi > lo).tolist():
+            for row in table.order[lo[i] : hi[i]].tolist():
+                if not self.dead[row] and table.id_at(row) == ids[i]:
+                    found[i] = row
+                    break
+        return found
+
+    def search(
+        self, queries: np.ndarray, k: int, ef: int, match: np.ndarray | None
+    ) -> UnitResult:
+        """Top-``k`` per query among live rows (and ``match`` rows when filtering)."""
+        allowed = ~self.dead if match is None else (match & ~self.dead)
+        count = self.live_count if match is None else int(np.count_nonzero(allowed))
+        if count == 0:
+            q = len(queries)
+            return UnitResult(np.empty((q, 0), np.float32), np.empty((q, 0), np.int64), "empty", 0, 0)
+        norms = self.sq_norms() if self.metric == "l2" else None
+        exact_cap = max(EXACT_MAX_ROWS, int(EXACT_MAX_FRACTION * self.rows))
+        if self.hnsw is None or (match is not None and count <= exact_cap):
+            if match is None:
+                d, r = exact_search(
+                    self.vectors.array, queries, k, self.metric,
+                    exclude=self.dead if self.dead_count else None, sq_norms=norms,
+                )
+                return UnitResult(d, r, "exact", self.rows * len(queries), 0)
+            rows = np.flatnonzero(allowed)
+            d, r = exact_search(self.vectors.array, queries, k, self.metric, rows=rows, sq_norms=norms)
+            return UnitResult(d, r, "exact-filtered", count * len(queries), 0)
+        pass_rate = count / self.rows
+        ef_eff = ef
+        if match is not None or self.dead_count:
+            ef_eff = min(max(ef, int(ef / pass_rate**FILTER_EF_EXPONENT)), max(ef, FILTER_EF_CAP))
+        bitmap = None
+        if match is not None or self.dead_count:
+            bitmap = np.packbits(allowed, bitorder="little")
+        stats = faiss.cvar.hnsw_stats
+        ndis0, hops0 = stats.ndis, stats.nhops
+        scores, labels = search_hnsw(self.hnsw.index, queries, k, ef_eff, bitmap)
+        work, hops = stats.ndis - ndis0, stats.nhops - hops0
+        dist = similarity_to_distance(self.metric, scores)
+        dist[labels < 0] = np.inf
+        plan = "hnsw-filtered" if match is not None else "hnsw"
+        want = min(k, count)
+        short = np.flatnonzero((labels >= 0).sum(axis=1) < want)
+        if len(short):
+            rows = np.flatnonzero(allowed)
+            d2, r2 = exact_search(self.vectors.array, queries[short], k, self.metric, rows=rows, sq_norms=norms)
+            width = max(labels.shape[1], r2.shape[1])
+            dist = _pad(dist, width, np.inf)
+            labels = _pad(labels, width, -1)
+            dist[short, : d2.shape[1]] = d2
+            labels[short, : r2.shape[1]] = r2
+            plan += "+exact-fallback"
+            work += len(rows) * len(short)
+        return UnitResult(dist, labels, plan, max(work, 0), max(hops, 0))
+
+    # --- stats ---------------------------------------------------------------------------
+
+    def hnsw_summary(self) -> tuple[dict[int, int], float, int]:
+        if self.hnsw is None:
+            return {}, 0.0, 0
+        with self._lock:
+            if self._stats is None:
+                self._stats = hnsw_stats(self.hnsw.index)
+        return self._stats.levels, self._stats.avg_edges, self._stats.memory_bytes
+
+    def disk_bytes(self) -> int:
+        total = 0
+        names = [segment_file_name(self.segment_id, e) for e in SEGMENT_EXTENSIONS]
+        if self.persisted_tombstones:
+            names.append(self.persisted_tombstones)
+        for name in names:
+            path = os.path.join(self.directory, name)
+            if os.path.exists(path):
+                total += os.path.getsize(path)
+        return total
+
+    def memory_bytes(self) -> int:
+        graph = self.hnsw_summary()[2] if self.hnsw is not None else 0
+        cols = int(getattr(self._columns, "nbytes", 0)) if self._columns is not None else 0
+        return int(self.dead.nbytes + graph + cols + (self.ids.hashes.nbytes + self.ids.order.nbytes))
+
+
+def _pad(a: np.ndarray, width: int, fill: float) -> np.ndarray:
+    if a.shape[1] >= width:
+        return a.copy()
+    out = np.full((a.shape[0], width), fill, dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    return out
+
+
+def ids_hashes(ids: list[str]) -> np.ndarray:
+    return id_hashes(ids)
+
+
+def storage_error(exc: Exception) -> StorageError:
+    return StorageError(str(exc))

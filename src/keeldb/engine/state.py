@@ -1,0 +1,61 @@
+"""Options and the immutable snapshot of a collection's searchable units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from keeldb.engine.memtable import Memtable
+from keeldb.engine.segment import Segment
+from keeldb.storage.fileio import FileSystem, OsFileSystem
+
+__all__ = ["DURABILITY_MODES", "Options", "State"]
+
+DURABILITY_MODES = ("fsync", "flush", "none")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Engine tuning knobs (``keeldb.open`` keyword arguments; see ``docs/params.md``).
+
+    * ``durability``: ``fsync`` | ``flush`` | ``none`` (README's durability table).
+    * ``memtable_rows``: rows in the growing memtable before it is sealed.
+    * ``hnsw_min_rows``: a collection's sealed rows are indexed with HNSW once there are
+      at least this many; below it they are searched exactly.
+    * ``max_segment_rows``: merges stop growing an HNSW segment past this size.
+    * ``vacuum_fraction``: the background policy rewrites a segment once more than this
+      fraction of its rows is deleted.
+    * ``write_timeout_s``: how long a write may wait for the seal/merge backlog before
+      raising ``BusyError``.
+    * ``max_frozen_memtables``: backlog of unsealed memtables before writes wait.
+    * ``background``: run sealing and merging in a background thread (else inline).
+    * ``salvage``: skip damaged WAL records instead of refusing to open.
+    * ``verify``: verify every checksum of large payloads at open instead of in the
+      background scrubber.
+    """
+
+    durability: str = "fsync"
+    memtable_rows: int = 16384
+    hnsw_min_rows: int = 10000
+    max_segment_rows: int = 1_000_000
+    vacuum_fraction: float = 0.2
+    write_timeout_s: float = 30.0
+    max_frozen_memtables: int = 4
+    background: bool = True
+    salvage: bool = False
+    verify: bool = False
+    fs: FileSystem = field(default_factory=OsFileSystem)
+
+
+@dataclass(frozen=True)
+class State:
+    """What a reader searches: frozen + active memtables (active last) and segments.
+
+    Replaced as a whole under the write lock; readers take one reference and use it.
+    """
+
+    memtables: tuple[Memtable, ...]
+    segments: tuple[Segment, ...]
+
+    @property
+    def active(self) -> Memtable:
+        return self.memtables[-1]

@@ -1,0 +1,199 @@
+"""Validation of names, ids, vectors, metadata and search parameters.
+
+Everything a write carries is checked here, for the whole batch, before anything is logged
+or applied; each failure raises an :class:`InvalidArgumentError` (or
+:class:`DimensionMismatchError`) naming the offending item, so the collection is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from keeldb.errors import DimensionMismatchError, InvalidArgumentError
+
+__all__ = [
+    "MAX_ID_BYTES",
+    "METRICS",
+    "check_index_params",
+    "check_k",
+    "check_name",
+    "validate_ids",
+    "validate_metadata",
+    "validate_query",
+    "validate_vectors",
+]
+
+MAX_ID_BYTES = 512
+METRICS = ("cosine", "l2", "ip")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_name(value: Any, what: str) -> str:
+    """A workspace or collection name: ``^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`` (they become
+    directory names; ``.`` and ``..`` cannot match since they start with a dot)."""
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise InvalidArgumentError(
+            f"invalid {what} name {value!r}: must match ^[A-Za-z0-9][A-Za-z0-9_.-]{{0,127}}$"
+        )
+    return value
+
+
+def check_index_params(dim: Any, metric: Any, m: Any, ef_construction: Any, ef_search: Any) -> None:
+    """Collection parameters: dim 1..65536, metric in METRICS, m 2..256,
+    ef_construction 1..10000, ef_search 1..100000."""
+    for name, value, lo, hi in (
+        ("dim", dim, 1, 65536),
+        ("m", m, 2, 256),
+        ("ef_construction", ef_construction, 1, 10000),
+        ("ef_search", ef_search, 1, 100000),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise InvalidArgumentError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    if metric not in METRICS:
+        raise InvalidArgumentError(f"metric must be one of {METRICS}, got {metric!r}")
+
+
+def check_k(k: Any, ef: Any) -> None:
+    """``k`` >= 1 (at most 100000); ``ef`` None or >= 1."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100_000:
+        raise InvalidArgumentError(f"k must be an integer in [1, 100000], got {k!r}")
+    if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or not 1 <= ef <= 100_000):
+        raise InvalidArgumentError(f"ef must be None or an integer in [1, 100000], got {ef!r}")
+
+
+def validate_ids(ids: Any, *, unique: bool = True) -> list[str]:
+    """A list of non-empty str ids of at most 512 UTF-8 bytes, unique within the batch."""
+    if isinstance(ids, str | bytes) or not isinstance(ids, Sequence):
+        raise InvalidArgumentError(f"ids must be a list of strings, got {type(ids).__name__}")
+    out = list(ids)
+    for i, id_ in enumerate(out):
+        if not isinstance(id_, str):
+            raise InvalidArgumentError(f"ids[{i}] must be a string, got {type(id_).__name__}")
+        if not id_:
+            raise InvalidArgumentError(f"ids[{i}] is empty")
+        try:
+            size = len(id_.encode())
+        except UnicodeEncodeError as exc:
+            raise InvalidArgumentError(f"ids[{i}] is not valid Unicode text: {exc}") from exc
+        if size > MAX_ID_BYTES:
+            raise InvalidArgumentError(f"ids[{i}] is {size} UTF-8 bytes, more than {MAX_ID_BYTES}")
+    if unique and len(set(out)) != len(out):
+        seen: set[str] = set()
+        for i, id_ in enumerate(out):
+            if id_ in seen:
+                raise InvalidArgumentError(f"ids[{i}] {id_!r} appears more than once in the batch")
+            seen.add(id_)
+    return out
+
+
+def validate_vectors(vectors: Any, n: int, dim: int, metric: str) -> np.ndarray:
+    """An (n, dim) float32 array with finite values (and, under cosine, no zero vector),
+    normalised to unit length under cosine. Always a fresh array (caller may keep it)."""
+    try:
+        arr = np.array(vectors, dtype=np.float32, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"vectors must be a numeric (n, {dim}) array: {exc}") from exc
+    if arr.ndim == 1 and n == 1 and arr.shape[0] == dim:
+        arr = arr.reshape(1, dim)
+    if arr.ndim != 2:
+        raise InvalidArgumentError(f"vectors must be 2-dimensional (n, {dim}), got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise InvalidArgumentError(f"{arr.shape[0]} vectors for {n} ids: lengths disagree")
+    if arr.shape[1] != dim:
+        raise DimensionMismatchError(f"vectors have dimension {arr.shape[1]}, collection has {dim}")
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise InvalidArgumentError(f"vectors[{bad}] contains NaN or infinity")
+    if metric == "cosine" and n:
+        norms = np.linalg.norm(arr, axis=1)
+        if not (norms > 0).all():
+            bad = int(np.argmin(norms > 0))
+            raise InvalidArgumentError(f"vectors[{bad}] is a zero vector, which has no cosine direction")
+        arr /= norms[:, None]
+        # float32 overflow on huge components gives inf norms -> zeros; catch it
+        if not np.isfinite(arr).all() or not (np.abs(arr).sum(axis=1) > 0).all():
+            raise InvalidArgumentError("a vector's norm is too large to normalise in float32")
+    elif not np.isfinite(np.einsum("ij,ij->i", arr, arr)).all():
+        raise InvalidArgumentError("a vector's squared norm overflows float32")
+    return arr
+
+
+def validate_query(vectors: Any, dim: int, metric: str, *, single: bool) -> np.ndarray:
+    """Query vector(s) as a (q, dim) float32 array, normalised under cosine."""
+    try:
+        arr = np.array(vectors, dtype=np.float32, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"query must be a numeric array: {exc}") from exc
+    if single:
+        if arr.ndim == 2 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.ndim != 1:
+            raise InvalidArgumentError(f"query must be one vector of length {dim}, got shape {arr.shape}")
+        arr = arr.reshape(1, -1)
+    elif arr.ndim != 2:
+        raise InvalidArgumentError(f"queries must be a (q, {dim}) array, got shape {arr.shape}")
+    return validate_vectors(arr, arr.shape[0], dim, metric)
+
+
+def validate_metadata(metadata: Any, n: int) -> list[dict[str, Any] | None]:
+    """``None`` or a list of n entries, each None or a JSON object (str keys, JSON values,
+    no NaN/inf). Returns deep copies (the caller's objects are never stored)."""
+    if metadata is None:
+        return [None] * n
+    if isinstance(metadata, dict | str | bytes) or not isinstance(metadata, Sequence):
+        raise InvalidArgumentError(f"metadata must be a list of dicts (or None), got {type(metadata).__name__}")
+    items = list(metadata)
+    if len(items) != n:
+        raise InvalidArgumentError(f"{len(items)} metadata entries for {n} ids: lengths disagree")
+    for i, m in enumerate(items):
+        if m is not None and not isinstance(m, dict):
+            raise InvalidArgumentError(f"metadata[{i}] must be a dict or None, got {type(m).__name__}")
+    # One C-speed round trip validates and copies the whole batch; a value JSON cannot
+    # represent exactly (non-str key, tuple, set, NaN, custom object) fails or changes.
+    try:
+        copied = json.loads(json.dumps(items, allow_nan=False))
+        same = copied == items
+    except (TypeError, ValueError, RecursionError):
+        same = False
+        copied = None
+    if not same:
+        for i, m in enumerate(items):
+            problem = _json_problem(m, f"metadata[{i}]")
+            if problem:
+                raise InvalidArgumentError(problem)
+        raise InvalidArgumentError("metadata is not representable as JSON")
+    assert copied is not None
+    return list(copied)
+
+
+def _json_problem(value: Any, path: str, depth: int = 0) -> str | None:
+    if depth > 64:
+        return f"{path}: nested deeper than 64 levels"
+    if value is None or isinstance(value, bool | str):
+        return None
+    if isinstance(value, int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path}: {value} is not a finite number"
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            p = _json_problem(v, f"{path}[{i}]", depth + 1)
+            if p:
+                return p
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{path}: key {k!r} is not a string"
+            p = _json_problem(v, f"{path}.{k}", depth + 1)
+            if p:
+                return p
+        return None
+    return f"{path}: {type(value).__name__} is not a JSON value"

@@ -1,0 +1,92 @@
+"""Exact (brute-force) k-nearest-neighbour search with BLAS, the oracle for HNSW.
+
+Used for the memtable, flat segments and the planner's filtered exact path. Scores are
+computed as one matrix product (numpy -> BLAS, which releases the GIL), the top k taken
+with ``argpartition``. Distances follow KeelDB's metrics: cosine ``1 - dot`` (vectors are
+normalised at insert), ``ip`` ``-dot``, ``l2`` Euclidean distance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["exact_search", "similarity_to_distance", "top_k"]
+
+
+def similarity_to_distance(metric: str, sim: np.ndarray) -> np.ndarray:
+    """Turn faiss-style scores into KeelDB distances (smaller is closer).
+
+    For ``cosine``/``ip`` ``sim`` is the inner product; for ``l2`` it is the squared
+    Euclidean distance.
+    """
+    if metric == "cosine":
+        # float rounding can push 1 - cos of unit vectors just outside [0, 2]
+        return np.clip(1.0 - sim, 0.0, 2.0).astype(np.float32, copy=False)
+    if metric == "ip":
+        return (-sim).astype(np.float32, copy=False)
+    return np.sqrt(np.maximum(sim, 0.0)).astype(np.float32, copy=False)
+
+
+def top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise ``k`` smallest of ``dist`` (q, n) sorted ascending; ``inf`` entries are
+    returned as label -1. Returns (distances (q, k'), column indices (q, k')), k' = min(k, n).
+    """
+    q, n = dist.shape
+    kk = min(k, n)
+    if kk == 0:
+        return np.empty((q, 0), np.float32), np.empty((q, 0), np.int64)
+    if kk < n:
+        part = np.argpartition(dist, kk - 1, axis=1)[:, :kk]
+    else:
+        part = np.broadcast_to(np.arange(n), (q, n)).copy()
+    pd = np.take_along_axis(dist, part, axis=1)
+    order = np.argsort(pd, axis=1, kind="stable")
+    labels = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    out = np.take_along_axis(pd, order, axis=1)
+    labels[~np.isfinite(out)] = -1
+    return out.astype(np.float32, copy=False), labels
+
+
+def exact_search(
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    metric: str,
+    *,
+    rows: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+    sq_norms: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of ``queries`` (q, d) against ``vectors`` (n, d).
+
+    ``rows`` restricts the search to those row numbers (the filtered path: only they are
+    read); ``exclude`` (bool, len n) drops rows (tombstones) when ``rows`` is None.
+    ``sq_norms`` are the rows' squared norms for ``l2`` (computed when not given).
+    Returns (distances (q, k'), row numbers (q, k')) with -1 labels for missing hits.
+    """
+    if rows is not None:
+        base = vectors[rows]
+        norms = None if sq_norms is None else sq_norms[rows]
+    else:
+        base = vectors
+        norms = sq_norms
+    if base.shape[0] == 0:
+        q = queries.shape[0]
+        return np.empty((q, 0), np.float32), np.empty((q, 0), np.int64)
+    sim = queries @ base.T
+    if metric == "l2":
+        if norms is None:
+            norms = np.einsum("ij,ij->i", base, base)
+        qn = np.einsum("ij,ij->i", queries, queries)
+        sim = np.maximum(qn[:, None] + norms[None, :] - 2.0 * sim, 0.0)
+        dist = np.sqrt(sim, out=sim)
+    elif metric == "cosine":
+        dist = np.clip(np.subtract(1.0, sim, out=sim), 0.0, 2.0, out=sim)
+    else:
+        dist = np.negative(sim, out=sim)
+    if exclude is not None and rows is None:
+        dist[:, exclude] = np.inf
+    d, labels = top_k(dist, k)
+    if rows is not None:
+        labels = np.where(labels >= 0, rows[np.maximum(labels, 0)], -1)
+    return d, labels

@@ -1,0 +1,186 @@
+"""HNSW graphs with faiss (``IndexHNSWFlat``): build, extend, persist, load, search, stats.
+
+File layout (``docs/format.md``): faiss's own serialisation of the index, unchanged, then a
+64-byte KeelDB trailer (the framed-file header struct, magic ``KEELHNSW``) holding the
+row count, dimension, the length of faiss's bytes, the length of the *graph region*
+(everything before the stored vectors) and separate CRC32C checksums of the graph region
+and the vector (storage) region. faiss ignores bytes after its own.
+
+The graph region is verified before faiss ever parses it: a damaged graph could make faiss
+follow a neighbour id out of range and crash the process. The storage region (a copy of
+the segment's vectors) is memory-mapped by faiss (``IO_FLAG_MMAP_IFC``) and verified by
+the scrubber and ``keeldb check``, like the ``.vec`` file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from keeldb.errors import CorruptionError, translate_os_error
+from keeldb.storage.fileio import FileSystem
+from keeldb.storage.format import FORMAT_VERSION, HEADER_SIZE, MAGIC_HNSW
+from keeldb.storage.framed import FrameHeader, crc32c, pack_header, unpack_header
+
+__all__ = ["HnswStats", "build_hnsw", "extend_hnsw", "load_hnsw", "save_hnsw", "search_hnsw"]
+
+
+def faiss_metric(metric: str) -> int:
+    return faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+
+
+def build_hnsw(vectors: np.ndarray, metric: str, m: int, ef_construction: int) -> faiss.Index:
+    """A new HNSW index over ``vectors``; label i is row i."""
+    index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss_metric(metric))
+    index.hnsw.efConstruction = ef_construction
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def extend_hnsw(base_path: str, vectors: np.ndarray) -> faiss.Index:
+    """The index stored at ``base_path`` (already verified by :func:`load_hnsw`), read into
+    owned memory, with ``vectors`` added (labels continue after its rows).
+
+    The live, memory-mapped index is untouched, so searches keep using it during the build;
+    only the new vectors are inserted into the graph (a merge does not rebuild old rows).
+    An owned copy is required: faiss aborts the process when asked to grow a mapped index
+    (``MaybeOwnedVector::resize`` on a view), and ``clone_index`` keeps the view.
+    """
+    index = faiss.read_index(base_path)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def save_hnsw(fs: FileSystem, path: str, index: faiss.Index) -> int:
+    """Write ``index`` with its KeelDB trailer to the new file ``path``; returns bytes."""
+    blob = faiss.serialize_index(index)
+    storage_len = faiss.serialize_index(index.storage).nbytes
+    total = blob.nbytes
+    graph_len = total - storage_len
+    view = memoryview(blob).cast("B")
+    trailer = pack_header(
+        FrameHeader(
+            MAGIC_HNSW,
+            FORMAT_VERSION,
+            0,
+            index.ntotal,
+            index.d,
+            total,
+            crc32c(view[:graph_len]),
+            crc32c(view[graph_len:]),
+            graph_len,
+        )
+    )
+    fs.write_new(path, [view, trailer])
+    return total + HEADER_SIZE
+
+
+@dataclass(slots=True)
+class HnswFile:
+    index: faiss.Index
+    header: FrameHeader
+    path: str
+
+    def verify_storage(self) -> None:
+        """Check the CRC of the vector region (deferred at load). Raises CorruptionError."""
+        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            region = view[self.header.aux3 : self.header.payload_len]
+            try:
+                ok = crc32c(region) == self.header.aux2
+            finally:
+                region.release()
+                view.release()
+            if not ok:
+                raise CorruptionError(
+                    "HNSW vector region checksum mismatch", path=self.path, offset=self.header.aux3
+                )
+
+
+def load_hnsw(path: str, rows: int, dim: int) -> HnswFile:
+    """Verify the trailer and graph region of ``path``, then let faiss map it.
+
+    Raises CorruptionError (file and offset) on any mismatch, including a row count or
+    dimension that disagrees with the segment's.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < HEADER_SIZE:
+                raise CorruptionError("HNSW file too short", path=path, offset=0)
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                try:
+                    header = unpack_header(view[size - HEADER_SIZE :], MAGIC_HNSW, path, size - HEADER_SIZE)
+                    if header.payload_len != size - HEADER_SIZE:
+                        raise CorruptionError("HNSW length mismatch", path=path, offset=size - HEADER_SIZE)
+                    if header.rows != rows or header.aux != dim or header.aux3 > header.payload_len:
+                        raise CorruptionError(
+                            f"HNSW trailer rows/dim {header.rows}/{header.aux} != {rows}/{dim}",
+                            path=path,
+                            offset=size - HEADER_SIZE,
+                        )
+                    if crc32c(view[: header.aux3]) != header.payload_crc:
+                        raise CorruptionError("HNSW graph checksum mismatch", path=path, offset=0)
+                finally:
+                    view.release()
+    except OSError as exc:
+        raise translate_os_error(exc, f"read {path}") from exc
+    try:
+        index = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError as exc:
+        raise CorruptionError(f"faiss cannot read the index: {exc}", path=path) from exc
+    if index.ntotal != rows or index.d != dim:
+        raise CorruptionError("HNSW index size disagrees with its trailer", path=path)
+    return HnswFile(index, header, path)
+
+
+def search_hnsw(
+    index: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    ef: int,
+    allowed: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Search ``index`` with ``efSearch = max(ef, k)``; ``allowed`` is a packed
+    little-endian bitmap of rows that may be returned (None: all). Returns faiss scores
+    (inner product or squared L2) and labels (-1 for missing)."""
+    params = faiss.SearchParametersHNSW()
+    params.efSearch = max(ef, k)
+    selector = None
+    if allowed is not None:
+        selector = faiss.IDSelectorBitmap(index.ntotal, faiss.swig_ptr(allowed))
+        params.sel = selector
+    scores, labels = index.search(queries, k, params=params)
+    del selector  # kept alive until here: faiss holds only a raw pointer
+    return scores, labels
+
+
+@dataclass(frozen=True, slots=True)
+class HnswStats:
+    levels: dict[int, int]
+    avg_edges: float
+    memory_bytes: int
+
+
+def hnsw_stats(index: faiss.Index) -> HnswStats:
+    """Level distribution (level -> nodes), average level-0 out-degree, memory estimate."""
+    hnsw = index.hnsw
+    n = index.ntotal
+    if n == 0:
+        return HnswStats({}, 0.0, 0)
+    levels = faiss.vector_to_array(hnsw.levels)
+    counts = np.bincount(levels.astype(np.int64) - 1)
+    offsets = faiss.vector_to_array(hnsw.offsets).astype(np.int64)
+    neighbors = faiss.vector_to_array(hnsw.neighbors)
+    width0 = hnsw.nb_neighbors(0)
+    slots = offsets[:-1, None] + np.arange(width0)[None, :]
+    edges0 = int(np.count_nonzero(neighbors[slots] >= 0))
+    memory = int(neighbors.nbytes + offsets.nbytes + levels.nbytes + n * index.d * 4)
+    return HnswStats({i: int(c) for i, c in enumerate(counts) if c}, edges0 / n, memory)

@@ -1,0 +1,100 @@
+"""On-disk format constants: magics, versions, header layout, record types, file names.
+
+Only constants and name builders live here, as in LevelDB's ``log_format.h`` and
+``filename.h``; readers and writers share nothing else. The byte-level description of
+every file is ``docs/format.md``; change both together.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+FORMAT_VERSION = 1
+
+# --- the 64-byte file header shared by every framed file ---------------------------------
+# offset size field
+#  0      8   magic
+#  8      4   format version (u32)
+# 12      4   flags (u32, 0)
+# 16      8   rows (u64)
+# 24      8   aux (u64): dim for vector files, first sequence number for WAL files, else 0
+# 32      8   payload length in bytes (u64)
+# 40      4   payload CRC32C (u32) (WAL files: 0, records carry their own)
+# 44      4   aux2 (u32): HNSW trailer: CRC32C of the storage region; else 0
+# 48      8   aux3 (u64): HNSW trailer: length of the graph region; else 0
+# 56      4   reserved (0)
+# 60      4   header CRC32C over bytes 0..59
+HEADER = struct.Struct("<8sIIQQQIIQII")
+HEADER_SIZE = 64
+assert HEADER.size == HEADER_SIZE
+
+MAGIC_VECTORS = b"KEELVEC\x00"
+MAGIC_IDS = b"KEELIDS\x00"
+MAGIC_METADATA = b"KEELMETA"
+MAGIC_COLUMNS = b"KEELCOLS"
+MAGIC_TOMBSTONES = b"KEELTOMB"
+MAGIC_MANIFEST = b"KEELMANI"
+MAGIC_WAL = b"KEELWAL\x00"
+MAGIC_HNSW = b"KEELHNSW"
+
+# --- WAL records -------------------------------------------------------------------------
+# offset size field
+#  0      4   CRC32C of bytes 4 .. 20+length (length, type, reserved, seq, payload)
+#  4      4   payload length (u32)
+#  8      1   record type
+#  9      3   reserved (0)
+# 12      8   sequence number (u64), +1 per record, never reused
+# 20      n   payload
+WAL_RECORD_HEADER = struct.Struct("<IIB3xQ")
+WAL_RECORD_HEADER_SIZE = 20
+assert WAL_RECORD_HEADER.size == WAL_RECORD_HEADER_SIZE
+WAL_RECORD_BATCH = 1
+MAX_WAL_RECORD_BYTES = 1 << 31  # 2 GiB: a larger length field is treated as damage
+
+# Operations inside a batch record.
+OP_UPSERT = 1
+OP_DELETE = 2
+
+# --- file names (the one place that builds them) -----------------------------------------
+MANIFEST_NAME = "MANIFEST"
+LOCK_NAME = "LOCK"
+TMP_SUFFIX = ".keeldb-tmp"
+SEGMENT_EXTENSIONS = ("vec", "ids", "meta", "cols", "hnsw")
+
+_WAL_RE = re.compile(r"^wal-(\d{16})\.log$")
+_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.(vec|ids|meta|cols|hnsw)$")
+_TOMB_RE = re.compile(r"^seg-(\d{8})\.del-(\d{8})$")
+
+
+def wal_name(first_seq: int) -> str:
+    """Name of the WAL file whose first record has sequence number ``first_seq``."""
+    return f"wal-{first_seq:016d}.log"
+
+
+def parse_wal_name(name: str) -> int | None:
+    """The first sequence number encoded in a WAL file name, or None if not a WAL name."""
+    m = _WAL_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def segment_file_name(segment_id: int, ext: str) -> str:
+    """Name of one file of a sealed segment (``ext`` in :data:`SEGMENT_EXTENSIONS`)."""
+    assert ext in SEGMENT_EXTENSIONS
+    return f"seg-{segment_id:08d}.{ext}"
+
+
+def tombstone_file_name(segment_id: int, generation: int) -> str:
+    """Name of a segment's tombstone bitmap written at manifest ``generation``."""
+    return f"seg-{segment_id:08d}.del-{generation:08d}"
+
+
+def is_collection_file(name: str) -> bool:
+    """Whether ``name`` is a file KeelDB may create inside a collection directory."""
+    return bool(
+        name == MANIFEST_NAME
+        or _WAL_RE.match(name)
+        or _SEGMENT_RE.match(name)
+        or _TOMB_RE.match(name)
+        or name.endswith(TMP_SUFFIX)
+    )

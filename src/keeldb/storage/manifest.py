@@ -1,0 +1,106 @@
+"""The manifest: the single commit point naming a collection's live files.
+
+``MANIFEST`` is a framed file (magic ``KEELMANI``) whose payload is UTF-8 JSON. It is only
+ever replaced atomically (temp file, fsync, rename, directory fsync), so after any crash
+it is either the old or the new one. Sealing, merging, vacuuming and tombstone
+checkpoints all finish by writing a new manifest; files it does not name are garbage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from keeldb.errors import CorruptionError
+from keeldb.storage.fileio import FileSystem
+from keeldb.storage.format import MAGIC_MANIFEST, MANIFEST_NAME
+from keeldb.storage.framed import read_framed, write_framed
+
+__all__ = ["CollectionConfig", "Manifest", "SegmentEntry", "read_manifest", "write_manifest"]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionConfig:
+    """A collection's fixed parameters (never change after creation)."""
+
+    name: str
+    workspace: str
+    dim: int
+    metric: str
+    m: int
+    ef_construction: int
+    ef_search: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEntry:
+    """One sealed segment: ``kind`` is ``flat`` or ``hnsw``; ``tombstones`` names its
+    tombstone file (None when it has no deleted rows at this manifest)."""
+
+    segment_id: int
+    rows: int
+    kind: str
+    tombstones: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The durable state of a collection, apart from WAL records after ``checkpoint_seq``."""
+
+    generation: int
+    config: CollectionConfig
+    segments: tuple[SegmentEntry, ...] = field(default_factory=tuple)
+    checkpoint_seq: int = 0
+    next_segment_id: int = 1
+
+    def to_json(self) -> bytes:
+        doc: dict[str, Any] = {
+            "format": 1,
+            "generation": self.generation,
+            "config": asdict(self.config),
+            "segments": [asdict(s) for s in self.segments],
+            "checkpoint_seq": self.checkpoint_seq,
+            "next_segment_id": self.next_segment_id,
+        }
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, path: str) -> Manifest:
+        try:
+            doc = json.loads(raw)
+            config = CollectionConfig(**doc["config"])
+            segments = tuple(SegmentEntry(**s) for s in doc["segments"])
+            manifest = cls(
+                generation=int(doc["generation"]),
+                config=config,
+                segments=segments,
+                checkpoint_seq=int(doc["checkpoint_seq"]),
+                next_segment_id=int(doc["next_segment_id"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptionError(f"manifest content is invalid: {exc}", path=path) from exc
+        ids = [s.segment_id for s in segments]
+        if len(set(ids)) != len(ids) or any(i >= manifest.next_segment_id for i in ids):
+            raise CorruptionError("manifest segment ids are inconsistent", path=path)
+        if any(s.kind not in ("flat", "hnsw") or s.rows < 0 for s in segments):
+            raise CorruptionError("manifest segment entry is invalid", path=path)
+        return manifest
+
+
+def manifest_path(directory: str) -> str:
+    return os.path.join(directory, MANIFEST_NAME)
+
+
+def write_manifest(fs: FileSystem, directory: str, manifest: Manifest) -> None:
+    """Atomically replace the collection's manifest (the commit point)."""
+    write_framed(fs, manifest_path(directory), MAGIC_MANIFEST, [manifest.to_json()], atomic=True)
+
+
+def read_manifest(fs: FileSystem, directory: str) -> Manifest:
+    """Read and verify the manifest; CorruptionError if damaged."""
+    path = manifest_path(directory)
+    _, payload = read_framed(fs, path, MAGIC_MANIFEST)
+    return Manifest.from_json(payload, path)

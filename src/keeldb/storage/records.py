@@ -1,0 +1,111 @@
+"""Encoding of the WAL's batch records: the logical operations of one acknowledged write.
+
+A batch is a list of operations applied all-or-nothing, in order: one ``upsert`` call, one
+``delete`` call, or one committed transaction. Layout (little-endian, ``docs/format.md``)::
+
+    u32 op_count
+    per op:
+      u8 op (1 = upsert, 2 = delete), 3 bytes zero
+      upsert: u32 n, u32 dim, u32 ids_len, u32 meta_len,
+              ids JSON (list of n strings), metadata JSON (list of n objects or null),
+              n*dim float32 vectors
+      delete: u32 n, u32 ids_len, ids JSON
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from keeldb.storage.format import OP_DELETE, OP_UPSERT
+
+__all__ = ["Batch", "DeleteOp", "UpsertOp", "decode_batch", "encode_batch"]
+
+_U32 = struct.Struct("<I")
+_OP = struct.Struct("<B3x")
+_UPSERT = struct.Struct("<IIII")
+_DELETE = struct.Struct("<II")
+
+
+@dataclass(slots=True)
+class UpsertOp:
+    """Insert or replace ``ids``; ``metadata[i] is None`` keeps an existing record's
+    metadata (``{}`` for a new record). Vectors are final (already normalised)."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    metadata: list[dict[str, Any] | None]
+
+
+@dataclass(slots=True)
+class DeleteOp:
+    """Delete ``ids`` (ids that do not exist are ignored)."""
+
+    ids: list[str]
+
+
+Batch = list[UpsertOp | DeleteOp]
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_batch(batch: Batch) -> list[bytes | memoryview]:
+    """Encode ``batch`` as payload chunks (vectors are not copied)."""
+    chunks: list[bytes | memoryview] = [_U32.pack(len(batch))]
+    for op in batch:
+        if isinstance(op, UpsertOp):
+            vectors = np.ascontiguousarray(op.vectors, dtype="<f4")
+            ids = _dumps(op.ids)
+            meta = _dumps(op.metadata)
+            n, dim = vectors.shape
+            chunks += [_OP.pack(OP_UPSERT), _UPSERT.pack(n, dim, len(ids), len(meta)), ids, meta]
+            chunks.append(memoryview(vectors).cast("B"))
+        else:
+            ids = _dumps(op.ids)
+            chunks += [_OP.pack(OP_DELETE), _DELETE.pack(len(op.ids), len(ids)), ids]
+    return chunks
+
+
+def decode_batch(payload: bytes | memoryview) -> Batch:
+    """Decode a batch payload. Raises ValueError on any inconsistency (the WAL reader has
+    already verified the record CRC, so this means a writer bug or a forged record)."""
+    buf = memoryview(payload)
+    pos = 0
+
+    def take(n: int) -> memoryview:
+        nonlocal pos
+        if n < 0 or pos + n > len(buf):
+            raise ValueError(f"batch payload truncated at {pos}")
+        out = buf[pos : pos + n]
+        pos += n
+        return out
+
+    (count,) = _U32.unpack(take(4))
+    batch: Batch = []
+    for _ in range(count):
+        (op,) = _OP.unpack(take(4))
+        if op == OP_UPSERT:
+            n, dim, ids_len, meta_len = _UPSERT.unpack(take(16))
+            ids = json.loads(bytes(take(ids_len)))
+            meta = json.loads(bytes(take(meta_len)))
+            vectors = np.frombuffer(take(n * dim * 4), dtype="<f4").reshape(n, dim).copy()
+            if not (isinstance(ids, list) and isinstance(meta, list) and len(ids) == len(meta) == n):
+                raise ValueError("upsert op lengths disagree")
+            batch.append(UpsertOp(ids, vectors, meta))
+        elif op == OP_DELETE:
+            n, ids_len = _DELETE.unpack(take(8))
+            ids = json.loads(bytes(take(ids_len)))
+            if not (isinstance(ids, list) and len(ids) == n):
+                raise ValueError("delete op lengths disagree")
+            batch.append(DeleteOp(ids))
+        else:
+            raise ValueError(f"unknown op {op}")
+    if pos != len(buf):
+        raise ValueError("trailing bytes in batch payload")
+    return batch

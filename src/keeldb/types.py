@@ -1,0 +1,146 @@
+"""Public value types returned by the KeelDB API (embedded and remote alike).
+
+All are frozen dataclasses: plain data, safe to share between threads, and convertible to
+JSON with :func:`dataclasses.asdict` (vectors are numpy arrays and need ``tolist()``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CollectionInfo",
+    "CollectionStats",
+    "CompactionReport",
+    "Hit",
+    "InsertStats",
+    "Page",
+    "Record",
+    "SearchStats",
+    "SegmentStats",
+]
+
+Metadata = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A stored record. ``vector`` is a fresh float32 copy (normalised under cosine):
+    mutating it changes nothing stored. ``metadata`` is a fresh dict (``{}`` when none)."""
+
+    id: str
+    vector: np.ndarray
+    metadata: Metadata
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result: smaller ``distance`` is closer (cosine: 1 - cos; l2: Euclidean
+    distance; ip: -dot)."""
+
+    id: str
+    distance: float
+    metadata: Metadata
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of :meth:`Collection.scan`: ``next_cursor`` is None on the last page."""
+
+    records: list[Record]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    """What :meth:`Database.list_collections` reports for one collection."""
+
+    name: str
+    workspace: str
+    dim: int
+    metric: str
+    count: int
+    m: int
+    ef_construction: int
+    ef_search: int
+    created_at: float
+    index_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStats:
+    """One storage unit of a collection. ``kind`` is ``memtable`` (growing, searched
+    exactly), ``flat`` (sealed, searched exactly) or ``hnsw`` (sealed, HNSW graph)."""
+
+    segment_id: int
+    kind: str
+    rows: int
+    live: int
+    deleted: int
+    disk_bytes: int
+    memory_bytes: int
+    hnsw_levels: dict[int, int] = field(default_factory=dict)
+    hnsw_avg_edges: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStats:
+    """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates."""
+
+    name: str
+    workspace: str
+    live_count: int
+    deleted_count: int
+    segments: list[SegmentStats]
+    index_type: str
+    hnsw_levels: dict[int, int]
+    hnsw_avg_edges: float
+    memory_bytes: int
+    disk_bytes: int
+    wal_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionReport:
+    """What :meth:`Collection.compact` did: segments in and out, rows dropped, time."""
+
+    segments_before: int
+    segments_after: int
+    rows_removed: int
+    rows_indexed: int
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchStats:
+    """Passed to ``on_search`` callbacks, once per ``search``/``search_batch`` call.
+
+    ``plans`` maps each searched unit (``mem``, ``seg-<id>``) to the plan used there:
+    ``exact``, ``exact-filtered``, ``hnsw``, ``hnsw-filtered`` or ``hnsw+exact-fallback``.
+    ``distance_computations`` and ``nodes_visited`` count faiss HNSW work plus exact rows.
+    """
+
+    latency_s: float
+    queries: int
+    k: int
+    ef: int
+    segments_searched: int
+    plans: dict[str, str]
+    distance_computations: int
+    nodes_visited: int
+    filtered: bool
+    matched_rows: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class InsertStats:
+    """Passed to ``on_insert`` callbacks, once per acknowledged write batch."""
+
+    latency_s: float
+    upserted: int
+    deleted: int
+    replaced: int
+    wal_bytes: int
