@@ -77,7 +77,10 @@ class Maintainer:
 
     def wake(self) -> None:
         if self._thread is None:
-            self.run_once()
+            # Inline mode. If maintenance is already running (compact() or close() froze
+            # the memtable while holding the lock, on this thread or another), it seals
+            # the frozen memtable itself; waiting for the lock here would deadlock.
+            self.run_once(blocking=False)
         else:
             self._wake.set()
 
@@ -96,12 +99,17 @@ class Maintainer:
                     self.col._failed = exc
                 time.sleep(1.0)
 
-    def run_once(self) -> None:
-        """Seal every frozen memtable, then apply the merge and vacuum policies."""
-        with self.lock:
+    def run_once(self, *, blocking: bool = True) -> None:
+        """Seal every frozen memtable, then apply the merge and vacuum policies (without
+        ``blocking``: only if no other maintenance is running)."""
+        if not self.lock.acquire(blocking=blocking):
+            return
+        try:
             self._seal_frozen()
             self._merge_policy(force=False)
             self._vacuum_policy(threshold=self.col.options.vacuum_fraction)
+        finally:
+            self.lock.release()
         if self._scrub_pending and not self._stop:
             self._scrub_pending = False
             self.scrub()
