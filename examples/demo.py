@@ -55,12 +55,16 @@ def main() -> None:
         for i in range(0, len(ids), 500):
             col.upsert(ids[i : i + 500], vectors[i : i + 500], meta[i : i + 500])
         t_ingest = time.perf_counter() - t0
-        print(f"\ningested {col.count()} records in {t_ingest:.2f} s "
-              f"({col.count() / t_ingest:,.0f} vectors/s, each batch fsynced)")
+        print(
+            f"\ningested {col.count()} records in {t_ingest:.2f} s "
+            f"({col.count() / t_ingest:,.0f} vectors/s, each batch fsynced)"
+        )
         report = col.compact()
         st = col.stats()
-        print(f"compacted in {report.duration_s:.2f} s -> index {st.index_type}, segments "
-              f"{[(s.kind, s.rows) for s in st.segments if s.rows]}, disk {st.disk_bytes / 1e6:.1f} MB")
+        print(
+            f"compacted in {report.duration_s:.2f} s -> index {st.index_type}, segments "
+            f"{[(s.kind, s.rows) for s in st.segments if s.rows]}, disk {st.disk_bytes / 1e6:.1f} MB"
+        )
 
         for qi in (0, 1, 2):
             t = time.perf_counter()
@@ -82,7 +86,9 @@ def main() -> None:
         t = time.perf_counter()
         batch = col.search_batch(queries, k=10)
         dt = time.perf_counter() - t
-        print(f"\nsearch_batch of {len(batch)} queries: {dt * 1000:.1f} ms ({len(batch) / dt:,.0f} queries/s)")
+        print(
+            f"\nsearch_batch of {len(batch)} queries: {dt * 1000:.1f} ms ({len(batch) / dt:,.0f} queries/s)"
+        )
 
         gone = col.delete(filter={"year": {"$lt": 2010}})
         print(f"deleted {gone} records from before 2010; {col.count()} remain")
@@ -91,10 +97,14 @@ def main() -> None:
     with keeldb.open(path) as db:
         col = db.get_collection("packages")
         hits = col.search(queries[0], k=3)
-        print(f"\nreopened and searched in {(time.perf_counter() - t) * 1000:.1f} ms: "
-              f"{col.count()} records, top hit {hits[0].id}")
+        print(
+            f"\nreopened and searched in {(time.perf_counter() - t) * 1000:.1f} ms: "
+            f"{col.count()} records, top hit {hits[0].id}"
+        )
     report = keeldb.check(path)
-    print(f"keeldb.check: {'ok' if report.ok else 'PROBLEMS'} ({report.files_checked} files verified)")
+    print(
+        f"keeldb.check: {'ok' if report.ok else 'PROBLEMS'} ({report.files_checked} files verified)"
+    )
     if not target:
         shutil.rmtree(path)
 

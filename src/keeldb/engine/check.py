@@ -117,7 +117,9 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
                 if len(MetadataColumns.from_bytes(payload)) != entry.rows:
                     raise CorruptionError("filter columns have the wrong row count", path=cols_path)
             except ValueError as exc:
-                raise CorruptionError(f"filter columns cannot be decoded: {exc}", path=cols_path) from exc
+                raise CorruptionError(
+                    f"filter columns cannot be decoded: {exc}", path=cols_path
+                ) from exc
             report.files_checked += 1
             if entry.tombstones:
                 read_tombstones(fs, directory, entry.tombstones, entry.rows)
@@ -127,7 +129,9 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
             report.problems.append(f"{label}: segment {sid}: {exc}")
         if entry.kind == "hnsw":
             try:
-                hnsw = load_hnsw(os.path.join(directory, segment_file_name(sid, "hnsw")), entry.rows, config.dim)
+                hnsw = load_hnsw(
+                    os.path.join(directory, segment_file_name(sid, "hnsw")), entry.rows, config.dim
+                )
                 hnsw.verify_storage()
                 report.files_checked += 1
             except KeelError as exc:
@@ -144,10 +148,14 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
                 decode_batch(record.payload)
                 if record.seq > manifest.checkpoint_seq:
                     if expected is not None and record.seq != expected:
-                        report.problems.append(f"{label}: WAL sequence gap before record {record.seq} in {name}")
+                        report.problems.append(
+                            f"{label}: WAL sequence gap before record {record.seq} in {name}"
+                        )
                     expected = record.seq + 1
             if scan.torn_at is not None:
-                report.warnings.append(f"{label}: torn WAL tail in {name} at offset {scan.torn_at} (dropped on open)")
+                report.warnings.append(
+                    f"{label}: torn WAL tail in {name} at offset {scan.torn_at} (dropped on open)"
+                )
             report.files_checked += 1
         except (KeelError, ValueError) as exc:
             report.problems.append(f"{label}: {exc}")

@@ -112,8 +112,16 @@ class Collection:
         """Name, workspace, parameters, live count and current index type."""
         c = self.config
         return CollectionInfo(
-            c.name, c.workspace, c.dim, c.metric, self.count(), c.m, c.ef_construction,
-            c.ef_search, c.created_at, self._index_type(self._state),
+            c.name,
+            c.workspace,
+            c.dim,
+            c.metric,
+            self.count(),
+            c.m,
+            c.ef_construction,
+            c.ef_search,
+            c.created_at,
+            self._index_type(self._state),
         )
 
     # --- guards -----------------------------------------------------------------------------
@@ -230,7 +238,11 @@ class Collection:
                 raise
         if self._insert_callbacks:
             stats = InsertStats(
-                time.perf_counter() - t0, counts["upserted"], counts["deleted"], counts["replaced"], wal_bytes
+                time.perf_counter() - t0,
+                counts["upserted"],
+                counts["deleted"],
+                counts["replaced"],
+                wal_bytes,
             )
             for cb in list(self._insert_callbacks):
                 cb(stats)
@@ -327,7 +339,9 @@ class Collection:
         self._check_open()
         state = self._state
         if filter is None:
-            return sum(m.live_count for m in state.memtables) + sum(s.live_count for s in state.segments)
+            return sum(m.live_count for m in state.memtables) + sum(
+                s.live_count for s in state.segments
+            )
         flt = self._compile(filter)
         total = 0
         for mem in state.memtables:
@@ -353,7 +367,9 @@ class Collection:
             ids.extend(seg.ids.ids_at(rows))
         return ids
 
-    def search(self, vector: Any, k: int = 10, *, ef: int | None = None, filter: Any = None) -> list[Hit]:
+    def search(
+        self, vector: Any, k: int = 10, *, ef: int | None = None, filter: Any = None
+    ) -> list[Hit]:
         """The ``k`` nearest live records to ``vector`` (matching ``filter``), closest
         first. Fewer than k only when fewer than k records (match)."""
         self._check_open()
@@ -389,7 +405,11 @@ class Collection:
                 matched += int(np.count_nonzero(match & ~mem.dead[:n]))
             d, r = mem.search(queries, k, match, n)
             units.append(mem)
-            results.append(UnitResult(d, r, "exact" if match is None else "exact-filtered", n * len(queries), 0))
+            results.append(
+                UnitResult(
+                    d, r, "exact" if match is None else "exact-filtered", n * len(queries), 0
+                )
+            )
         for seg in state.segments:
             match = seg.filter_mask(flt) if flt is not None else None
             if match is not None:
@@ -400,8 +420,15 @@ class Collection:
         if self._search_callbacks:
             plans = {_unit_name(u): r.plan for u, r in zip(units, results, strict=True)}
             stats = SearchStats(
-                time.perf_counter() - t0, len(queries), k, ef_used, len(units), plans,
-                sum(r.work for r in results), sum(r.hops for r in results), flt is not None,
+                time.perf_counter() - t0,
+                len(queries),
+                k,
+                ef_used,
+                len(units),
+                plans,
+                sum(r.work for r in results),
+                sum(r.hops for r in results),
+                flt is not None,
                 matched if flt is not None else None,
             )
             for cb in list(self._search_callbacks):
@@ -497,7 +524,9 @@ class Collection:
         segs: list[SegmentStats] = []
         for i, mem in enumerate(state.memtables):
             segs.append(
-                SegmentStats(-1 - i, "memtable", mem.n, mem.live_count, mem.dead_count, 0, mem.memory_bytes())
+                SegmentStats(
+                    -1 - i, "memtable", mem.n, mem.live_count, mem.dead_count, 0, mem.memory_bytes()
+                )
             )
         levels: dict[int, int] = {}
         edges_total = 0.0
@@ -511,16 +540,30 @@ class Collection:
                 hnsw_rows += seg.rows
             segs.append(
                 SegmentStats(
-                    seg.segment_id, seg.kind, seg.rows, seg.live_count, seg.dead_count,
-                    seg.disk_bytes(), seg.memory_bytes(), lv, avg,
+                    seg.segment_id,
+                    seg.kind,
+                    seg.rows,
+                    seg.live_count,
+                    seg.dead_count,
+                    seg.disk_bytes(),
+                    seg.memory_bytes(),
+                    lv,
+                    avg,
                 )
             )
         wal_bytes = _wal_bytes(self)
         return CollectionStats(
-            self.name, self.workspace,
-            sum(s.live for s in segs), sum(s.deleted for s in segs), segs,
-            self._index_type(state), levels, edges_total / hnsw_rows if hnsw_rows else 0.0,
-            sum(s.memory_bytes for s in segs), sum(s.disk_bytes for s in segs) + wal_bytes, wal_bytes,
+            self.name,
+            self.workspace,
+            sum(s.live for s in segs),
+            sum(s.deleted for s in segs),
+            segs,
+            self._index_type(state),
+            levels,
+            edges_total / hnsw_rows if hnsw_rows else 0.0,
+            sum(s.memory_bytes for s in segs),
+            sum(s.disk_bytes for s in segs) + wal_bytes,
+            wal_bytes,
         )
 
     def _index_type(self, state: State) -> str:

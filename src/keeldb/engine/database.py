@@ -61,7 +61,9 @@ def open(  # noqa: A001 - the public name is keeldb.open
     Database in this process) holds the directory.
     """
     if durability not in DURABILITY_MODES:
-        raise InvalidArgumentError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
+        raise InvalidArgumentError(
+            f"durability must be one of {DURABILITY_MODES}, got {durability!r}"
+        )
     try:
         opts = Options(durability=durability, **options)
     except TypeError as exc:
@@ -153,7 +155,10 @@ class Database:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -191,8 +196,18 @@ class Database:
             self._check_open()
             if self._exists(workspace, name):
                 col = self.get_collection(name, workspace=workspace)
-                same = (col.dim, col.metric, col.config.m, col.config.ef_construction, col.config.ef_search) == (
-                    dim, metric, m, ef_construction, ef_search,
+                same = (
+                    col.dim,
+                    col.metric,
+                    col.config.m,
+                    col.config.ef_construction,
+                    col.config.ef_search,
+                ) == (
+                    dim,
+                    metric,
+                    m,
+                    ef_construction,
+                    ef_search,
                 )
                 if exist_ok and same:
                     return col
@@ -201,7 +216,9 @@ class Database:
             ws_dir = os.path.join(self.path, WORKSPACES, workspace)
             self.fs.makedirs(ws_dir)
             tmp = os.path.join(ws_dir, f".creating-{name}-{uuid.uuid4().hex[:8]}")
-            config = CollectionConfig(name, workspace, dim, metric, m, ef_construction, ef_search, time.time())
+            config = CollectionConfig(
+                name, workspace, dim, metric, m, ef_construction, ef_search, time.time()
+            )
             self.fs.makedirs(tmp)
             write_manifest(self.fs, tmp, Manifest(1, config))
             final = self._collection_dir(workspace, name)
@@ -245,7 +262,8 @@ class Database:
         if not os.path.isdir(ws_dir):
             return []
         return [
-            n for n in self.fs.listdir(ws_dir)
+            n
+            for n in self.fs.listdir(ws_dir)
             if not n.startswith(".") and os.path.isfile(os.path.join(ws_dir, n, "MANIFEST"))
         ]
 
@@ -285,4 +303,3 @@ class Database:
 
     def __repr__(self) -> str:
         return f"<keeldb.Database {self.path}>"
-

@@ -94,7 +94,9 @@ class Maintainer:
                 self.run_once()
             except BaseException as exc:  # the worker must not die silently
                 self.last_error = exc
-                log.exception("keeldb maintenance failed for %s/%s", self.col.workspace, self.col.name)
+                log.exception(
+                    "keeldb maintenance failed for %s/%s", self.col.workspace, self.col.name
+                )
                 if isinstance(exc, StorageError) and not isinstance(exc, CorruptionError):
                     self.col._failed = exc
                 time.sleep(1.0)
@@ -132,7 +134,9 @@ class Maintainer:
             self._checkpoint()
             after = len(col._state.segments)
             dead_after = sum(s.dead_count for s in col._state.segments)
-        return CompactionReport(before, after, max(dead_before - dead_after, 0), indexed, time.perf_counter() - t0)
+        return CompactionReport(
+            before, after, max(dead_before - dead_after, 0), indexed, time.perf_counter() - t0
+        )
 
     def shutdown(self, *, checkpoint: bool) -> None:
         """Stop the worker; with ``checkpoint`` seal the memtable and write a manifest
@@ -152,7 +156,11 @@ class Maintainer:
                 if col._wal is not None:
                     wal, col._wal = col._wal, None
                     wal.close(sync=checkpoint)
-                    if checkpoint and col._manifest and col._manifest.checkpoint_seq == col._last_seq:
+                    if (
+                        checkpoint
+                        and col._manifest
+                        and col._manifest.checkpoint_seq == col._last_seq
+                    ):
                         col.fs.remove(wal.path)  # empty: everything is in segments
                         col.fs.sync_dir(col.directory)
 
@@ -178,10 +186,19 @@ class Maintainer:
             seg_id = self._allocate_segment_id()
             metas = [mem.metadata[i] for i in keep.tolist()]
             write_segment(
-                col.fs, col.directory, seg_id, col.config, mem.vectors[keep],
-                [mem.ids[i] for i in keep.tolist()], encode_metadata_rows(metas), metas, None,
+                col.fs,
+                col.directory,
+                seg_id,
+                col.config,
+                mem.vectors[keep],
+                [mem.ids[i] for i in keep.tolist()],
+                encode_metadata_rows(metas),
+                metas,
+                None,
             )
-            segment = Segment(col.fs, col.directory, SegmentEntry(seg_id, len(keep), "flat"), col.config)
+            segment = Segment(
+                col.fs, col.directory, SegmentEntry(seg_id, len(keep), "flat"), col.config
+            )
         with col._locked_for_write():
             if segment is not None:
                 row_map = np.full(n, -1, dtype=np.int64)
@@ -216,8 +233,10 @@ class Maintainer:
         hnsw = [s for s in segments if s.kind == "hnsw" and s.rows < opts.max_segment_rows]
         target = max(hnsw, key=lambda s: s.rows) if hnsw else None
         total_live = sum(s.live_count for s in segments)
-        if target is None and flat_live < opts.hnsw_min_rows and not (
-            force and total_live >= opts.hnsw_min_rows
+        if (
+            target is None
+            and flat_live < opts.hnsw_min_rows
+            and not (force and total_live >= opts.hnsw_min_rows)
         ):
             # Still small: stay exact, but keep the number of flat segments bounded.
             if len(flats) > MAX_FLAT_SEGMENTS or (force and len(flats) > 1):
@@ -268,7 +287,9 @@ class Maintainer:
             else:
                 index = build_hnsw(vectors, col.metric, col.config.m, col.config.ef_construction)
         seg_id = self._allocate_segment_id()
-        write_segment(col.fs, col.directory, seg_id, col.config, vectors, ids, raw_meta, metas, index)
+        write_segment(
+            col.fs, col.directory, seg_id, col.config, vectors, ids, raw_meta, metas, index
+        )
         del index, vectors
         out = Segment(col.fs, col.directory, SegmentEntry(seg_id, total_rows, kind), col.config)
         self._install(inputs, out)
@@ -319,7 +340,9 @@ class Maintainer:
             entries.append(seg.entry(name if seg.dead_count else None))
         if written:
             col.fs.sync_dir(col.directory)
-        manifest = Manifest(generation, col.config, tuple(entries), checkpoint_seq, col._next_segment_id)
+        manifest = Manifest(
+            generation, col.config, tuple(entries), checkpoint_seq, col._next_segment_id
+        )
         try:
             write_manifest(col.fs, col.directory, manifest)
         except KeelError as exc:
@@ -331,8 +354,12 @@ class Maintainer:
             seg.persisted_dead_count = count
         self._remove_obsolete(manifest)
 
-    def _remove_obsolete(self, manifest: Manifest) -> None:
-        """Delete WAL files wholly covered by the checkpoint and files no manifest names."""
+    def _remove_obsolete(self, manifest: Manifest, *, at_open: bool = False) -> None:
+        """Delete WAL files wholly covered by the checkpoint and files no manifest names.
+
+        ``at_open``: nothing is being written, so unreferenced segment files numbered at or
+        above ``next_segment_id`` (a seal or merge cut short) go too; if they stayed, the
+        next seal would reuse the number and fail on the existing file."""
         col = self.col
         fs = col.fs
         names = fs.listdir(col.directory)
@@ -345,13 +372,20 @@ class Maintainer:
                 fs.remove(os.path.join(col.directory, name))
         live = {"MANIFEST"}
         for e in manifest.segments:
-            live.update(segment_file_name(e.segment_id, ext) for ext in ("vec", "ids", "meta", "cols", "hnsw"))
+            live.update(
+                segment_file_name(e.segment_id, ext)
+                for ext in ("vec", "ids", "meta", "cols", "hnsw")
+            )
             if e.tombstones:
                 live.add(e.tombstones)
         for name in names:
             if parse_wal_name(name) is not None or name in live or not is_collection_file(name):
                 continue
-            if name.startswith("seg-") and _segment_id_of(name) >= manifest.next_segment_id:
+            if (
+                not at_open
+                and name.startswith("seg-")
+                and _segment_id_of(name) >= manifest.next_segment_id
+            ):
                 continue  # being written by a seal or merge that has not committed yet
             fs.remove(os.path.join(col.directory, name))
         fs.sync_dir(col.directory)

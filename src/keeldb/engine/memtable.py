@@ -120,7 +120,12 @@ class Memtable:
             return exact_search(vectors, queries, k, self.metric, rows=rows, sq_norms=norms)
         dead = self.dead[:n]
         return exact_search(
-            vectors, queries, k, self.metric, exclude=dead if self.dead_count else None, sq_norms=norms
+            vectors,
+            queries,
+            k,
+            self.metric,
+            exclude=dead if self.dead_count else None,
+            sq_norms=norms,
         )
 
     def memory_bytes(self) -> int:

@@ -74,7 +74,8 @@ def _start(directory: str, options: Options) -> Collection:
         fs.remove(stale)  # created by a writer that died before appending to it
     col._wal = WalWriter(fs, directory, first)
     col._maintainer = Maintainer(col)
-    col._maintainer._remove_obsolete(manifest)
+    with col._maintainer.lock:  # the worker may start a seal: not before this cleanup
+        col._maintainer._remove_obsolete(manifest, at_open=True)
     if col._state.active.n >= options.memtable_rows:
         with col._locked_for_write():
             col._freeze()
@@ -87,7 +88,9 @@ def _replay(col: Collection, report: dict[str, object]) -> None:
     assert col._manifest is not None
     checkpoint = col._manifest.checkpoint_seq
     names = sorted(
-        (first, name) for name in fs.listdir(directory) if (first := parse_wal_name(name)) is not None
+        (first, name)
+        for name in fs.listdir(directory)
+        if (first := parse_wal_name(name)) is not None
     )
     expected = checkpoint + 1
     t0 = time.perf_counter()
@@ -97,7 +100,9 @@ def _replay(col: Collection, report: dict[str, object]) -> None:
         is_last = idx == len(names) - 1
         scan = read_wal(fs, path, first, is_last=is_last, salvage=col.options.salvage)
         if scan.torn_at is not None:
-            log.warning("keeldb: dropped a torn record at the end of %s (offset %d)", path, scan.torn_at)
+            log.warning(
+                "keeldb: dropped a torn record at the end of %s (offset %d)", path, scan.torn_at
+            )
             report["torn_tail"] = {"file": path, "offset": scan.torn_at}
             if scan.torn_at < 64:
                 fs.remove(path)
@@ -108,7 +113,11 @@ def _replay(col: Collection, report: dict[str, object]) -> None:
                 finally:
                     f.close()
         if scan.salvaged_at is not None:
-            log.error("keeldb: salvage skipped damaged WAL data in %s from offset %d", path, scan.salvaged_at)
+            log.error(
+                "keeldb: salvage skipped damaged WAL data in %s from offset %d",
+                path,
+                scan.salvaged_at,
+            )
             report.setdefault("salvaged", []).append({"file": path, "offset": scan.salvaged_at})  # type: ignore[attr-defined]
         for record in scan.records:
             if record.seq < expected:
@@ -123,7 +132,9 @@ def _replay(col: Collection, report: dict[str, object]) -> None:
             try:
                 batch = decode_batch(record.payload)
             except ValueError as exc:
-                raise CorruptionError(f"undecodable WAL record: {exc}", path=path, offset=record.offset) from exc
+                raise CorruptionError(
+                    f"undecodable WAL record: {exc}", path=path, offset=record.offset
+                ) from exc
             col._apply(batch)
             col._last_seq = record.seq
             col._state.active.last_seq = record.seq
@@ -133,6 +144,8 @@ def _replay(col: Collection, report: dict[str, object]) -> None:
                 # Keep the replayed memtable bounded; sealed by the worker once it starts.
                 col._state.active.frozen = True
                 state = col._state
-                col._state = State((*state.memtables, Memtable(col.dim, col.metric)), state.segments)
+                col._state = State(
+                    (*state.memtables, Memtable(col.dim, col.metric)), state.segments
+                )
     report["replayed_records"] = replayed
     report["replay_seconds"] = time.perf_counter() - t0

@@ -68,7 +68,9 @@ def scan_page(col: Collection, state: State, flt: Any, limit: int, cursor: str |
     records: list[Record] = []
     for id_, unit, row in page:
         if isinstance(unit, Memtable):
-            records.append(Record(id_, unit.vectors[row].copy(), json.loads(json.dumps(unit.metadata[row]))))
+            records.append(
+                Record(id_, unit.vectors[row].copy(), json.loads(json.dumps(unit.metadata[row])))
+            )
         else:
             records.append(Record(id_, unit.vector_at(row), unit.metadata_at(row)))
     more = len(candidates) > limit

@@ -83,9 +83,13 @@ def write_segment(
     total = write_vectors(fs, directory, segment_id, vectors)
     total += write_ids(fs, directory, segment_id, ids)
     total += write_metadata(fs, directory, segment_id, metadata_json)
-    total += write_columns(fs, directory, segment_id, MetadataColumns.build(metadata).to_bytes(), len(ids))
+    total += write_columns(
+        fs, directory, segment_id, MetadataColumns.build(metadata).to_bytes(), len(ids)
+    )
     if index is not None:
-        total += save_hnsw(fs, os.path.join(directory, segment_file_name(segment_id, "hnsw")), index)
+        total += save_hnsw(
+            fs, os.path.join(directory, segment_file_name(segment_id, "hnsw")), index
+        )
     fs.sync_dir(directory)
     return total
 
@@ -145,10 +149,14 @@ class Segment:
             self.hnsw = load_hnsw(path, self.rows, self.config.dim)
             return
         except CorruptionError as exc:
-            log.warning("segment %d: %s; rebuilding the HNSW index from its vectors", self.segment_id, exc)
+            log.warning(
+                "segment %d: %s; rebuilding the HNSW index from its vectors", self.segment_id, exc
+            )
         # The index is derived data: rebuild it from the (verified) vectors.
         self.vectors.verify()
-        index = build_hnsw(self.vectors.array, self.metric, self.config.m, self.config.ef_construction)
+        index = build_hnsw(
+            self.vectors.array, self.metric, self.config.m, self.config.ef_construction
+        )
         tmp = path + TMP_SUFFIX
         self.fs.remove(tmp)
         save_hnsw(self.fs, tmp, index)
@@ -189,7 +197,9 @@ class Segment:
                 try:
                     cols = MetadataColumns.from_bytes(payload)
                 except ValueError as exc:
-                    raise CorruptionError(f"filter columns cannot be decoded: {exc}", path=path) from exc
+                    raise CorruptionError(
+                        f"filter columns cannot be decoded: {exc}", path=path
+                    ) from exc
                 if len(cols) != self.rows:
                     raise CorruptionError("filter columns have the wrong row count", path=path)
                 self._columns = cols
@@ -220,8 +230,10 @@ class Segment:
             values = json.loads(raw)
         except ValueError as exc:
             raise CorruptionError("metadata is not JSON", path=self.meta.path) from exc
-        if not isinstance(values, list) or len(values) != len(rows) or not all(
-            isinstance(v, dict) for v in values
+        if (
+            not isinstance(values, list)
+            or len(values) != len(rows)
+            or not all(isinstance(v, dict) for v in values)
         ):
             raise CorruptionError("metadata rows are not objects", path=self.meta.path)
         return values
@@ -239,26 +251,32 @@ class Segment:
                     break
         return found
 
-    def search(
-        self, queries: np.ndarray, k: int, ef: int, match: np.ndarray | None
-    ) -> UnitResult:
+    def search(self, queries: np.ndarray, k: int, ef: int, match: np.ndarray | None) -> UnitResult:
         """Top-``k`` per query among live rows (and ``match`` rows when filtering)."""
         allowed = ~self.dead if match is None else (match & ~self.dead)
         count = self.live_count if match is None else int(np.count_nonzero(allowed))
         if count == 0:
             q = len(queries)
-            return UnitResult(np.empty((q, 0), np.float32), np.empty((q, 0), np.int64), "empty", 0, 0)
+            return UnitResult(
+                np.empty((q, 0), np.float32), np.empty((q, 0), np.int64), "empty", 0, 0
+            )
         norms = self.sq_norms() if self.metric == "l2" else None
         exact_cap = max(EXACT_MAX_ROWS, int(EXACT_MAX_FRACTION * self.rows))
         if self.hnsw is None or (match is not None and count <= exact_cap):
             if match is None:
                 d, r = exact_search(
-                    self.vectors.array, queries, k, self.metric,
-                    exclude=self.dead if self.dead_count else None, sq_norms=norms,
+                    self.vectors.array,
+                    queries,
+                    k,
+                    self.metric,
+                    exclude=self.dead if self.dead_count else None,
+                    sq_norms=norms,
                 )
                 return UnitResult(d, r, "exact", self.rows * len(queries), 0)
             rows = np.flatnonzero(allowed)
-            d, r = exact_search(self.vectors.array, queries, k, self.metric, rows=rows, sq_norms=norms)
+            d, r = exact_search(
+                self.vectors.array, queries, k, self.metric, rows=rows, sq_norms=norms
+            )
             return UnitResult(d, r, "exact-filtered", count * len(queries), 0)
         pass_rate = count / self.rows
         ef_eff = ef
@@ -278,7 +296,9 @@ class Segment:
         short = np.flatnonzero((labels >= 0).sum(axis=1) < want)
         if len(short):
             rows = np.flatnonzero(allowed)
-            d2, r2 = exact_search(self.vectors.array, queries[short], k, self.metric, rows=rows, sq_norms=norms)
+            d2, r2 = exact_search(
+                self.vectors.array, queries[short], k, self.metric, rows=rows, sq_norms=norms
+            )
             width = max(labels.shape[1], r2.shape[1])
             dist = _pad(dist, width, np.inf)
             labels = _pad(labels, width, -1)
@@ -312,7 +332,9 @@ class Segment:
     def memory_bytes(self) -> int:
         graph = self.hnsw_summary()[2] if self.hnsw is not None else 0
         cols = int(getattr(self._columns, "nbytes", 0)) if self._columns is not None else 0
-        return int(self.dead.nbytes + graph + cols + (self.ids.hashes.nbytes + self.ids.order.nbytes))
+        return int(
+            self.dead.nbytes + graph + cols + (self.ids.hashes.nbytes + self.ids.order.nbytes)
+        )
 
 
 def _pad(a: np.ndarray, width: int, fill: float) -> np.ndarray:

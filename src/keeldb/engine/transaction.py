@@ -36,7 +36,10 @@ class Transaction:
             raise ClosedError("this transaction was already committed or rolled back")
 
     def upsert(
-        self, ids: Sequence[str], vectors: Any, metadata: Sequence[dict[str, Any] | None] | None = None
+        self,
+        ids: Sequence[str],
+        vectors: Any,
+        metadata: Sequence[dict[str, Any] | None] | None = None,
     ) -> None:
         """Stage an upsert (same contract as :meth:`Collection.upsert`)."""
         self._check()
@@ -65,7 +68,10 @@ class Transaction:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._done:
             return

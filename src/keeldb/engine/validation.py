@@ -63,7 +63,9 @@ def check_k(k: Any, ef: Any) -> None:
     """``k`` >= 1 (at most 100000); ``ef`` None or >= 1."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100_000:
         raise InvalidArgumentError(f"k must be an integer in [1, 100000], got {k!r}")
-    if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or not 1 <= ef <= 100_000):
+    if ef is not None and (
+        isinstance(ef, bool) or not isinstance(ef, int) or not 1 <= ef <= 100_000
+    ):
         raise InvalidArgumentError(f"ef must be None or an integer in [1, 100000], got {ef!r}")
 
 
@@ -102,7 +104,9 @@ def validate_vectors(vectors: Any, n: int, dim: int, metric: str) -> np.ndarray:
     if arr.ndim == 1 and n == 1 and arr.shape[0] == dim:
         arr = arr.reshape(1, dim)
     if arr.ndim != 2:
-        raise InvalidArgumentError(f"vectors must be 2-dimensional (n, {dim}), got shape {arr.shape}")
+        raise InvalidArgumentError(
+            f"vectors must be 2-dimensional (n, {dim}), got shape {arr.shape}"
+        )
     if arr.shape[0] != n:
         raise InvalidArgumentError(f"{arr.shape[0]} vectors for {n} ids: lengths disagree")
     if arr.shape[1] != dim:
@@ -115,7 +119,9 @@ def validate_vectors(vectors: Any, n: int, dim: int, metric: str) -> np.ndarray:
         norms = np.linalg.norm(arr, axis=1)
         if not (norms > 0).all():
             bad = int(np.argmin(norms > 0))
-            raise InvalidArgumentError(f"vectors[{bad}] is a zero vector, which has no cosine direction")
+            raise InvalidArgumentError(
+                f"vectors[{bad}] is a zero vector, which has no cosine direction"
+            )
         arr /= norms[:, None]
         # float32 overflow on huge components gives inf norms -> zeros; catch it
         if not np.isfinite(arr).all() or not (np.abs(arr).sum(axis=1) > 0).all():
@@ -135,7 +141,9 @@ def validate_query(vectors: Any, dim: int, metric: str, *, single: bool) -> np.n
         if arr.ndim == 2 and arr.shape[0] == 1:
             arr = arr[0]
         if arr.ndim != 1:
-            raise InvalidArgumentError(f"query must be one vector of length {dim}, got shape {arr.shape}")
+            raise InvalidArgumentError(
+                f"query must be one vector of length {dim}, got shape {arr.shape}"
+            )
         arr = arr.reshape(1, -1)
     elif arr.ndim != 2:
         raise InvalidArgumentError(f"queries must be a (q, {dim}) array, got shape {arr.shape}")
@@ -148,13 +156,17 @@ def validate_metadata(metadata: Any, n: int) -> list[dict[str, Any] | None]:
     if metadata is None:
         return [None] * n
     if isinstance(metadata, dict | str | bytes) or not isinstance(metadata, Sequence):
-        raise InvalidArgumentError(f"metadata must be a list of dicts (or None), got {type(metadata).__name__}")
+        raise InvalidArgumentError(
+            f"metadata must be a list of dicts (or None), got {type(metadata).__name__}"
+        )
     items = list(metadata)
     if len(items) != n:
         raise InvalidArgumentError(f"{len(items)} metadata entries for {n} ids: lengths disagree")
     for i, m in enumerate(items):
         if m is not None and not isinstance(m, dict):
-            raise InvalidArgumentError(f"metadata[{i}] must be a dict or None, got {type(m).__name__}")
+            raise InvalidArgumentError(
+                f"metadata[{i}] must be a dict or None, got {type(m).__name__}"
+            )
     # One C-speed round trip validates and copies the whole batch; a value JSON cannot
     # represent exactly (non-str key, tuple, set, NaN, custom object) fails or changes.
     try:

@@ -117,9 +117,13 @@ def load_hnsw(path: str, rows: int, dim: int) -> HnswFile:
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                 view = memoryview(mm)
                 try:
-                    header = unpack_header(view[size - HEADER_SIZE :], MAGIC_HNSW, path, size - HEADER_SIZE)
+                    header = unpack_header(
+                        view[size - HEADER_SIZE :], MAGIC_HNSW, path, size - HEADER_SIZE
+                    )
                     if header.payload_len != size - HEADER_SIZE:
-                        raise CorruptionError("HNSW length mismatch", path=path, offset=size - HEADER_SIZE)
+                        raise CorruptionError(
+                            "HNSW length mismatch", path=path, offset=size - HEADER_SIZE
+                        )
                     if header.rows != rows or header.aux != dim or header.aux3 > header.payload_len:
                         raise CorruptionError(
                             f"HNSW trailer rows/dim {header.rows}/{header.aux} != {rows}/{dim}",

@@ -54,8 +54,17 @@ class FrameHeader:
 def pack_header(h: FrameHeader) -> bytes:
     """The 64 header bytes of ``h``, header CRC included."""
     body = HEADER.pack(
-        h.magic, h.version, h.flags, h.rows, h.aux, h.payload_len, h.payload_crc, h.aux2,
-        h.aux3, 0, 0,
+        h.magic,
+        h.version,
+        h.flags,
+        h.rows,
+        h.aux,
+        h.payload_len,
+        h.payload_crc,
+        h.aux2,
+        h.aux3,
+        0,
+        0,
     )
     return body[:60] + crc32c(body[:60]).to_bytes(4, "little")
 
@@ -74,9 +83,13 @@ def unpack_header(raw: bytes | memoryview, magic: bytes, path: str, offset: int 
         raise CorruptionError("header checksum mismatch", path=path, offset=offset)
     fields = HEADER.unpack(raw)
     if fields[0] != magic:
-        raise CorruptionError(f"bad magic {fields[0]!r}, expected {magic!r}", path=path, offset=offset)
+        raise CorruptionError(
+            f"bad magic {fields[0]!r}, expected {magic!r}", path=path, offset=offset
+        )
     if fields[1] != FORMAT_VERSION:
-        raise CorruptionError(f"unsupported format version {fields[1]}", path=path, offset=offset + 8)
+        raise CorruptionError(
+            f"unsupported format version {fields[1]}", path=path, offset=offset + 8
+        )
     return FrameHeader(*fields[:9])
 
 
@@ -162,7 +175,9 @@ def _check_length(header: FrameHeader, size: int, path: str) -> None:
     if size != expected:
         what = "truncated" if size < expected else "trailing bytes"
         raise CorruptionError(
-            f"{what}: file is {size} bytes, header says {expected}", path=path, offset=min(size, expected)
+            f"{what}: file is {size} bytes, header says {expected}",
+            path=path,
+            offset=min(size, expected),
         )
 
 
