@@ -1,0 +1,59 @@
+"""The ``keeldb`` command: a thin layer over the library (see docs/cli.md).
+
+Subcommands: ``serve``, ``import``, ``export``, ``info``, ``stats``, ``check``,
+``compact``. Only ``serve`` needs FastAPI/uvicorn (imported when it runs), and only a
+server URL target needs httpx, so the rest work with the base install.
+
+Exit status: 0 success, 1 failure (including ``check`` finding damage), 2 usage error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from keeldb.cli import admin, serve, transfer
+from keeldb.cli.common import CliError
+from keeldb.errors import KeelError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand (each has its own ``--help``)."""
+    import keeldb
+
+    parser = argparse.ArgumentParser(
+        prog="keeldb",
+        description="KeelDB: an embeddable vector database. Serve it over HTTP, import and "
+        "export data, inspect, check and compact a database directory.",
+        epilog="Run 'keeldb COMMAND --help' for a command's options. Docs: docs/cli.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"keeldb {keeldb.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve.add_parser(sub)
+    transfer.add_parsers(sub)
+    admin.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.run(args)
+        return status
+    except CliError as exc:
+        print(f"keeldb {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeelError as exc:
+        print(f"keeldb {args.command}: error: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"keeldb {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `keeldb info | head`
+        return 0

@@ -1,0 +1,152 @@
+"""``keeldb serve``: run the HTTP API (imports FastAPI and uvicorn only when run)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from keeldb.cli.common import CliError, positive_int
+from keeldb.errors import InvalidArgumentError
+
+__all__ = ["add_parser", "run_serve"]
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve the database at PATH until SIGTERM/SIGINT. Returns 0 after a clean stop."""
+    from keeldb.server.config import ServerConfig
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise CliError(
+            f"keeldb serve needs the server extra ({exc.name} is missing): "
+            "pip install 'keeldb[server]'"
+        ) from exc
+    from keeldb.server.runner import serve
+
+    config = ServerConfig(
+        keys=ServerConfig.collect_keys(args.api_key, args.keys_file),
+        max_body_bytes=args.max_body_bytes,
+        max_k=args.max_k,
+        max_ef=args.max_ef,
+        max_batch=args.max_batch,
+        max_query_batch=args.max_query_batch,
+        max_filter_depth=args.max_filter_depth,
+        cors_origins=list(args.cors_origin or []),
+        threads=args.threads,
+    )
+    try:
+        serve(
+            args.path,
+            host=args.host,
+            port=args.port,
+            config=config,
+            durability=args.durability,
+            insecure=args.insecure,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            graceful_timeout_s=args.graceful_timeout,
+        )
+    except InvalidArgumentError as exc:
+        raise CliError(str(exc), exit_code=2) from exc
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``serve`` on the CLI's subparsers."""
+    d = ServerDefaults()
+    p = sub.add_parser(
+        "serve",
+        help="serve a database over HTTP/JSON (needs the 'server' extra)",
+        description="Serve the database at PATH over HTTP/JSON (API under /v1, OpenAPI at "
+        "/openapi.json, docs at /docs, Prometheus metrics at /metrics). Stops on "
+        "SIGTERM/SIGINT after finishing in-flight requests, then flushes and closes the "
+        "database. API keys: --api-key, --keys-file and $KEELDB_API_KEY; without any, "
+        "binding to a non-loopback address is refused unless --insecure.",
+    )
+    p.add_argument("path", metavar="PATH", help="database directory (created if missing)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8321, help="port (default: 8321)")
+    p.add_argument(
+        "--api-key", action="append", metavar="KEY", help="an admin API key (repeatable)"
+    )
+    p.add_argument(
+        "--keys-file",
+        metavar="JSON",
+        help='JSON list of {"key", "role", "workspaces"}; roles: admin, read-write, read-only',
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback bind without API keys"
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="allow browser requests from ORIGIN (repeatable; default: CORS off)",
+    )
+    p.add_argument(
+        "--durability",
+        choices=["fsync", "flush", "none"],
+        default="fsync",
+        help="when a write is acknowledged (default: fsync)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=d.threads,
+        help=f"worker threads for engine calls (default: {d.threads})",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=positive_int,
+        default=d.max_body_bytes,
+        help=f"largest request body (default: {d.max_body_bytes}; 413 above)",
+    )
+    p.add_argument(
+        "--max-k", type=positive_int, default=d.max_k, help=f"largest k (default: {d.max_k})"
+    )
+    p.add_argument(
+        "--max-ef", type=positive_int, default=d.max_ef, help=f"largest ef (default: {d.max_ef})"
+    )
+    p.add_argument(
+        "--max-batch",
+        type=positive_int,
+        default=d.max_batch,
+        help=f"most ids/vectors per upsert, get or delete, and the largest scan "
+        f"limit (default: {d.max_batch})",
+    )
+    p.add_argument(
+        "--max-query-batch",
+        type=positive_int,
+        default=d.max_query_batch,
+        help=f"most queries per search_batch (default: {d.max_query_batch})",
+    )
+    p.add_argument(
+        "--max-filter-depth",
+        type=positive_int,
+        default=d.max_filter_depth,
+        help=f"deepest filter nesting (default: {d.max_filter_depth})",
+    )
+    p.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long shutdown waits for in-flight requests (default: 30)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="log level (default: info)",
+    )
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(run=run_serve)
+
+
+def ServerDefaults() -> Any:  # noqa: N802 (reads like the class it returns)
+    """The default :class:`ServerConfig`, for help texts."""
+    from keeldb.server.config import ServerConfig
+
+    return ServerConfig()

@@ -1,0 +1,237 @@
+"""The HTTP/JSON API: a FastAPI app over one open :class:`keeldb` database.
+
+Routes mirror the embedded API (see docs/server.md). Three rules shape every handler:
+
+* **Auth first.** :class:`KeelRoute` checks the API key and its role/workspaces before the
+  body is even parsed, so an unauthenticated caller learns nothing from 400s.
+* **Engine work off the event loop.** Vector decoding, the engine call and JSON encoding of
+  the answer run in one thread-pool hop (:meth:`ServerState.run`); faiss and BLAS release
+  the GIL there, so concurrent searches use every core while the loop keeps accepting.
+* **Errors are exceptions.** Handlers raise KeelDB errors; :mod:`keeldb.server.handlers`
+  turns them into ``{"error", "message"}`` with the class's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from keeldb.errors import AuthError, PermissionDeniedError
+from keeldb.server import metrics as metrics_mod
+from keeldb.server.config import ApiKey, Permission, ServerConfig
+from keeldb.server.handlers import install_handlers
+from keeldb.server.limits import BodyLimitMiddleware
+from keeldb.server.metrics import MetricsMiddleware, RequestMetrics
+
+__all__ = ["KeelRoute", "ServerState", "create_app", "new_router", "public", "requires"]
+
+log = logging.getLogger("keeldb.server")
+
+T = TypeVar("T")
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+PERMISSION_ATTR = "__keeldb_permission__"
+PUBLIC_ATTR = "__keeldb_public__"
+
+
+def requires(permission: Permission | None) -> Callable[[Endpoint], Endpoint]:
+    """Mark an endpoint with the permission a key needs to call it.
+
+    ``None`` means any valid key (still 401 without one when keys are configured). The
+    workspace checked is the ``ws`` path parameter when the route has one.
+    """
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, PERMISSION_ATTR, permission)
+        return endpoint
+
+    return mark
+
+
+def public(endpoint: Endpoint) -> Endpoint:
+    """Mark an endpoint as open to everyone, keys or not (only ``/healthz``)."""
+    setattr(endpoint, PUBLIC_ATTR, True)
+    return endpoint
+
+
+class ServerState:
+    """What the handlers share: the database, the settings, the worker pool, the metrics."""
+
+    def __init__(self, db: Any, config: ServerConfig) -> None:
+        self.db = db
+        self.config = config
+        self.metrics = RequestMetrics()
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The worker pool, (re)created on demand: an app may see several lifespans
+        (test clients start and stop it per use), and each shutdown drains the pool."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.config.threads, thread_name_prefix="keeldb-worker"
+            )
+        return self._executor
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` in the worker pool and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
+
+    async def run_json(
+        self, fn: Callable[..., Any], *args: Any, status_code: int = 200, **kwargs: Any
+    ) -> Response:
+        """Like :meth:`run`, then encode the result as the JSON response, also off-loop."""
+
+        def work() -> bytes:
+            return json.dumps(fn(*args, **kwargs), separators=(",", ":")).encode()
+
+        body = await self.run(work)
+        return Response(body, status_code=status_code, media_type="application/json")
+
+    def authorize(self, request: Request, permission: Permission | None) -> ApiKey | None:
+        """Check the request's bearer key; return it (None when auth is off).
+
+        Raises :class:`AuthError` (401) without a known key and
+        :class:`PermissionDeniedError` (403) when its role or workspaces do not allow
+        ``permission`` on the path's workspace.
+        """
+        keys = self.config.keys
+        if not keys.enabled:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("missing API key: send 'Authorization: Bearer <key>'")
+        api_key = keys.lookup(token.strip())
+        if api_key is None:
+            raise AuthError("unknown API key")
+        workspace = request.path_params.get("ws")
+        if permission is not None and not api_key.allows(permission, workspace):
+            where = f" in workspace {workspace!r}" if workspace is not None else ""
+            raise PermissionDeniedError(f"this key ({api_key.role}) may not {permission}{where}")
+        return api_key
+
+    def collection_gauges(self) -> list[metrics_mod.CollectionGauge]:
+        """Sizes of every collection, for /metrics (runs engine calls: use a worker)."""
+        gauges = []
+        for info in self.db.list_collections():
+            try:
+                stats = self.db.get_collection(info.name, workspace=info.workspace).stats()
+            except Exception:  # a collection dropped mid-scrape is not worth a failed scrape
+                log.debug("stats failed for %s/%s", info.workspace, info.name, exc_info=True)
+                continue
+            gauges.append(
+                metrics_mod.CollectionGauge(
+                    info.workspace,
+                    info.name,
+                    stats.live_count,
+                    stats.deleted_count,
+                    stats.disk_bytes,
+                    stats.wal_bytes,
+                    stats.memory_bytes,
+                )
+            )
+        return gauges
+
+    def shutdown(self, close_db: bool) -> None:
+        """Wait for queued engine work, then (if ``close_db``) flush and close the database."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        if not close_db:
+            return
+        try:
+            for info in self.db.list_collections():
+                with contextlib.suppress(Exception):
+                    self.db.get_collection(info.name, workspace=info.workspace).flush()
+        finally:
+            self.db.close()
+
+
+class KeelRoute(APIRoute):
+    """An APIRoute that authorizes the request before FastAPI parses its body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+        permission: Permission | None = getattr(self.endpoint, PERMISSION_ATTR, None)
+        if getattr(self.endpoint, PUBLIC_ATTR, False):
+            return original
+
+        async def handler(request: Request) -> Response:
+            state: ServerState = request.app.state.keeldb
+            request.state.api_key = state.authorize(request, permission)
+            return await original(request)
+
+        return handler
+
+
+def create_app(
+    db: Any, config: ServerConfig | None = None, *, close_db_on_shutdown: bool = False
+) -> FastAPI:
+    """Build the ASGI app serving ``db`` (an open ``keeldb`` Database).
+
+    The app never opens the database; with ``close_db_on_shutdown`` its lifespan shutdown
+    flushes every collection and closes ``db`` after in-flight requests finish (that is
+    what ``keeldb serve`` uses). Otherwise the caller keeps ownership of ``db``.
+    """
+    # routes.py imports this module's helpers, so it is imported here, not at the top.
+    from keeldb.server.routes import build_open_router, build_router
+
+    cfg = config or ServerConfig()
+    state = ServerState(db, cfg)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        log.info(
+            "shutting down: finishing queued work%s",
+            ", closing the database" * close_db_on_shutdown,
+        )
+        await asyncio.get_running_loop().run_in_executor(None, state.shutdown, close_db_on_shutdown)
+
+    import keeldb
+
+    app = FastAPI(
+        title="KeelDB",
+        version=getattr(keeldb, "__version__", "0"),
+        description="HTTP/JSON API of a KeelDB database: collections in workspaces, "
+        "upsert, get, delete, count, search, scan. Errors are "
+        '`{"error": code, "message": text}`.',
+        lifespan=lifespan,
+    )
+    app.state.keeldb = state
+    install_handlers(app)
+    bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer <key>")
+    app.include_router(build_router(state), dependencies=[Depends(bearer)])
+    app.include_router(build_open_router(state))
+
+    # add_middleware wraps: the last added is outermost. Order, outside in: metrics (time
+    # everything, 413s included), CORS (so even a 413 carries CORS headers), body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
+    if cfg.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cfg.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+def new_router() -> APIRouter:
+    """An APIRouter whose routes authorize with :class:`KeelRoute`."""
+    return APIRouter(route_class=KeelRoute)

@@ -1,0 +1,107 @@
+"""The one place where exceptions become HTTP responses.
+
+Every answer that is not a success has the body ``{"error": code, "message": ...}``:
+
+* a :class:`~keeldb.errors.KeelError` uses its class's ``code`` and ``status``;
+* FastAPI's request validation errors (wrong types, missing fields, malformed JSON) become
+  400 ``invalid_argument`` — never FastAPI's default 422 shape;
+* Starlette's own HTTP errors (unknown route, wrong method, unparsable body) keep their
+  status with a matching code;
+* a plain ``ValueError`` escaping the engine is bad input it did not type: 400;
+* anything else is a bug: 500 ``internal``, logged with its traceback, with no details
+  sent to the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from keeldb.errors import InvalidArgumentError, KeelError
+
+__all__ = ["error_response", "install_handlers", "validation_message"]
+
+log = logging.getLogger("keeldb.server")
+
+# Starlette statuses that have no KeelDB class of their own.
+_HTTP_CODES = {
+    400: "invalid_argument",
+    401: "unauthorized",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON error response ``{"error": code, "message": message}``."""
+    body = json.dumps({"error": code, "message": message}).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def validation_message(errors: Sequence[Any], limit: int = 3) -> str:
+    """A short human-readable summary of pydantic/FastAPI validation errors, naming the
+    location of each (``body.k: Input should be a valid integer``)."""
+    parts = []
+    for err in list(errors)[:limit]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        if err.get("type") == "json_invalid":
+            parts.append(f"malformed JSON body: {err.get('ctx', {}).get('error', err['msg'])}")
+        else:
+            parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    more = len(errors) - limit
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts) or "invalid request"
+
+
+async def _keel_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KeelError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status >= 500:
+        log.error("%s %s failed: %s: %s", request.method, request.url.path, exc.code, exc)
+    return error_response(exc.status, exc.code, exc.message, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(
+        InvalidArgumentError.status, InvalidArgumentError.code, validation_message(exc.errors())
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
+async def _value_error(request: Request, exc: Exception) -> Response:
+    return error_response(InvalidArgumentError.status, InvalidArgumentError.code, str(exc))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal", "internal server error (see the server log)")
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers above on ``app`` (most specific class wins)."""
+    app.add_exception_handler(KeelError, _keel_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ValueError, _value_error)
+    app.add_exception_handler(Exception, _internal_error)

@@ -1,0 +1,234 @@
+"""Request and response bodies of the HTTP API (pydantic models; they make /openapi.json).
+
+Requests forbid unknown fields, so a misspelt parameter is a 400, not silently ignored.
+Vectors are typed as "list of numbers or encoded array" (see :mod:`keeldb.server.wire`);
+their shape, NaN/infinity and dimension are checked when they are decoded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CollectionInfoModel",
+    "CompactionReportModel",
+    "CountRequest",
+    "CountResponse",
+    "CreateCollectionRequest",
+    "DeleteRequest",
+    "DeleteResponse",
+    "DroppedResponse",
+    "EncodedArray",
+    "ErrorResponse",
+    "GetRequest",
+    "GetResponse",
+    "HealthResponse",
+    "HitModel",
+    "ListCollectionsResponse",
+    "ListWorkspacesResponse",
+    "OkResponse",
+    "RecordModel",
+    "ScanRequest",
+    "ScanResponse",
+    "SearchBatchRequest",
+    "SearchBatchResponse",
+    "SearchRequest",
+    "SearchResponse",
+    "StatsModel",
+    "UpsertRequest",
+    "UpsertResponse",
+]
+
+Metric = Literal["cosine", "l2", "ip"]
+VectorEncodingField = Literal["json", "base64"]
+Filter = dict[str, Any]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EncodedArray(BaseModel):
+    """A float32 array as base64 of its little-endian bytes, row-major."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: Literal["float32"] = "float32"
+    shape: list[int] = Field(description="[dim] for one vector, [n, dim] for a batch")
+    data: str = Field(description="base64 of n*dim little-endian float32 values")
+
+
+Vector = list[float] | EncodedArray
+Vectors = list[list[float]] | EncodedArray
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a stable code (see keeldb.errors) and a human-readable message."""
+
+    error: str = Field(examples=["collection_not_found"])
+    message: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class CreateCollectionRequest(_Request):
+    """Parameters of ``create_collection``; the name and workspace come from the path."""
+
+    dim: int = Field(384, description="vector length")
+    metric: Metric = "cosine"
+    m: int = 16
+    ef_construction: int = 200
+    ef_search: int = 64
+    exist_ok: bool = False
+
+
+class CollectionInfoModel(BaseModel):
+    name: str
+    workspace: str
+    dim: int
+    metric: str
+    count: int
+    m: int
+    ef_construction: int
+    ef_search: int
+    created_at: float
+    index_type: str
+
+
+class ListCollectionsResponse(BaseModel):
+    collections: list[CollectionInfoModel]
+
+
+class ListWorkspacesResponse(BaseModel):
+    workspaces: list[str]
+
+
+class DroppedResponse(BaseModel):
+    dropped: bool
+
+
+class OkResponse(BaseModel):
+    ok: bool
+
+
+class UpsertRequest(_Request):
+    ids: list[str]
+    vectors: Vectors
+    metadata: list[dict[str, Any] | None] | None = Field(
+        None, description="one object (or null: keep existing) per id"
+    )
+
+
+class UpsertResponse(BaseModel):
+    upserted: int
+
+
+class GetRequest(_Request):
+    ids: list[str]
+    vector_encoding: VectorEncodingField = "json"
+
+
+class RecordModel(BaseModel):
+    id: str
+    vector: Vector
+    metadata: dict[str, Any]
+
+
+class GetResponse(BaseModel):
+    records: list[RecordModel | None] = Field(description="one per requested id, null if absent")
+
+
+class DeleteRequest(_Request):
+    ids: list[str] | None = None
+    filter: Filter | None = None
+
+
+class DeleteResponse(BaseModel):
+    deleted: int
+
+
+class CountRequest(_Request):
+    filter: Filter | None = None
+
+
+class CountResponse(BaseModel):
+    count: int
+
+
+class SearchRequest(_Request):
+    vector: Vector
+    k: int = 10
+    ef: int | None = None
+    filter: Filter | None = None
+
+
+class HitModel(BaseModel):
+    id: str
+    distance: float
+    metadata: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitModel]
+
+
+class SearchBatchRequest(_Request):
+    vectors: Vectors
+    k: int = 10
+    ef: int | None = None
+    filter: Filter | None = None
+
+
+class SearchBatchResponse(BaseModel):
+    results: list[list[HitModel]]
+
+
+class ScanRequest(_Request):
+    filter: Filter | None = None
+    limit: int = 100
+    cursor: str | None = None
+    vector_encoding: VectorEncodingField = "json"
+
+
+class ScanResponse(BaseModel):
+    records: list[RecordModel]
+    next_cursor: str | None
+
+
+class SegmentStatsModel(BaseModel):
+    segment_id: int
+    kind: str
+    rows: int
+    live: int
+    deleted: int
+    disk_bytes: int
+    memory_bytes: int
+    hnsw_levels: dict[str, int]
+    hnsw_avg_edges: float
+
+
+class StatsModel(BaseModel):
+    name: str
+    workspace: str
+    live_count: int
+    deleted_count: int
+    segments: list[SegmentStatsModel]
+    index_type: str
+    hnsw_levels: dict[str, int]
+    hnsw_avg_edges: float
+    memory_bytes: int
+    disk_bytes: int
+    wal_bytes: int
+
+
+class CompactionReportModel(BaseModel):
+    segments_before: int
+    segments_after: int
+    rows_removed: int
+    rows_indexed: int
+    duration_s: float

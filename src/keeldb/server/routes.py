@@ -1,0 +1,352 @@
+"""The routes of the HTTP API, one per embedded-API method (see docs/server.md).
+
+Each handler checks limits on the parsed body, then does everything else — decoding
+vectors, the engine call, encoding the answer — in one worker-pool hop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import PlainTextResponse, Response
+
+from keeldb.errors import (
+    AlreadyExistsError,
+    AuthError,
+    BusyError,
+    ClosedError,
+    CollectionNotFoundError,
+    DatabaseLockedError,
+    InvalidArgumentError,
+    KeelError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
+from keeldb.server import wire
+from keeldb.server.app import ServerState, new_router, public, requires
+from keeldb.server.limits import (
+    check_batch,
+    check_ef,
+    check_filter,
+    check_k,
+    check_query_batch,
+)
+from keeldb.server.metrics import render
+from keeldb.server.models import (
+    CollectionInfoModel,
+    CompactionReportModel,
+    CountRequest,
+    CountResponse,
+    CreateCollectionRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DroppedResponse,
+    ErrorResponse,
+    GetRequest,
+    GetResponse,
+    HealthResponse,
+    ListCollectionsResponse,
+    ListWorkspacesResponse,
+    OkResponse,
+    ScanRequest,
+    ScanResponse,
+    SearchBatchRequest,
+    SearchBatchResponse,
+    SearchRequest,
+    SearchResponse,
+    StatsModel,
+    UpsertRequest,
+    UpsertResponse,
+)
+
+__all__ = ["COLLECTION", "build_open_router", "build_router"]
+
+WORKSPACE = "/v1/workspaces/{ws}"
+COLLECTION = WORKSPACE + "/collections/{name}"
+
+
+def _errors(*classes: type[KeelError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting the error statuses a route can answer."""
+    out: dict[int | str, dict[str, Any]] = {}
+    base: tuple[type[KeelError], ...] = (InvalidArgumentError, AuthError, PermissionDeniedError)
+    for cls in (*base, *classes):
+        entry = out.setdefault(cls.status, {"model": ErrorResponse, "description": ""})
+        entry["description"] = ", ".join(filter(None, [entry["description"], cls.code]))
+    return out
+
+
+# What any route touching a collection may answer besides success.
+COLLECTION_ERRORS = _errors(
+    CollectionNotFoundError, PayloadTooLargeError, ClosedError, BusyError, DatabaseLockedError
+)
+
+
+def build_router(state: ServerState) -> APIRouter:
+    """The authorized /v1 routes, bound to ``state``."""
+    db = state.db
+    cfg = state.config
+    router = new_router()
+
+    def collection(ws: str, name: str) -> Any:
+        return db.get_collection(name, workspace=ws)
+
+    @router.get("/v1/workspaces", response_model=ListWorkspacesResponse, responses=_errors())
+    @requires(None)
+    async def list_workspaces(request: Request) -> Response:
+        """Workspaces holding at least one collection (only those the key may see)."""
+        api_key = request.state.api_key
+
+        def work() -> dict[str, Any]:
+            names = db.list_workspaces()
+            if api_key is not None:
+                names = [w for w in names if api_key.sees_workspace(w)]
+            return {"workspaces": names}
+
+        return await state.run_json(work)
+
+    @router.get("/v1/collections", response_model=ListCollectionsResponse, responses=_errors())
+    @requires(None)
+    async def list_all_collections(request: Request) -> Response:
+        """Collections of every workspace (only those the key may see)."""
+        api_key = request.state.api_key
+
+        def work() -> dict[str, Any]:
+            infos = db.list_collections()
+            if api_key is not None:
+                infos = [i for i in infos if api_key.sees_workspace(i.workspace)]
+            return {"collections": [wire.info_to_wire(i) for i in infos]}
+
+        return await state.run_json(work)
+
+    @router.get(
+        WORKSPACE + "/collections",
+        response_model=ListCollectionsResponse,
+        responses=_errors(),
+    )
+    @requires("read")
+    async def list_collections(ws: str) -> Response:
+        """Every collection in workspace ``ws`` (an empty list if it has none)."""
+        return await state.run_json(
+            lambda: {"collections": [wire.info_to_wire(i) for i in db.list_collections(ws)]}
+        )
+
+    @router.put(
+        COLLECTION,
+        response_model=CollectionInfoModel,
+        responses=_errors(AlreadyExistsError, ClosedError, DatabaseLockedError),
+    )
+    @requires("write")
+    async def create_collection(ws: str, name: str, body: CreateCollectionRequest) -> Response:
+        """Create collection ``name`` (``exist_ok``: return the existing one when its
+        parameters match; 409 ``already_exists`` otherwise)."""
+
+        def work() -> dict[str, Any]:
+            col = db.create_collection(
+                name,
+                dim=body.dim,
+                metric=body.metric,
+                workspace=ws,
+                m=body.m,
+                ef_construction=body.ef_construction,
+                ef_search=body.ef_search,
+                exist_ok=body.exist_ok,
+            )
+            return wire.info_to_wire(col.info())
+
+        return await state.run_json(work)
+
+    @router.get(COLLECTION, response_model=CollectionInfoModel, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def get_collection(ws: str, name: str) -> Response:
+        """The collection's parameters and record count (404 if absent)."""
+        return await state.run_json(lambda: wire.info_to_wire(collection(ws, name).info()))
+
+    @router.delete(COLLECTION, response_model=DroppedResponse, responses=COLLECTION_ERRORS)
+    @requires("write")
+    async def drop_collection(ws: str, name: str) -> Response:
+        """Drop the collection and all its records (404 if absent)."""
+
+        def work() -> dict[str, Any]:
+            db.drop_collection(name, workspace=ws)
+            return {"dropped": True}
+
+        return await state.run_json(work)
+
+    @router.post(COLLECTION + "/upsert", response_model=UpsertResponse, responses=COLLECTION_ERRORS)
+    @requires("write")
+    async def upsert(ws: str, name: str, body: UpsertRequest) -> Response:
+        """Insert or replace records; returns when they are durable per the server's
+        durability mode. The whole batch is validated before anything is applied."""
+        check_batch(body.ids, cfg)
+
+        def work() -> dict[str, Any]:
+            vectors = wire.decode_vectors(_plain(body.vectors))
+            if body.metadata is not None and len(body.metadata) != len(body.ids):
+                raise InvalidArgumentError(
+                    f"metadata has {len(body.metadata)} entries for {len(body.ids)} ids"
+                )
+            if vectors.shape[0] != len(body.ids):
+                raise InvalidArgumentError(
+                    f"vectors has {vectors.shape[0]} rows for {len(body.ids)} ids"
+                )
+            collection(ws, name).upsert(body.ids, vectors, body.metadata)
+            return {"upserted": len(body.ids)}
+
+        return await state.run_json(work)
+
+    @router.post(COLLECTION + "/get", response_model=GetResponse, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def get(ws: str, name: str, body: GetRequest) -> Response:
+        """Records by id, in request order; null for an id that is absent."""
+        check_batch(body.ids, cfg)
+        enc = body.vector_encoding
+
+        def work() -> dict[str, Any]:
+            records = collection(ws, name).get(body.ids)
+            return {
+                "records": [None if r is None else wire.record_to_wire(r, enc) for r in records]
+            }
+
+        return await state.run_json(work)
+
+    @router.post(COLLECTION + "/delete", response_model=DeleteResponse, responses=COLLECTION_ERRORS)
+    @requires("write")
+    async def delete(ws: str, name: str, body: DeleteRequest) -> Response:
+        """Delete by ``ids`` or by ``filter`` (exactly one); returns how many existed."""
+        if (body.ids is None) == (body.filter is None):
+            raise InvalidArgumentError("delete takes exactly one of 'ids' or 'filter'")
+        if body.ids is not None:
+            check_batch(body.ids, cfg)
+        check_filter(body.filter, cfg)
+        return await state.run_json(
+            lambda: {"deleted": collection(ws, name).delete(ids=body.ids, filter=body.filter)}
+        )
+
+    @router.post(COLLECTION + "/count", response_model=CountResponse, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def count(ws: str, name: str, body: CountRequest | None = None) -> Response:
+        """Live records, or those matching ``filter``."""
+        flt = body.filter if body is not None else None
+        check_filter(flt, cfg)
+        return await state.run_json(lambda: {"count": collection(ws, name).count(filter=flt)})
+
+    @router.post(COLLECTION + "/search", response_model=SearchResponse, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def search(ws: str, name: str, body: SearchRequest) -> Response:
+        """The ``k`` nearest records to ``vector`` (optionally among those matching
+        ``filter``), closest first."""
+        check_k(body.k, cfg)
+        check_ef(body.ef, cfg)
+        check_filter(body.filter, cfg)
+
+        def work() -> dict[str, Any]:
+            vector = wire.decode_vector(_plain(body.vector))
+            hits = collection(ws, name).search(vector, k=body.k, ef=body.ef, filter=body.filter)
+            return {"hits": [wire.hit_to_wire(h) for h in hits]}
+
+        return await state.run_json(work)
+
+    @router.post(
+        COLLECTION + "/search_batch",
+        response_model=SearchBatchResponse,
+        responses=COLLECTION_ERRORS,
+    )
+    @requires("read")
+    async def search_batch(ws: str, name: str, body: SearchBatchRequest) -> Response:
+        """:meth:`search` for many query vectors at once; one hit list per query."""
+        check_k(body.k, cfg)
+        check_ef(body.ef, cfg)
+        check_filter(body.filter, cfg)
+
+        def work() -> dict[str, Any]:
+            vectors = wire.decode_vectors(_plain(body.vectors))
+            check_query_batch(vectors.shape[0], cfg)
+            results = collection(ws, name).search_batch(
+                vectors, k=body.k, ef=body.ef, filter=body.filter
+            )
+            return {"results": [[wire.hit_to_wire(h) for h in hits] for hits in results]}
+
+        return await state.run_json(work)
+
+    @router.post(COLLECTION + "/scan", response_model=ScanResponse, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def scan(ws: str, name: str, body: ScanRequest | None = None) -> Response:
+        """One page of records (optionally matching ``filter``); pass ``next_cursor``
+        back as ``cursor`` for the next page, until it is null."""
+        req = body or ScanRequest()
+        if req.limit < 1:
+            raise InvalidArgumentError(f"limit must be at least 1, got {req.limit}")
+        check_batch(range(req.limit), cfg, "records (scan limit)")
+        check_filter(req.filter, cfg)
+
+        def work() -> dict[str, Any]:
+            page = collection(ws, name).scan(filter=req.filter, limit=req.limit, cursor=req.cursor)
+            return {
+                "records": [wire.record_to_wire(r, req.vector_encoding) for r in page.records],
+                "next_cursor": page.next_cursor,
+            }
+
+        return await state.run_json(work)
+
+    @router.get(COLLECTION + "/stats", response_model=StatsModel, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def stats(ws: str, name: str) -> Response:
+        """Counts, segments, memory, disk and WAL bytes."""
+        return await state.run_json(lambda: wire.stats_to_wire(collection(ws, name).stats()))
+
+    @router.post(
+        COLLECTION + "/compact", response_model=CompactionReportModel, responses=COLLECTION_ERRORS
+    )
+    @requires("write")
+    async def compact(ws: str, name: str) -> Response:
+        """Merge segments and drop deleted rows now; returns what was done."""
+        return await state.run_json(lambda: wire.report_to_wire(collection(ws, name).compact()))
+
+    @router.post(COLLECTION + "/flush", response_model=OkResponse, responses=COLLECTION_ERRORS)
+    @requires("write")
+    async def flush(ws: str, name: str) -> Response:
+        """Make every acknowledged write durable (matters under durability 'flush'/'none')."""
+
+        def work() -> dict[str, Any]:
+            collection(ws, name).flush()
+            return {"ok": True}
+
+        return await state.run_json(work)
+
+    return router
+
+
+def build_open_router(state: ServerState) -> APIRouter:
+    """``/healthz`` (no key needed) and ``/metrics`` (admin key when keys are on)."""
+    router = new_router()
+
+    import keeldb
+
+    version = getattr(keeldb, "__version__", "0")
+
+    @router.get("/healthz", response_model=HealthResponse)
+    @public
+    async def healthz() -> dict[str, str]:
+        """Liveness: answers while the server accepts requests. Needs no key."""
+        return {"status": "ok", "version": version}
+
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={**_errors(), 200: {"content": {"text/plain": {}}}},
+    )
+    @requires("admin")
+    async def metrics() -> Response:
+        """Prometheus text: request counts and latencies, collection sizes, WAL bytes."""
+        gauges = await state.run(state.collection_gauges)
+        return PlainTextResponse(
+            render(state.metrics, gauges), media_type="text/plain; version=0.0.4"
+        )
+
+    return router
+
+
+def _plain(value: Any) -> Any:
+    """A pydantic-parsed vector field back as plain data for :mod:`wire` to decode."""
+    return value.model_dump() if hasattr(value, "model_dump") else value
