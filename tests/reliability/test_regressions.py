@@ -42,3 +42,33 @@ def test_inline_maintenance_compact_and_close_do_not_deadlock(tmp_path: Path) ->
     assert _finishes(db.close), "close() deadlocked"
     with keeldb.open(tmp_path / "db", **SMALL) as db2:
         assert db2.get_collection("c").count() == 3
+
+
+def test_leftover_files_of_a_cut_seal_are_removed_on_open(tmp_path: Path) -> None:
+    """A seal cut short leaves segment files numbered at or above the manifest's
+    next_segment_id. Open kept them ("being written"), so the next seal reused the number
+    and failed with EEXIST, and close() failed with it."""
+    from keeldb.storage.faults import Fault, FaultyFileSystem, SimulatedCrash
+
+    root = tmp_path / "root"
+    root.mkdir()
+    with keeldb.open(root / "db", **SMALL) as db:
+        db.create_collection("c", 8, "l2").upsert(["a"], np.ones((1, 8), np.float32))
+    fs = FaultyFileSystem(str(root))
+    db = keeldb.open(root / "db", fs=fs, **SMALL)
+    col = db.get_collection("c")
+    # creates: the new WAL file, seg.vec, then seg.ids: cut there, seg.vec is complete
+    fs.arm(Fault(nth=3, ops=frozenset({"create"}), mode="process"))
+    vectors = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    try:
+        col.upsert([f"r{i}" for i in range(60)], vectors)  # 60 > memtable_rows: seals
+    except SimulatedCrash:
+        FaultyFileSystem.abandon(db)
+    else:
+        raise AssertionError("the fault did not fire")
+    with keeldb.open(root / "db", **SMALL) as db2:
+        col2 = db2.get_collection("c")
+        col2.upsert([f"s{i}" for i in range(60)], vectors)  # seals again
+        col2.compact()
+    with keeldb.open(root / "db", **SMALL) as db3:
+        assert db3.get_collection("c").count() == 121
