@@ -72,3 +72,30 @@ def test_leftover_files_of_a_cut_seal_are_removed_on_open(tmp_path: Path) -> Non
         col2.compact()
     with keeldb.open(root / "db", **SMALL) as db3:
         assert db3.get_collection("c").count() == 121
+
+
+def test_power_cut_while_freezing_the_memtable_leaves_no_stale_wal(tmp_path: Path) -> None:
+    """A write that fills the memtable created the next WAL file before fsyncing the old
+    one. A power cut between the two lost the (unacknowledged) record from the old file
+    but kept the new empty file, numbered past it: after recovery the next freeze tried to
+    create that name again (EEXIST), and a torn tail in the old file refused to open."""
+    import os
+
+    from reliability_util import Model, Workload, crash_loop, write_batch
+
+    base = tmp_path / "base"
+    base.mkdir()
+    model = Model()
+    wl = Workload(1)
+    with keeldb.open(base / "db", **SMALL) as db:
+        col = db.create_collection("c", 8, "l2")
+        b = [("upsert", wl.upsert_args(20))]
+        write_batch(col, b)
+        model.apply(b)
+    batch = [("upsert", wl.upsert_args(60))]  # > memtable_rows: freezes the memtable
+
+    def op(db: keeldb.Database, col: keeldb.Collection, ack: Callable[[], None]) -> None:
+        write_batch(col, batch)
+        ack()
+
+    crash_loop(str(base), os.fspath(tmp_path / "work"), model, [batch], op, modes=("power", "torn"))

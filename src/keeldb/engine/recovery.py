@@ -19,7 +19,7 @@ from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment
 from keeldb.engine.state import Options, State
 from keeldb.errors import CorruptionError
-from keeldb.storage.format import parse_wal_name, wal_name
+from keeldb.storage.format import parse_wal_name
 from keeldb.storage.manifest import CollectionConfig, Manifest, read_manifest, write_manifest
 from keeldb.storage.records import decode_batch
 from keeldb.storage.wal import WalWriter, read_wal
@@ -69,9 +69,13 @@ def _start(directory: str, options: Options) -> Collection:
     col.recovery_report = report
     # The replayed records stay in their WAL files until a seal checkpoints them.
     first = col._last_seq + 1
-    stale = os.path.join(directory, wal_name(first))
-    if fs.exists(stale):
-        fs.remove(stale)  # created by a writer that died before appending to it
+    for name in fs.listdir(directory):
+        # Numbered past the last replayed record, so holding none (replay refuses a gap):
+        # created by a writer that died before appending to it. A later freeze would
+        # collide with its name.
+        wal_first = parse_wal_name(name)
+        if wal_first is not None and wal_first >= first:
+            fs.remove(os.path.join(directory, name))
     col._wal = WalWriter(fs, directory, first)
     col._maintainer = Maintainer(col)
     with col._maintainer.lock:  # the worker may start a seal: not before this cleanup
