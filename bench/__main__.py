@@ -1,0 +1,88 @@
+"""``python -m bench``: set up the peers, run the cases, write the report.
+
+python -m bench all                  # make bench: setup + full run + docs/benchmarks.md
+python -m bench quick                # quick mode, every system that is set up
+python -m bench setup [--systems a,b]
+python -m bench run --mode full --systems keeldb,faiss-hnsw
+python -m bench report --mode full   # regenerate docs/benchmarks.md + docs/img/*.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import driver, report, systems
+
+
+def _names(arg: str | None) -> list[str] | None:
+    if not arg:
+        return None
+    names = [n for n in arg.split(",") if n]
+    unknown = [n for n in names if n not in systems.BY_NAME]
+    if unknown:
+        raise SystemExit(f"unknown system(s) {unknown}; known: {sorted(systems.BY_NAME)}")
+    return names
+
+
+def setup(names: list[str] | None) -> None:
+    log = driver.RESULTS / "setup.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    for s in [systems.BY_NAME[n] for n in names] if names else systems.SYSTEMS:
+        if s.venv is None:
+            continue
+        print(f"== setting up {s.name}: {' '.join(s.pins)}", flush=True)
+        try:
+            systems.set_up(s, log)
+        except Exception as exc:  # reported by the run as "not set up", with this log
+            print(f"   failed: {exc} (see {log})", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("setup", help="create the peers' pinned virtual environments")
+    sp.add_argument("--systems")
+    rp = sub.add_parser("run", help="run systems in one mode")
+    rp.add_argument("--mode", choices=sorted(driver.MODES), default="quick")
+    rp.add_argument("--systems")
+    rp.add_argument("--results", type=Path)
+    gp = sub.add_parser("report", help="write the markdown report and plots from results")
+    gp.add_argument("--mode", choices=sorted(driver.MODES), default="full")
+    gp.add_argument("--results", type=Path)
+    gp.add_argument("--out", type=Path)
+    gp.add_argument("--img", type=Path)
+    qp = sub.add_parser("quick", help="quick mode for every system set up, then a report")
+    qp.add_argument("--systems")
+    qp.add_argument("--results", type=Path)
+    ap = sub.add_parser("all", help="setup + full run + docs/benchmarks.md (make bench)")
+    ap.add_argument("--systems")
+    args = p.parse_args(argv)
+
+    if args.cmd == "setup":
+        setup(_names(args.systems))
+    elif args.cmd == "run":
+        driver.run(args.mode, _names(args.systems), args.results)
+    elif args.cmd == "report":
+        path = report.write(args.mode, args.results, args.out, args.img)
+        print(f"wrote {path}")
+    elif args.cmd == "quick":
+        out = driver.run("quick", _names(args.systems), args.results)
+        path = report.write("quick", out, out / "benchmarks.md", out / "img")
+        print(f"wrote {path}")
+    elif args.cmd == "all":
+        names = _names(args.systems)
+        setup(names)
+        driver.run("full", names)
+        path = report.write("full")
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

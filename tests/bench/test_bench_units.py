@@ -1,0 +1,58 @@
+"""Unit tests of the benchmark harness's scoring (no system runs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from bench.data import exact_topk, spec_mask
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "runners"))
+from common import recall_at_k  # noqa: E402
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_recall_counts_tied_duplicates_and_ignores_repeats_and_padding() -> None:
+    rng = np.random.default_rng(0)
+    base = _unit(rng.standard_normal((50, 8)))
+    base[1] = base[0]  # an exact duplicate: either may be returned
+    q = _unit(rng.standard_normal((1, 8)))
+    ids, sims = exact_topk(base, q, 10)
+    assert recall_at_k(base, q, [ids[0].tolist()], sims) == 1.0
+    swapped = [1 if i == 0 else 0 if i == 1 else i for i in ids[0].tolist()]
+    assert recall_at_k(base, q, [swapped], sims) == 1.0
+    assert recall_at_k(base, q, [[int(ids[0, 0])] * 10], sims) == 0.1
+    assert recall_at_k(base, q, [[*ids[0, :5].tolist(), -1, -1, -1, -1, -1]], sims) == 0.5
+
+
+def test_filtered_recall_requires_matching_rows() -> None:
+    rng = np.random.default_rng(1)
+    base = _unit(rng.standard_normal((40, 8)))
+    q = _unit(rng.standard_normal((1, 8)))
+    mask = np.zeros(40, bool)
+    mask[::2] = True
+    sub = np.flatnonzero(mask)
+    local, sims = exact_topk(base[sub], q, 10)
+    gt = sub[local[0]].tolist()
+    assert recall_at_k(base, q, [gt], sims, mask=mask) == 1.0
+    unfiltered = exact_topk(base, q, 10)[0][0].tolist()
+    assert recall_at_k(base, q, [unfiltered], sims, mask=mask) < 1.0
+
+
+def test_spec_mask_follows_the_data_set_ops() -> None:
+    metas = [{"year": 2024, "rank": None}, {"year": None, "rank": 3}, {"year": 2019, "rank": 1}]
+    assert spec_mask({"field": "year", "op": "eq", "value": 2024}, metas).tolist() == [
+        True,
+        False,
+        False,
+    ]
+    assert spec_mask({"field": "year", "op": "in", "value": [2019, 2024]}, metas).tolist() == [
+        True,
+        False,
+        True,
+    ]
+    assert spec_mask({"field": "rank", "op": "is_not_null"}, metas).tolist() == [False, True, True]
