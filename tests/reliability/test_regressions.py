@@ -99,3 +99,22 @@ def test_power_cut_while_freezing_the_memtable_leaves_no_stale_wal(tmp_path: Pat
         ack()
 
     crash_loop(str(base), os.fspath(tmp_path / "work"), model, [batch], op, modes=("power", "torn"))
+
+
+def test_close_after_replay_without_new_writes(tmp_path: Path) -> None:
+    """Opening a collection whose WAL had records to replay started an empty WAL file
+    numbered last_seq + 1; closing (or compacting) without a new write froze the replayed
+    memtable and tried to create that same file again: EEXIST, and close() failed."""
+    from keeldb.storage.faults import FaultyFileSystem
+
+    db = keeldb.open(tmp_path / "db", **SMALL)
+    db.create_collection("c", 8, "l2").upsert(["a", "b"], np.ones((2, 8), np.float32))
+    FaultyFileSystem.abandon(db)  # a crash: the records stay in the WAL only
+    with keeldb.open(tmp_path / "db", **SMALL) as db2:
+        assert db2.get_collection("c").count() == 2
+    db3 = keeldb.open(tmp_path / "db", **SMALL)
+    FaultyFileSystem.abandon(db3)
+    with keeldb.open(tmp_path / "db", **SMALL) as db4:
+        db4.get_collection("c").compact()
+    with keeldb.open(tmp_path / "db", **SMALL) as db5:
+        assert db5.get_collection("c").count() == 2

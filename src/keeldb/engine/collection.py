@@ -286,12 +286,15 @@ class Collection:
         # The old file must be durable before a newer one exists: with the order reversed,
         # a power cut between the two lost the old file's unsynced tail but kept the new
         # file, numbered past the lost record (a name the next freeze would reuse).
-        try:
-            old.close(sync=True)
-            self._wal = WalWriter(self.fs, self.directory, self._last_seq + 1)
-        except StorageError as exc:
-            self._failed = exc
-            raise
+        # A WAL file that holds no record yet (opened after replaying older files) simply
+        # continues: a new one would have the same name.
+        if old.first_seq <= self._last_seq:
+            try:
+                old.close(sync=True)
+                self._wal = WalWriter(self.fs, self.directory, self._last_seq + 1)
+            except StorageError as exc:
+                self._failed = exc
+                raise
         self._state = State((*state.memtables, Memtable(self.dim, self.metric)), state.segments)
         if self._maintainer is not None:
             self._maintainer.wake()
