@@ -44,6 +44,9 @@ def test_healthz_openapi_and_docs_are_served(api: Any) -> None:
     assert "get" in paths["/v1/workspaces/{ws}/collections/{name}/stats"]
     assert "get" in paths["/v1/workspaces/{ws}/collections"]
     assert api.get("/docs").status_code == 200
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert paths["/v1/workspaces/{ws}/collections/{name}/search"]["post"]["security"]
+    assert "security" not in paths["/healthz"]["get"]
 
 
 def test_collection_lifecycle(api: Any) -> None:

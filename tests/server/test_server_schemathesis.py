@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 import keeldb
 from keeldb.server import ServerConfig, create_app
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 20
 
 
 # The schemas are built at import (schemathesis parametrizes at collection), so the

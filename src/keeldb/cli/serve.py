@@ -35,6 +35,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_filter_depth=args.max_filter_depth,
         cors_origins=list(args.cors_origin or []),
         threads=args.threads,
+        threads_per_request=args.threads_per_request,
     )
     try:
         serve(
@@ -96,6 +97,13 @@ def add_parser(sub: Any) -> None:
         type=positive_int,
         default=d.threads,
         help=f"worker threads for engine calls (default: {d.threads})",
+    )
+    p.add_argument(
+        "--threads-per-request",
+        type=positive_int,
+        default=d.threads_per_request,
+        help=f"BLAS/OpenMP threads one engine call may use (default: "
+        f"{d.threads_per_request}; concurrency comes from --threads)",
     )
     p.add_argument(
         "--max-body-bytes",

@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPBearer
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
@@ -34,6 +34,7 @@ from keeldb.server.config import ApiKey, Permission, ServerConfig
 from keeldb.server.handlers import install_handlers
 from keeldb.server.limits import BodyLimitMiddleware
 from keeldb.server.metrics import MetricsMiddleware, RequestMetrics
+from keeldb.server.threads import worker_initializer
 
 __all__ = ["KeelRoute", "ServerState", "create_app", "new_router", "public", "requires"]
 
@@ -81,7 +82,10 @@ class ServerState:
         (test clients start and stop it per use), and each shutdown drains the pool."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
-                max_workers=self.config.threads, thread_name_prefix="keeldb-worker"
+                max_workers=self.config.threads,
+                thread_name_prefix="keeldb-worker",
+                initializer=worker_initializer,
+                initargs=(self.config.threads_per_request,),
             )
         return self._executor
 
@@ -214,8 +218,7 @@ def create_app(
     )
     app.state.keeldb = state
     install_handlers(app)
-    bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer <key>")
-    app.include_router(build_router(state), dependencies=[Depends(bearer)])
+    app.include_router(build_router(state))
     app.include_router(build_open_router(state))
 
     # add_middleware wraps: the last added is outermost. Order, outside in: metrics (time
@@ -229,7 +232,40 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    _document_bearer_auth(app)
     return app
+
+
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Declare the bearer-key scheme in /openapi.json (the /docs "Authorize" button).
+
+    Written into the schema rather than as a FastAPI security dependency: auth is enforced
+    by :class:`KeelRoute`, and a dependency would add work to every request for nothing.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API key: Authorization: Bearer <key>",
+                }
+            }
+            for path, operations in schema["paths"].items():
+                if path.startswith("/v1/") or path == "/metrics":
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def new_router() -> APIRouter:

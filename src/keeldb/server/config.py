@@ -174,7 +174,9 @@ class ServerConfig:
     and the largest scan ``limit`` (413 above). ``max_query_batch``: most queries in one
     search_batch (413 above). ``max_filter_depth``: deepest nesting of a filter (400).
     ``cors_origins``: empty means no CORS headers at all. ``threads``: size of the pool
-    that runs engine calls.
+    that runs engine calls. ``threads_per_request``: BLAS/OpenMP threads one engine call
+    may use (1: parallelism comes from concurrent requests; see
+    :mod:`keeldb.server.threads`).
     """
 
     keys: KeyStore = field(default_factory=KeyStore)
@@ -186,6 +188,7 @@ class ServerConfig:
     max_filter_depth: int = 8
     cors_origins: list[str] = field(default_factory=list)
     threads: int = 8
+    threads_per_request: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -196,6 +199,7 @@ class ServerConfig:
             "max_query_batch",
             "max_filter_depth",
             "threads",
+            "threads_per_request",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

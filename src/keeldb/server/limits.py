@@ -59,7 +59,8 @@ class BodyLimitMiddleware:
         body = json.dumps(
             PayloadTooLargeError(
                 f"request body is larger than the limit of {self.max_bytes} bytes"
-            ).to_dict()
+            ).to_dict(),
+            separators=(",", ":"),
         ).encode()
         await send(
             {

@@ -83,10 +83,12 @@ def serve(
 
     import keeldb
     from keeldb.server.app import create_app
+    from keeldb.server.threads import limit_blas_threads
 
     cfg = config or ServerConfig()
     check_bind(host, cfg, insecure)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(message)s")
+    limit_blas_threads(cfg.threads_per_request)  # this process is the server: see threads.py
     db: Any = keeldb.open(path, durability=durability)
     try:
         app = create_app(db, cfg, close_db_on_shutdown=True)
