@@ -118,3 +118,23 @@ def test_close_after_replay_without_new_writes(tmp_path: Path) -> None:
         db4.get_collection("c").compact()
     with keeldb.open(tmp_path / "db", **SMALL) as db5:
         assert db5.get_collection("c").count() == 2
+
+
+def test_new_database_directories_are_made_durable(tmp_path: Path) -> None:
+    """keeldb.open created the database directory and its workspaces/ directory without
+    fsyncing their parents: a power cut after the first acknowledged write could lose the
+    whole database (the collection directory hung off an unsynced directory entry)."""
+    from keeldb.storage.faults import Fault, FaultyFileSystem, SimulatedCrash
+
+    fs = FaultyFileSystem(str(tmp_path))
+    db = keeldb.open(tmp_path / "db", fs=fs, **SMALL)
+    db.create_collection("c", 8, "l2").upsert(["a"], np.ones((1, 8), np.float32))
+    fs.arm(Fault(nth=1, mode="power"))  # power cut at the next I/O call (in close)
+    try:
+        db.close()
+    except SimulatedCrash:
+        FaultyFileSystem.abandon(db)
+    else:
+        raise AssertionError("the fault did not fire")
+    with keeldb.open(tmp_path / "db", **SMALL) as db2:
+        assert db2.get_collection("c").count() == 1

@@ -86,6 +86,9 @@ class Database:
         try:
             self._init_marker()
             self.fs.makedirs(os.path.join(self.path, WORKSPACES))
+            # Make the directories themselves durable: every collection hangs off them.
+            self.fs.sync_dir(self.path)
+            self.fs.sync_dir(os.path.dirname(self.path))
             self._clean_leftovers()
         except BaseException:
             os.close(self._lock_fd)
