@@ -7,7 +7,10 @@ Long versions are marked ``slow`` and only run with ``-m slow`` (``make bench``)
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in Path(str(item.path)).parents and "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def fast_tmp(tmp_path: Path) -> Iterator[Path]:
+    """A scratch directory on tmpfs when there is one (fsync costs ~3 ms on this machine's
+    disk and a crash loop does thousands; the fault-injecting file system models
+    durability itself, so the real fsyncs add nothing to these tests)."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="keeldb-rel-", dir=shm))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
