@@ -72,7 +72,7 @@ class Collection:
         self.options = options
         self.fs = options.fs
         self._write_lock = threading.RLock()
-        self._state = State((Memtable(config.dim, config.metric),), ())
+        self._state = State((self._new_memtable(),), ())
         self._manifest: Manifest | None = None
         self._wal: WalWriter | None = None
         self._last_seq = 0
@@ -86,6 +86,13 @@ class Collection:
         self._maintainer: Maintainer | None = None
         self._backlog = threading.Condition(self._write_lock)
         self.recovery_report: dict[str, Any] = {}
+
+    def _new_memtable(self) -> Memtable:
+        # Reserve room for a full memtable (address space only), up to 256 MiB of vectors.
+        cap = min(
+            self.options.memtable_rows + 1024, max(1024, (256 << 20) // (4 * self.config.dim))
+        )
+        return Memtable(self.config.dim, self.config.metric, capacity=cap)
 
     # --- identity -------------------------------------------------------------------------
 
@@ -161,8 +168,8 @@ class Collection:
     def _upsert_op(self, ids: Any, vectors: Any, metadata: Any) -> UpsertOp:
         id_list = validate_ids(ids)
         vecs = validate_vectors(vectors, len(id_list), self.dim, self.metric)
-        metas = validate_metadata(metadata, len(id_list))
-        return UpsertOp(id_list, vecs, metas)
+        metas, meta_json = validate_metadata(metadata, len(id_list))
+        return UpsertOp(id_list, vecs, metas, meta_json)
 
     def delete(self, ids: Sequence[str] | None = None, *, filter: Any = None) -> int:
         """Delete records by ``ids`` or by ``filter`` (exactly one); returns how many
@@ -295,22 +302,27 @@ class Collection:
             except StorageError as exc:
                 self._failed = exc
                 raise
-        self._state = State((*state.memtables, Memtable(self.dim, self.metric)), state.segments)
+        self._state = State((*state.memtables, self._new_memtable()), state.segments)
         if self._maintainer is not None:
             self._maintainer.wake()
 
     def _locate(self, state: State, ids: list[str]) -> list[Location | None]:
         """Where each id currently lives (live rows only)."""
         found: list[Location | None] = [None] * len(ids)
-        missing: list[int] = []
-        for i, id_ in enumerate(ids):
-            for mem in reversed(state.memtables):
-                row = mem.live_row(id_)
-                if row is not None:
+        missing = list(range(len(ids)))
+        for mem in reversed(state.memtables):
+            if not missing:
+                break
+            get = mem.row_of.get
+            dead = mem.dead
+            still: list[int] = []
+            for i in missing:
+                row = get(ids[i])
+                if row is not None and not dead[row]:
                     found[i] = (mem, row)
-                    break
-            else:
-                missing.append(i)
+                else:
+                    still.append(i)
+            missing = still
         if missing and state.segments:
             sub = [ids[i] for i in missing]
             hashes = id_hashes(sub)
@@ -405,13 +417,14 @@ class Collection:
         state = self._state
         units: list[Memtable | Segment] = []
         results: list[UnitResult] = []
+        want_stats = bool(self._search_callbacks)
         matched = 0
         for mem in state.memtables:
             n = mem.n
             if n == 0:
                 continue
             match = mem.filter_mask(flt, n) if flt is not None else None
-            if match is not None:
+            if match is not None and want_stats:
                 matched += int(np.count_nonzero(match & ~mem.dead[:n]))
             d, r = mem.search(queries, k, match, n)
             units.append(mem)
@@ -422,10 +435,10 @@ class Collection:
             )
         for seg in state.segments:
             match = seg.filter_mask(flt) if flt is not None else None
-            if match is not None:
+            if match is not None and want_stats:
                 matched += int(np.count_nonzero(match & ~seg.dead))
             units.append(seg)
-            results.append(seg.search(queries, k, ef_used, match))
+            results.append(seg.search(queries, k, ef_used, match, want_stats=want_stats))
         hits = self._merge(queries.shape[0], k, units, results)
         if self._search_callbacks:
             plans = {_unit_name(u): r.plan for u, r in zip(units, results, strict=True)}
@@ -450,32 +463,51 @@ class Collection:
     ) -> list[list[Hit]]:
         if not results:
             return [[] for _ in range(q)]
-        dist = np.concatenate([r.distances for r in results], axis=1)
-        rows = np.concatenate([r.rows for r in results], axis=1)
-        unit_of = np.concatenate(
-            [np.full(r.rows.shape[1], i, dtype=np.int32) for i, r in enumerate(results)]
-        )
-        dist = np.where(rows >= 0, dist, np.inf)
-        best_d, best_col = top_k(dist, k)
-        # Gather winners per unit so metadata is decoded in one pass per unit; every hit
-        # gets its own decoded copy (a row found by two queries yields two dicts).
+        if len(results) == 1:
+            # One unit: its results are already the sorted top k.
+            best_d = results[0].distances
+            best_rows = results[0].rows
+            best_unit = np.zeros(best_rows.shape, dtype=np.int32)
+        else:
+            dist = np.concatenate([r.distances for r in results], axis=1)
+            rows = np.concatenate([r.rows for r in results], axis=1)
+            unit_of = np.concatenate(
+                [np.full(r.rows.shape[1], i, dtype=np.int32) for i, r in enumerate(results)]
+            )
+            dist[rows < 0] = np.inf
+            best_d, best_col = top_k(dist, k)
+            valid = best_col >= 0
+            safe = np.where(valid, best_col, 0)
+            best_rows = np.where(valid, np.take_along_axis(rows, safe, axis=1), -1)
+            best_unit = unit_of[safe]
+        rows_list = best_rows.tolist()
+        dist_list = best_d.tolist()
+        if len(units) == 1:
+            unit = units[0]
+            out: list[list[Hit]] = []
+            for qi in range(q):
+                keep = [
+                    j for j, r in enumerate(rows_list[qi]) if r >= 0 and dist_list[qi][j] != _INF
+                ]
+                rows_q = [rows_list[qi][j] for j in keep]
+                ids, metas = _payload(unit, rows_q)
+                out.append(
+                    [Hit(i, dist_list[qi][j], m) for i, j, m in zip(ids, keep, metas, strict=True)]
+                )
+            return out
+        # Several units: gather winners per unit so each decodes its metadata in one
+        # pass; every hit gets its own decoded copy (a row found twice yields two dicts).
         slots: dict[int, list[tuple[int, int, int]]] = {}
+        units_list = best_unit.tolist()
         for qi in range(q):
-            for j, col in enumerate(best_col[qi].tolist()):
-                if col >= 0:
-                    slots.setdefault(int(unit_of[col]), []).append((qi, j, int(rows[qi, col])))
+            for j, row in enumerate(rows_list[qi]):
+                if row >= 0 and dist_list[qi][j] != _INF:
+                    slots.setdefault(units_list[qi][j], []).append((qi, j, row))
         found: list[dict[int, Hit]] = [{} for _ in range(q)]
         for ui, entries in slots.items():
-            unit = units[ui]
-            unit_rows = [e[2] for e in entries]
-            if isinstance(unit, Memtable):
-                metas = json.loads(json.dumps([unit.metadata[r] for r in unit_rows]))
-                ids = [unit.ids[r] for r in unit_rows]
-            else:
-                metas = unit.metadata_many(unit_rows)
-                ids = unit.ids.ids_at(np.asarray(unit_rows))
+            ids, metas = _payload(units[ui], [e[2] for e in entries])
             for (qi, j, _), id_, meta in zip(entries, ids, metas, strict=True):
-                found[qi][j] = Hit(id_, float(best_d[qi, j]), meta)
+                found[qi][j] = Hit(id_, dist_list[qi][j], meta)
         return [[hits[j] for j in sorted(hits)] for hits in found]
 
     def scan(self, filter: Any = None, limit: int = 100, cursor: str | None = None) -> Page:
@@ -591,6 +623,18 @@ class Collection:
                 self._maintainer.shutdown(checkpoint=self._failed is None)
         finally:
             self._closed = True
+
+
+_INF = float("inf")
+
+
+def _payload(unit: Memtable | Segment, rows: list[int]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Ids and freshly decoded metadata of ``rows`` of one unit."""
+    if not rows:
+        return [], []
+    if isinstance(unit, Memtable):
+        return [unit.ids[r] for r in rows], json.loads(json.dumps([unit.metadata[r] for r in rows]))
+    return unit.ids.ids_many(rows), unit.metadata_many(rows)
 
 
 def _kill(unit: Memtable | Segment, row: int) -> None:

@@ -28,8 +28,11 @@ class Memtable:
         self.dim = dim
         self.metric = metric
         self.n = 0
-        self.vectors = np.zeros((capacity, dim), dtype=np.float32)
-        self.sq_norms = np.zeros(capacity, dtype=np.float32)
+        # np.empty/np.zeros of a large array only reserve address space: pages are
+        # committed when first written, so sizing the arrays for a full memtable up front
+        # costs nothing for a small collection and saves the growth copies for a big one.
+        self.vectors = np.empty((capacity, dim), dtype=np.float32)
+        self.sq_norms = np.empty(capacity, dtype=np.float32)
         self.dead = np.zeros(capacity, dtype=bool)
         self.ids: list[str] = []
         self.metadata: list[dict[str, Any]] = []
@@ -67,7 +70,7 @@ class Memtable:
             cap *= 2
         for name in ("vectors", "sq_norms", "dead"):
             old = getattr(self, name)
-            new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
+            new = (np.zeros if name == "dead" else np.empty)((cap, *old.shape[1:]), dtype=old.dtype)
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
 
@@ -82,8 +85,7 @@ class Memtable:
             self.sq_norms[start : start + k] = np.einsum("ij,ij->i", vectors, vectors)
         self.ids.extend(ids)
         self.metadata.extend(metadata)
-        for offset, id_ in enumerate(ids):
-            self.row_of[id_] = start + offset
+        self.row_of.update(zip(ids, range(start, start + k), strict=True))
         with self._columns_lock:
             if self._columns is not None:
                 self._columns.append(metadata)

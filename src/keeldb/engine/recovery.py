@@ -58,7 +58,7 @@ def _start(directory: str, options: Options) -> Collection:
             if options.verify:
                 seg.verify_payloads()
             segments.append(seg)
-        mem = Memtable(manifest.config.dim, manifest.config.metric)
+        mem = col._new_memtable()
         col._state = State((mem,), tuple(segments))
         col._last_seq = manifest.checkpoint_seq
         _replay(col, report)
@@ -148,8 +148,6 @@ def _replay(col: Collection, report: dict[str, object]) -> None:
                 # Keep the replayed memtable bounded; sealed by the worker once it starts.
                 col._state.active.frozen = True
                 state = col._state
-                col._state = State(
-                    (*state.memtables, Memtable(col.dim, col.metric)), state.segments
-                )
+                col._state = State((*state.memtables, col._new_memtable()), state.segments)
     report["replayed_records"] = replayed
     report["replay_seconds"] = time.perf_counter() - t0

@@ -225,7 +225,7 @@ class Segment:
         """Decode many rows' metadata with one JSON parse (C speed)."""
         if not rows:
             return []
-        raw = b"[" + b",".join(self.meta.raw_at(r) for r in rows) + b"]"
+        raw = b"[" + b",".join(self.meta.raw_many(rows)) + b"]"
         try:
             values = json.loads(raw)
         except ValueError as exc:
@@ -251,53 +251,73 @@ class Segment:
                     break
         return found
 
-    def search(self, queries: np.ndarray, k: int, ef: int, match: np.ndarray | None) -> UnitResult:
-        """Top-``k`` per query among live rows (and ``match`` rows when filtering)."""
-        allowed = ~self.dead if match is None else (match & ~self.dead)
-        count = self.live_count if match is None else int(np.count_nonzero(allowed))
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        ef: int,
+        match: np.ndarray | None,
+        *,
+        want_stats: bool = False,
+    ) -> UnitResult:
+        """Top-``k`` per query among live rows (and ``match`` rows when filtering).
+
+        ``want_stats`` reads faiss's global HNSW counters around the search (they are
+        shared by all threads, so concurrent searches blur them; off by default because
+        reading them costs as much as a small search).
+        """
+        dead_count = self.dead_count
+        if match is None:
+            allowed = None if dead_count == 0 else ~self.dead
+            count = self.rows - dead_count
+        else:
+            allowed = match & ~self.dead if dead_count else match
+            count = int(np.count_nonzero(allowed))
         if count == 0:
             q = len(queries)
             return UnitResult(
                 np.empty((q, 0), np.float32), np.empty((q, 0), np.int64), "empty", 0, 0
             )
         norms = self.sq_norms() if self.metric == "l2" else None
+        vectors = self.vectors.array
         exact_cap = max(EXACT_MAX_ROWS, int(EXACT_MAX_FRACTION * self.rows))
         if self.hnsw is None or (match is not None and count <= exact_cap):
             if match is None:
+                exclude = self.dead if dead_count else None
                 d, r = exact_search(
-                    self.vectors.array,
-                    queries,
-                    k,
-                    self.metric,
-                    exclude=self.dead if self.dead_count else None,
-                    sq_norms=norms,
+                    vectors, queries, k, self.metric, exclude=exclude, sq_norms=norms
                 )
                 return UnitResult(d, r, "exact", self.rows * len(queries), 0)
             rows = np.flatnonzero(allowed)
-            d, r = exact_search(
-                self.vectors.array, queries, k, self.metric, rows=rows, sq_norms=norms
-            )
+            d, r = exact_search(vectors, queries, k, self.metric, rows=rows, sq_norms=norms)
             return UnitResult(d, r, "exact-filtered", count * len(queries), 0)
-        pass_rate = count / self.rows
         ef_eff = ef
-        if match is not None or self.dead_count:
-            ef_eff = min(max(ef, int(ef / pass_rate**FILTER_EF_EXPONENT)), max(ef, FILTER_EF_CAP))
         bitmap = None
-        if match is not None or self.dead_count:
+        if allowed is not None:
+            pass_rate = count / self.rows
+            ef_eff = min(max(ef, int(ef / pass_rate**FILTER_EF_EXPONENT)), max(ef, FILTER_EF_CAP))
             bitmap = np.packbits(allowed, bitorder="little")
-        stats = faiss.cvar.hnsw_stats
-        ndis0, hops0 = stats.ndis, stats.nhops
+        if want_stats:
+            stats = faiss.cvar.hnsw_stats
+            ndis0, hops0 = stats.ndis, stats.nhops
         scores, labels = search_hnsw(self.hnsw.index, queries, k, ef_eff, bitmap)
-        work, hops = stats.ndis - ndis0, stats.nhops - hops0
+        work = hops = 0
+        if want_stats:
+            work, hops = max(stats.ndis - ndis0, 0), max(stats.nhops - hops0, 0)
         dist = similarity_to_distance(self.metric, scores)
-        dist[labels < 0] = np.inf
-        plan = "hnsw-filtered" if match is not None else "hnsw"
+        missing = labels < 0
+        plan = "hnsw" if match is None else "hnsw-filtered"
+        if not missing.any():
+            return UnitResult(dist, labels, plan, work, hops)
+        dist[missing] = np.inf
         want = min(k, count)
-        short = np.flatnonzero((labels >= 0).sum(axis=1) < want)
+        short = np.flatnonzero((~missing).sum(axis=1) < want)
         if len(short):
-            rows = np.flatnonzero(allowed)
+            # HNSW could not reach k allowed rows (heavy filtering or deletes): answer
+            # those queries exactly, so k hits come back whenever k rows qualify.
+            rows = np.flatnonzero(allowed) if allowed is not None else np.arange(self.rows)
             d2, r2 = exact_search(
-                self.vectors.array, queries[short], k, self.metric, rows=rows, sq_norms=norms
+                vectors, queries[short], k, self.metric, rows=rows, sq_norms=norms
             )
             width = max(labels.shape[1], r2.shape[1])
             dist = _pad(dist, width, np.inf)
@@ -306,7 +326,7 @@ class Segment:
             labels[short, : r2.shape[1]] = r2
             plan += "+exact-fallback"
             work += len(rows) * len(short)
-        return UnitResult(dist, labels, plan, max(work, 0), max(hops, 0))
+        return UnitResult(dist, labels, plan, work, hops)
 
     # --- stats ---------------------------------------------------------------------------
 

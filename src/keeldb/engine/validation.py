@@ -111,23 +111,26 @@ def validate_vectors(vectors: Any, n: int, dim: int, metric: str) -> np.ndarray:
         raise InvalidArgumentError(f"{arr.shape[0]} vectors for {n} ids: lengths disagree")
     if arr.shape[1] != dim:
         raise DimensionMismatchError(f"vectors have dimension {arr.shape[1]}, collection has {dim}")
-    finite = np.isfinite(arr).all(axis=1)
+    # One pass: a NaN or infinite component makes the squared norm non-finite, and so
+    # does a vector too large to square in float32.
+    sq = np.einsum("ij,ij->i", arr, arr)
+    finite = np.isfinite(sq)
     if not finite.all():
         bad = int(np.argmin(finite))
+        if np.isfinite(arr[bad]).all():
+            raise InvalidArgumentError(
+                f"vectors[{bad}] is too large: its squared norm overflows float32"
+            )
         raise InvalidArgumentError(f"vectors[{bad}] contains NaN or infinity")
     if metric == "cosine" and n:
-        norms = np.linalg.norm(arr, axis=1)
-        if not (norms > 0).all():
-            bad = int(np.argmin(norms > 0))
+        positive = sq > 0
+        if not positive.all():
+            bad = int(np.argmin(positive))
             raise InvalidArgumentError(
-                f"vectors[{bad}] is a zero vector, which has no cosine direction"
+                f"vectors[{bad}] is a zero vector (or too small to normalise), "
+                "which has no cosine direction"
             )
-        arr /= norms[:, None]
-        # float32 overflow on huge components gives inf norms -> zeros; catch it
-        if not np.isfinite(arr).all() or not (np.abs(arr).sum(axis=1) > 0).all():
-            raise InvalidArgumentError("a vector's norm is too large to normalise in float32")
-    elif not np.isfinite(np.einsum("ij,ij->i", arr, arr)).all():
-        raise InvalidArgumentError("a vector's squared norm overflows float32")
+        arr /= np.sqrt(sq)[:, None]
     return arr
 
 
@@ -150,11 +153,12 @@ def validate_query(vectors: Any, dim: int, metric: str, *, single: bool) -> np.n
     return validate_vectors(arr, arr.shape[0], dim, metric)
 
 
-def validate_metadata(metadata: Any, n: int) -> list[dict[str, Any] | None]:
+def validate_metadata(metadata: Any, n: int) -> tuple[list[dict[str, Any] | None], bytes]:
     """``None`` or a list of n entries, each None or a JSON object (str keys, JSON values,
-    no NaN/inf). Returns deep copies (the caller's objects are never stored)."""
+    no NaN/inf). Returns deep copies (the caller's objects are never stored) and their
+    compact JSON encoding (reused as the WAL's metadata block)."""
     if metadata is None:
-        return [None] * n
+        return [None] * n, b"[" + b",".join([b"null"] * n) + b"]"
     if isinstance(metadata, dict | str | bytes) or not isinstance(metadata, Sequence):
         raise InvalidArgumentError(
             f"metadata must be a list of dicts (or None), got {type(metadata).__name__}"
@@ -170,7 +174,8 @@ def validate_metadata(metadata: Any, n: int) -> list[dict[str, Any] | None]:
     # One C-speed round trip validates and copies the whole batch; a value JSON cannot
     # represent exactly (non-str key, tuple, set, NaN, custom object) fails or changes.
     try:
-        copied = json.loads(json.dumps(items, allow_nan=False))
+        text = json.dumps(items, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        copied = json.loads(text)
         same = copied == items
     except (TypeError, ValueError, RecursionError):
         same = False
@@ -182,7 +187,7 @@ def validate_metadata(metadata: Any, n: int) -> list[dict[str, Any] | None]:
                 raise InvalidArgumentError(problem)
         raise InvalidArgumentError("metadata is not representable as JSON")
     assert copied is not None
-    return list(copied)
+    return list(copied), text.encode()
 
 
 def _json_problem(value: Any, path: str, depth: int = 0) -> str | None:

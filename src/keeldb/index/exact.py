@@ -20,8 +20,8 @@ def similarity_to_distance(metric: str, sim: np.ndarray) -> np.ndarray:
     Euclidean distance.
     """
     if metric == "cosine":
-        # float rounding can push 1 - cos of unit vectors just outside [0, 2]
-        return np.clip(1.0 - sim, 0.0, 2.0).astype(np.float32, copy=False)
+        # float rounding can push 1 - cos of unit vectors just below 0
+        return np.maximum(np.subtract(1.0, sim, dtype=np.float32), 0.0)
     if metric == "ip":
         return (-sim).astype(np.float32, copy=False)
     return np.sqrt(np.maximum(sim, 0.0)).astype(np.float32, copy=False)

@@ -145,6 +145,9 @@ def load_hnsw(path: str, rows: int, dim: int) -> HnswFile:
     return HnswFile(index, header, path)
 
 
+_PARAMS: dict[int, faiss.SearchParametersHNSW] = {}
+
+
 def search_hnsw(
     index: faiss.Index,
     queries: np.ndarray,
@@ -155,12 +158,21 @@ def search_hnsw(
     """Search ``index`` with ``efSearch = max(ef, k)``; ``allowed`` is a packed
     little-endian bitmap of rows that may be returned (None: all). Returns faiss scores
     (inner product or squared L2) and labels (-1 for missing)."""
+    ef = max(ef, k)
+    if allowed is None:
+        # Parameter objects without a selector are read-only during a search, so one per
+        # ef value is shared by all threads (building one costs as much as a small search).
+        params = _PARAMS.get(ef)
+        if params is None:
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = ef
+            if len(_PARAMS) < 4096:
+                _PARAMS[ef] = params
+        return index.search(queries, k, params=params)  # type: ignore[no-any-return]
     params = faiss.SearchParametersHNSW()
-    params.efSearch = max(ef, k)
-    selector = None
-    if allowed is not None:
-        selector = faiss.IDSelectorBitmap(index.ntotal, faiss.swig_ptr(allowed))
-        params.sel = selector
+    params.efSearch = ef
+    selector = faiss.IDSelectorBitmap(index.ntotal, faiss.swig_ptr(allowed))
+    params.sel = selector
     scores, labels = index.search(queries, k, params=params)
     del selector  # kept alive until here: faiss holds only a raw pointer
     return scores, labels

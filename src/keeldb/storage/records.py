@@ -39,6 +39,7 @@ class UpsertOp:
     ids: list[str]
     vectors: np.ndarray
     metadata: list[dict[str, Any] | None]
+    metadata_json: bytes | None = None  # the encoding of ``metadata``, when already known
 
 
 @dataclass(slots=True)
@@ -62,7 +63,7 @@ def encode_batch(batch: Batch) -> list[bytes | memoryview]:
         if isinstance(op, UpsertOp):
             vectors = np.ascontiguousarray(op.vectors, dtype="<f4")
             ids = _dumps(op.ids)
-            meta = _dumps(op.metadata)
+            meta = op.metadata_json if op.metadata_json is not None else _dumps(op.metadata)
             n, dim = vectors.shape
             chunks += [_OP.pack(OP_UPSERT), _UPSERT.pack(n, dim, len(ids), len(meta)), ids, meta]
             chunks.append(memoryview(vectors).cast("B"))
@@ -95,7 +96,9 @@ def decode_batch(payload: bytes | memoryview) -> Batch:
             ids = json.loads(bytes(take(ids_len)))
             meta = json.loads(bytes(take(meta_len)))
             vectors = np.frombuffer(take(n * dim * 4), dtype="<f4").reshape(n, dim).copy()
-            if not (isinstance(ids, list) and isinstance(meta, list) and len(ids) == len(meta) == n):
+            if not (
+                isinstance(ids, list) and isinstance(meta, list) and len(ids) == len(meta) == n
+            ):
                 raise ValueError("upsert op lengths disagree")
             batch.append(UpsertOp(ids, vectors, meta))
         elif op == OP_DELETE:

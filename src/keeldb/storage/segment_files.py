@@ -55,7 +55,10 @@ __all__ = [
 def id_hashes(ids: Sequence[str]) -> np.ndarray:
     """Stable 64-bit hashes of ids (BLAKE2b, 8 bytes), the key of the on-disk id index."""
     return np.array(
-        [int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") for i in ids],
+        [
+            int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little")
+            for i in ids
+        ],
         dtype=np.uint64,
     )
 
@@ -74,7 +77,12 @@ def write_vectors(fs: FileSystem, directory: str, segment_id: int, vectors: np.n
     path = os.path.join(directory, segment_file_name(segment_id, "vec"))
     data = np.ascontiguousarray(vectors, dtype="<f4")
     return write_framed(
-        fs, path, MAGIC_VECTORS, [memoryview(data).cast("B")], rows=len(data), aux=data.shape[1],
+        fs,
+        path,
+        MAGIC_VECTORS,
+        [memoryview(data).cast("B")],
+        rows=len(data),
+        aux=data.shape[1],
         atomic=False,
     )
 
@@ -114,7 +122,9 @@ def write_ids(fs: FileSystem, directory: str, segment_id: int, ids: Sequence[str
     hashes = id_hashes(ids)
     order = np.argsort(hashes, kind="stable")
     arrays = [offsets, hashes[order].astype("<u8"), order.astype("<u4")]
-    chunks: list[bytes | memoryview] = [memoryview(np.ascontiguousarray(a)).cast("B") for a in arrays]
+    chunks: list[bytes | memoryview] = [
+        memoryview(np.ascontiguousarray(a)).cast("B") for a in arrays
+    ]
     chunks.append(blob)
     return write_framed(fs, path, MAGIC_IDS, chunks, rows=len(ids), atomic=False)
 
@@ -129,7 +139,9 @@ class IdTable:
         n = rows
         need = 8 * (n + 1) + 8 * n + 4 * n
         if header.rows != n or header.payload_len < need:
-            raise CorruptionError("id file size disagrees with the manifest", path=self.path, offset=16)
+            raise CorruptionError(
+                "id file size disagrees with the manifest", path=self.path, offset=16
+            )
         pos = HEADER_SIZE
         self.offsets = np.frombuffer(mm, dtype="<u8", count=n + 1, offset=pos)
         pos += 8 * (n + 1)
@@ -142,9 +154,13 @@ class IdTable:
         if n:
             offs = self.offsets.astype(np.int64)
             if offs[0] != 0 or offs[-1] != blob_len or np.any(np.diff(offs) < 0):
-                raise CorruptionError("id offsets are inconsistent", path=self.path, offset=HEADER_SIZE)
+                raise CorruptionError(
+                    "id offsets are inconsistent", path=self.path, offset=HEADER_SIZE
+                )
             if np.any(self.order >= n) or np.any(self.hashes[1:] < self.hashes[:-1]):
-                raise CorruptionError("id hash index is inconsistent", path=self.path, offset=HEADER_SIZE)
+                raise CorruptionError(
+                    "id hash index is inconsistent", path=self.path, offset=HEADER_SIZE
+                )
         self.rows = n
 
     def id_at(self, row: int) -> str:
@@ -152,7 +168,17 @@ class IdTable:
         return self._mm[self._blob_start + a : self._blob_start + b].decode()
 
     def ids_at(self, rows: np.ndarray) -> list[str]:
-        return [self.id_at(int(r)) for r in rows]
+        return self.ids_many(np.asarray(rows, dtype=np.int64).tolist())
+
+    def ids_many(self, rows: list[int]) -> list[str]:
+        """The ids of ``rows`` (one vectorised offset lookup, then one slice each)."""
+        if not rows:
+            return []
+        idx = np.asarray(rows, dtype=np.int64)
+        starts = (self.offsets[idx] + self._blob_start).tolist()
+        ends = (self.offsets[idx + 1] + self._blob_start).tolist()
+        mm = self._mm
+        return [mm[a:b].decode() for a, b in zip(starts, ends, strict=True)]
 
     def all_ids(self) -> list[str]:
         return [self.id_at(i) for i in range(self.rows)]
@@ -179,7 +205,12 @@ def write_metadata(fs: FileSystem, directory: str, segment_id: int, rows: Sequen
     path = os.path.join(directory, segment_file_name(segment_id, "meta"))
     offsets, blob = _blob(rows)
     return write_framed(
-        fs, path, MAGIC_METADATA, [memoryview(offsets).cast("B"), blob], rows=len(rows), atomic=False
+        fs,
+        path,
+        MAGIC_METADATA,
+        [memoryview(offsets).cast("B"), blob],
+        rows=len(rows),
+        atomic=False,
     )
 
 
@@ -191,15 +222,29 @@ class MetadataTable:
         header, mm = map_framed(self.path, MAGIC_METADATA, verify=True)
         self._mm = mm
         if header.rows != rows or header.payload_len < 8 * (rows + 1):
-            raise CorruptionError("metadata file size disagrees with the manifest", path=self.path, offset=16)
+            raise CorruptionError(
+                "metadata file size disagrees with the manifest", path=self.path, offset=16
+            )
         self.offsets = np.frombuffer(mm, dtype="<u8", count=rows + 1, offset=HEADER_SIZE)
         self._blob_start = HEADER_SIZE + 8 * (rows + 1)
         blob_len = header.payload_len - 8 * (rows + 1)
-        if int(self.offsets[0]) != 0 or int(self.offsets[-1]) != blob_len or (
-            rows > 1 and np.any(np.diff(self.offsets.astype(np.int64)) < 0)
+        if (
+            int(self.offsets[0]) != 0
+            or int(self.offsets[-1]) != blob_len
+            or (rows > 1 and np.any(np.diff(self.offsets.astype(np.int64)) < 0))
         ):
-            raise CorruptionError("metadata offsets are inconsistent", path=self.path, offset=HEADER_SIZE)
+            raise CorruptionError(
+                "metadata offsets are inconsistent", path=self.path, offset=HEADER_SIZE
+            )
         self.rows = rows
+
+    def raw_many(self, rows: list[int]) -> list[bytes]:
+        """The raw JSON of ``rows`` (one vectorised offset lookup, then one slice each)."""
+        idx = np.asarray(rows, dtype=np.int64)
+        starts = (self.offsets[idx] + self._blob_start).tolist()
+        ends = (self.offsets[idx + 1] + self._blob_start).tolist()
+        mm = self._mm
+        return [mm[a:b] for a, b in zip(starts, ends, strict=True)]
 
     def raw_at(self, row: int) -> bytes:
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
@@ -222,7 +267,9 @@ class MetadataTable:
 # --- columns -------------------------------------------------------------------------------
 
 
-def write_columns(fs: FileSystem, directory: str, segment_id: int, payload: bytes, rows: int) -> int:
+def write_columns(
+    fs: FileSystem, directory: str, segment_id: int, payload: bytes, rows: int
+) -> int:
     path = os.path.join(directory, segment_file_name(segment_id, "cols"))
     return write_framed(fs, path, MAGIC_COLUMNS, [payload], rows=rows, atomic=False)
 
@@ -231,7 +278,9 @@ def read_columns(fs: FileSystem, directory: str, segment_id: int, rows: int) -> 
     path = os.path.join(directory, segment_file_name(segment_id, "cols"))
     header, payload = read_framed(fs, path, MAGIC_COLUMNS)
     if header.rows != rows:
-        raise CorruptionError("column file row count disagrees with the manifest", path=path, offset=16)
+        raise CorruptionError(
+            "column file row count disagrees with the manifest", path=path, offset=16
+        )
     return path, payload
 
 
@@ -244,8 +293,13 @@ def write_tombstones(
     name = tombstone_file_name(segment_id, generation)
     bits = np.packbits(dead.astype(bool), bitorder="little")
     write_framed(
-        fs, os.path.join(directory, name), MAGIC_TOMBSTONES, [bits.tobytes()],
-        rows=len(dead), aux=int(np.count_nonzero(dead)), atomic=False,
+        fs,
+        os.path.join(directory, name),
+        MAGIC_TOMBSTONES,
+        [bits.tobytes()],
+        rows=len(dead),
+        aux=int(np.count_nonzero(dead)),
+        atomic=False,
     )
     return name
 
@@ -255,8 +309,12 @@ def read_tombstones(fs: FileSystem, directory: str, name: str, rows: int) -> np.
     path = os.path.join(directory, name)
     header, payload = read_framed(fs, path, MAGIC_TOMBSTONES)
     if header.rows != rows or len(payload) != (rows + 7) // 8:
-        raise CorruptionError("tombstone file size disagrees with the manifest", path=path, offset=16)
-    dead = np.unpackbits(np.frombuffer(payload, np.uint8), count=rows, bitorder="little").astype(bool)
+        raise CorruptionError(
+            "tombstone file size disagrees with the manifest", path=path, offset=16
+        )
+    dead = np.unpackbits(np.frombuffer(payload, np.uint8), count=rows, bitorder="little").astype(
+        bool
+    )
     if int(np.count_nonzero(dead)) != header.aux:
         raise CorruptionError("tombstone count disagrees with its header", path=path, offset=24)
     return dead
