@@ -236,6 +236,10 @@ def test_info_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     code, _, err = run(capsys, "info", str(tmp_path / "nowhere"))
     assert code == 1 and "no KeelDB database" in err
     assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "plain").mkdir()
+    code, _, err = run(capsys, "info", str(tmp_path / "plain"))
+    assert code == 1 and "no KeelDB database" in err
+    assert list((tmp_path / "plain").iterdir()) == []  # nothing created there
 
 
 def test_compact_one_and_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -275,7 +279,9 @@ def test_locked_database_gives_a_hint(tmp_path: Path, capsys: pytest.CaptureFixt
     db = _populated(tmp_path)
     with keeldb.open(db):
         code, _, err = run(capsys, "info", db)
-    assert code == 1 and "URL" in err
+        assert code == 1 and "URL" in err
+        code, _, err = run(capsys, "check", db)
+        assert code == 1 and "stop the process" in err
 
 
 def test_commands_work_against_a_server_url(

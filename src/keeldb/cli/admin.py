@@ -16,6 +16,7 @@ from keeldb.cli.common import (
     print_table,
     require_database_dir,
 )
+from keeldb.errors import DatabaseLockedError
 
 __all__ = ["add_parsers", "run_check", "run_compact", "run_info", "run_stats"]
 
@@ -126,8 +127,15 @@ def run_check(args: argparse.Namespace) -> int:
     require_database_dir(args.path)
     import keeldb
 
-    report = keeldb.check(args.path)
+    try:
+        report = keeldb.check(args.path)
+    except DatabaseLockedError as exc:
+        raise CliError(
+            f"{exc}\ncheck needs the database to itself: stop the process that has it open "
+            "(a running `keeldb serve`?) and run check again"
+        ) from exc
     problems = list(report.problems)
+    warnings = list(getattr(report, "warnings", []))
     if args.json:
         print_json(
             {
@@ -135,9 +143,13 @@ def run_check(args: argparse.Namespace) -> int:
                 "ok": bool(report.ok),
                 "files_checked": report.files_checked,
                 "problems": problems,
+                "warnings": warnings,
             }
         )
-    elif report.ok:
+        return 0 if report.ok else 1
+    for warning in warnings:
+        print(f"warning: {warning}")
+    if report.ok:
         print(f"ok: {args.path}: {report.files_checked} files checked, no damage found")
     else:
         print(

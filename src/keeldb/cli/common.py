@@ -43,11 +43,15 @@ def is_url(target: str) -> bool:
 
 
 def require_database_dir(path: str) -> Path:
-    """``path`` as a Path; raises :class:`CliError` unless it is an existing directory
-    (so a typo is reported, not silently created as an empty database)."""
+    """``path`` as a Path; raises :class:`CliError` unless it holds a KeelDB database (so
+    a typo, or ``keeldb info /tmp``, is reported instead of creating a database there)."""
+    from keeldb.engine.database import MARKER_NAME
+
     p = Path(path)
     if not p.is_dir():
         raise CliError(f"no KeelDB database at {path} (not a directory)")
+    if not (p / MARKER_NAME).is_file():
+        raise CliError(f"no KeelDB database at {path} (no {MARKER_NAME} marker file)")
     return p
 
 
