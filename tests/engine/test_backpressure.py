@@ -1,0 +1,51 @@
+"""Writes wait for the seal backlog, and give up with BusyError after write_timeout_s."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import keeldb
+
+
+def test_write_raises_busy_when_sealing_is_stalled(db_path: str) -> None:
+    with keeldb.open(
+        db_path, memtable_rows=10, max_frozen_memtables=1, write_timeout_s=0.3
+    ) as db:
+        col = db.create_collection("c", dim=4)
+        maintainer = col._maintainer
+        assert maintainer is not None
+        rng = np.random.default_rng(0)
+        with maintainer.lock:  # what a long compaction holding the worker looks like
+            with pytest.raises(keeldb.BusyError):
+                for i in range(20):
+                    col.upsert([f"{i}-{j}" for j in range(10)], rng.normal(size=(10, 4)))
+            # Searches are not blocked by the stalled maintenance.
+            t = time.perf_counter()
+            col.search(rng.normal(size=4), k=3)
+            assert time.perf_counter() - t < 0.25
+            acknowledged = col.count()
+        # Once maintenance resumes, writes go through again and nothing acknowledged is lost.
+        col.upsert(["after"], rng.normal(size=(1, 4)))
+        assert col.count() == acknowledged + 1
+
+
+def test_write_waits_for_backlog_instead_of_failing(db_path: str) -> None:
+    with keeldb.open(
+        db_path, memtable_rows=10, max_frozen_memtables=1, write_timeout_s=10
+    ) as db:
+        col = db.create_collection("c", dim=4)
+        maintainer = col._maintainer
+        assert maintainer is not None
+        rng = np.random.default_rng(1)
+        release = threading.Timer(0.3, maintainer.lock.release)
+        maintainer.lock.acquire()
+        release.start()
+        t = time.perf_counter()
+        for i in range(5):
+            col.upsert([f"{i}-{j}" for j in range(10)], rng.normal(size=(10, 4)))
+        assert time.perf_counter() - t >= 0.2  # it had to wait for the stalled worker
+        assert col.count() == 50
