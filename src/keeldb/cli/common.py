@@ -20,9 +20,12 @@ from keeldb.errors import DatabaseLockedError, InvalidArgumentError
 
 __all__ = [
     "CliError",
+    "env_api_key",
     "human_bytes",
     "is_url",
     "open_target",
+    "parse_filter",
+    "positive_int",
     "print_json",
     "print_table",
     "require_database_dir",

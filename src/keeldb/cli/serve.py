@@ -56,7 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register ``serve`` on the CLI's subparsers."""
-    d = ServerDefaults()
+    d = _defaults()
     p = sub.add_parser(
         "serve",
         help="serve a database over HTTP/JSON (needs the 'server' extra)",
@@ -153,8 +153,8 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run_serve)
 
 
-def ServerDefaults() -> Any:  # noqa: N802 (reads like the class it returns)
-    """The default :class:`ServerConfig`, for help texts."""
+def _defaults() -> Any:
+    """The default :class:`ServerConfig`, for help texts (imported lazily)."""
     from keeldb.server.config import ServerConfig
 
     return ServerConfig()
