@@ -12,9 +12,7 @@ import keeldb
 
 
 def test_write_raises_busy_when_sealing_is_stalled(db_path: str) -> None:
-    with keeldb.open(
-        db_path, memtable_rows=10, max_frozen_memtables=1, write_timeout_s=0.3
-    ) as db:
+    with keeldb.open(db_path, memtable_rows=10, max_frozen_memtables=1, write_timeout_s=0.3) as db:
         col = db.create_collection("c", dim=4)
         maintainer = col._maintainer
         assert maintainer is not None
@@ -34,9 +32,7 @@ def test_write_raises_busy_when_sealing_is_stalled(db_path: str) -> None:
 
 
 def test_write_waits_for_backlog_instead_of_failing(db_path: str) -> None:
-    with keeldb.open(
-        db_path, memtable_rows=10, max_frozen_memtables=1, write_timeout_s=10
-    ) as db:
+    with keeldb.open(db_path, memtable_rows=10, max_frozen_memtables=1, write_timeout_s=10) as db:
         col = db.create_collection("c", dim=4)
         maintainer = col._maintainer
         assert maintainer is not None

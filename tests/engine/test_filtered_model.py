@@ -16,7 +16,10 @@ from keeldb.filtering import compile_filter
 
 DIM = 4
 SCALAR = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, 1.0, 2.5]),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([0.5, 1.0, 2.5]),
     st.sampled_from(["a", "b", "c", "2024-01"]),
 )
 META = st.dictionaries(
@@ -29,7 +32,9 @@ META = st.dictionaries(
     max_size=4,
 )
 FIELD = st.sampled_from(["x", "y", "tags", "nested.z", "missing"])
-CMP_VALUE = st.one_of(st.integers(-3, 3), st.sampled_from([0.5, 2.5]), st.sampled_from(["a", "b", "c"]))
+CMP_VALUE = st.one_of(
+    st.integers(-3, 3), st.sampled_from([0.5, 2.5]), st.sampled_from(["a", "b", "c"])
+)
 
 
 @st.composite
@@ -57,7 +62,8 @@ def conditions(draw: st.DrawFn, depth: int = 0) -> dict:
 
 
 @settings(
-    max_examples=60, deadline=None,
+    max_examples=60,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -226,6 +226,7 @@ class Collection:
             assert self._wal is not None
             wal = self._wal
             seq = self._last_seq + 1
+            self._resolve_kept_metadata(batch)
             try:
                 end = wal.append(seq, encode_batch(batch))
             except StorageError as exc:
@@ -254,6 +255,35 @@ class Collection:
             for cb in list(self._insert_callbacks):
                 cb(stats)
         return counts
+
+    def _resolve_kept_metadata(self, batch: Batch) -> None:
+        """Replace metadata None ("keep the existing record's") by the metadata it keeps,
+        before the batch is logged (write lock held).
+
+        A WAL record must not depend on state that a maintenance commit can persist ahead
+        of it: a merge or vacuum writes the old row's tombstone while the record is still
+        past the checkpoint, and replay after a crash then found no live old row and stored
+        ``{}``. Resolved records replay to the same result whatever is already persisted.
+        """
+        effect: dict[str, dict[str, Any] | None] = {}  # earlier ops of the batch (None: deleted)
+        for op in batch:
+            if isinstance(op, DeleteOp):
+                effect.update(dict.fromkeys(op.ids))
+                continue
+            todo = [i for i, meta in enumerate(op.metadata) if meta is None]
+            if todo:
+                lookup = [op.ids[i] for i in todo if op.ids[i] not in effect]
+                found = dict(zip(lookup, self._locate(self._state, lookup), strict=True))
+                for i in todo:
+                    id_ = op.ids[i]
+                    loc = found.get(id_)
+                    if id_ in effect:
+                        kept = effect[id_]
+                    else:
+                        kept = None if loc is None else _unit_metadata(*loc)
+                    op.metadata[i] = {} if kept is None else kept
+                op.metadata_json = None  # encoded again, with the resolved metadata
+            effect.update(zip(op.ids, op.metadata, strict=True))
 
     def _apply(self, batch: Batch) -> dict[str, int]:
         """Apply a logged batch to memory (write lock held). Cannot fail on valid input."""
@@ -480,8 +510,8 @@ class Collection:
             safe = np.where(valid, best_col, 0)
             best_rows = np.where(valid, np.take_along_axis(rows, safe, axis=1), -1)
             best_unit = unit_of[safe]
-        rows_list = best_rows.tolist()
-        dist_list = best_d.tolist()
+        rows_list = cast(list[list[int]], best_rows.tolist())
+        dist_list = cast(list[list[float]], best_d.tolist())
         if len(units) == 1:
             unit = units[0]
             out: list[list[Hit]] = []
@@ -498,7 +528,7 @@ class Collection:
         # Several units: gather winners per unit so each decodes its metadata in one
         # pass; every hit gets its own decoded copy (a row found twice yields two dicts).
         slots: dict[int, list[tuple[int, int, int]]] = {}
-        units_list = best_unit.tolist()
+        units_list = cast(list[list[int]], best_unit.tolist())
         for qi in range(q):
             for j, row in enumerate(rows_list[qi]):
                 if row >= 0 and dist_list[qi][j] != _INF:

@@ -329,6 +329,12 @@ class Maintainer:
         col = self.col
         old = col._manifest
         assert old is not None
+        # The tombstones written below may come from writes whose WAL records are not
+        # durable yet (fsync mode syncs after the write lock is released, none mode at
+        # flush): sync them first, or a power cut could keep a tombstone but lose the
+        # write that replaced the row, and with it the row's durable old version.
+        if col._wal is not None:
+            col._wal.sync_to(col._wal.size_bytes)
         generation = old.generation + 1
         entries: list[SegmentEntry] = []
         written: list[tuple[Segment, str | None, int]] = []
@@ -365,7 +371,7 @@ class Maintainer:
         names = fs.listdir(col.directory)
         wal_files = sorted((parse_wal_name(n), n) for n in names if parse_wal_name(n) is not None)
         current = os.path.basename(col._wal.path) if col._wal is not None else None
-        for (first, name), nxt in zip(wal_files, wal_files[1:] + [(None, None)], strict=True):
+        for (_first, name), nxt in zip(wal_files, wal_files[1:] + [(None, None)], strict=True):
             if name == current:
                 continue
             if nxt[0] is not None and nxt[0] <= manifest.checkpoint_seq + 1:

@@ -15,7 +15,6 @@ import time
 
 from keeldb.engine.collection import Collection
 from keeldb.engine.maintenance import Maintainer
-from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment
 from keeldb.engine.state import Options, State
 from keeldb.errors import CorruptionError

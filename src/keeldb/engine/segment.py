@@ -288,6 +288,7 @@ class Segment:
                     vectors, queries, k, self.metric, exclude=exclude, sq_norms=norms
                 )
                 return UnitResult(d, r, "exact", self.rows * len(queries), 0)
+            assert allowed is not None  # match is not None here
             rows = np.flatnonzero(allowed)
             d, r = exact_search(vectors, queries, k, self.metric, rows=rows, sq_norms=norms)
             return UnitResult(d, r, "exact-filtered", count * len(queries), 0)

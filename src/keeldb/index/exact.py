@@ -21,10 +21,13 @@ def similarity_to_distance(metric: str, sim: np.ndarray) -> np.ndarray:
     """
     if metric == "cosine":
         # float rounding can push 1 - cos of unit vectors just below 0
-        return np.maximum(np.subtract(1.0, sim, dtype=np.float32), 0.0)
+        out: np.ndarray = np.maximum(np.subtract(1.0, sim, dtype=np.float32), 0.0)
+        return out
     if metric == "ip":
-        return (-sim).astype(np.float32, copy=False)
-    return np.sqrt(np.maximum(sim, 0.0)).astype(np.float32, copy=False)
+        out = np.negative(sim, dtype=np.float32)
+    else:
+        out = np.sqrt(np.maximum(sim, 0.0), dtype=np.float32)
+    return out
 
 
 def top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

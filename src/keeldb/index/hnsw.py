@@ -17,6 +17,7 @@ from __future__ import annotations
 import mmap
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
@@ -30,7 +31,7 @@ __all__ = ["HnswStats", "build_hnsw", "extend_hnsw", "load_hnsw", "save_hnsw", "
 
 
 def faiss_metric(metric: str) -> int:
-    return faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    return int(faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT)
 
 
 def build_hnsw(vectors: np.ndarray, metric: str, m: int, ef_construction: int) -> faiss.Index:
@@ -63,7 +64,7 @@ def save_hnsw(fs: FileSystem, path: str, index: faiss.Index) -> int:
     storage_len = faiss.serialize_index(index.storage).nbytes
     total = blob.nbytes
     graph_len = total - storage_len
-    view = memoryview(blob).cast("B")
+    view = blob.data.cast("B")
     trailer = pack_header(
         FrameHeader(
             MAGIC_HNSW,
@@ -78,7 +79,7 @@ def save_hnsw(fs: FileSystem, path: str, index: faiss.Index) -> int:
         )
     )
     fs.write_new(path, [view, trailer])
-    return total + HEADER_SIZE
+    return int(total) + HEADER_SIZE
 
 
 @dataclass(slots=True)
@@ -145,7 +146,7 @@ def load_hnsw(path: str, rows: int, dim: int) -> HnswFile:
     return HnswFile(index, header, path)
 
 
-_PARAMS: dict[int, faiss.SearchParametersHNSW] = {}
+_PARAMS: dict[int, Any] = {}
 
 
 def search_hnsw(
@@ -168,7 +169,8 @@ def search_hnsw(
             params.efSearch = ef
             if len(_PARAMS) < 4096:
                 _PARAMS[ef] = params
-        return index.search(queries, k, params=params)  # type: ignore[no-any-return]
+        scores, labels = index.search(queries, k, params=params)
+        return scores, labels
     params = faiss.SearchParametersHNSW()
     params.efSearch = ef
     selector = faiss.IDSelectorBitmap(index.ntotal, faiss.swig_ptr(allowed))

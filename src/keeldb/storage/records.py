@@ -66,7 +66,7 @@ def encode_batch(batch: Batch) -> list[bytes | memoryview]:
             meta = op.metadata_json if op.metadata_json is not None else _dumps(op.metadata)
             n, dim = vectors.shape
             chunks += [_OP.pack(OP_UPSERT), _UPSERT.pack(n, dim, len(ids), len(meta)), ids, meta]
-            chunks.append(memoryview(vectors).cast("B"))
+            chunks.append(vectors.data.cast("B"))
         else:
             ids = _dumps(op.ids)
             chunks += [_OP.pack(OP_DELETE), _DELETE.pack(len(op.ids), len(ids)), ids]

@@ -80,7 +80,7 @@ def write_vectors(fs: FileSystem, directory: str, segment_id: int, vectors: np.n
         fs,
         path,
         MAGIC_VECTORS,
-        [memoryview(data).cast("B")],
+        [data.data.cast("B")],
         rows=len(data),
         aux=data.shape[1],
         atomic=False,
@@ -123,7 +123,7 @@ def write_ids(fs: FileSystem, directory: str, segment_id: int, ids: Sequence[str
     order = np.argsort(hashes, kind="stable")
     arrays = [offsets, hashes[order].astype("<u8"), order.astype("<u4")]
     chunks: list[bytes | memoryview] = [
-        memoryview(np.ascontiguousarray(a)).cast("B") for a in arrays
+        np.ascontiguousarray(a).data.cast("B") for a in arrays
     ]
     chunks.append(blob)
     return write_framed(fs, path, MAGIC_IDS, chunks, rows=len(ids), atomic=False)
@@ -208,7 +208,7 @@ def write_metadata(fs: FileSystem, directory: str, segment_id: int, rows: Sequen
         fs,
         path,
         MAGIC_METADATA,
-        [memoryview(offsets).cast("B"), blob],
+        [offsets.data.cast("B"), blob],
         rows=len(rows),
         atomic=False,
     )
