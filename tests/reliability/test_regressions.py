@@ -138,3 +138,63 @@ def test_new_database_directories_are_made_durable(tmp_path: Path) -> None:
         raise AssertionError("the fault did not fire")
     with keeldb.open(tmp_path / "db", **SMALL) as db2:
         assert db2.get_collection("c").count() == 1
+
+
+def _sealed_base(path: Path, **options: object) -> keeldb.Database:
+    """A database whose collection "c" has 60 rows sealed in a segment, r0 = {"v": 0}."""
+    db = keeldb.open(path, **dict(SMALL, **options))
+    col = db.create_collection("c", 8, "l2")
+    vectors = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    col.upsert([f"r{i}" for i in range(60)], vectors, [{"v": i} for i in range(60)])
+    assert any(s.kind == "flat" for s in col.stats().segments)
+    return db
+
+
+def test_replay_keeps_metadata_of_an_upsert_whose_tombstone_was_persisted(tmp_path: Path) -> None:
+    """An upsert with metadata None keeps the old record's metadata, looked up when the
+    WAL record is applied. A maintenance commit (merge, vacuum, checkpoint) persists the
+    segment's tombstones, including the old row's, while the WAL record is still past
+    the checkpoint; replay then found no live old row and stored {} (found by the kill -9
+    soak)."""
+    from keeldb.storage.faults import FaultyFileSystem
+
+    db = _sealed_base(tmp_path / "db")
+    col = db.get_collection("c")
+    col.upsert(["r0"], np.ones((1, 8), np.float32))  # keeps {"v": 0}
+    db_maintainer = col._maintainer
+    assert db_maintainer is not None
+    db_maintainer._checkpoint()  # what a background merge/vacuum commit does at any time
+    FaultyFileSystem.abandon(db)  # crash: r0's new version is only in the WAL
+    with keeldb.open(tmp_path / "db", **SMALL) as db2:
+        rec = db2.get_collection("c").get(["r0"])[0]
+        assert rec is not None
+        assert np.array_equal(rec.vector, np.ones(8, np.float32))
+        assert rec.metadata == {"v": 0}
+
+
+def test_power_cut_never_keeps_a_tombstone_without_its_write(tmp_path: Path) -> None:
+    """Writes kill the old row in memory before their WAL record is fsynced (fsync mode:
+    the fsync happens after the lock; none mode: at flush). A maintenance commit in
+    between persisted that tombstone; a power cut then lost the WAL record, so the old,
+    durable version of the record vanished with no new one in its place."""
+    from keeldb.storage.faults import Fault, FaultyFileSystem, SimulatedCrash
+
+    root = tmp_path / "root"
+    root.mkdir()
+    _sealed_base(root / "db").close()
+    fs = FaultyFileSystem(str(root))
+    db = keeldb.open(root / "db", fs=fs, durability="none", **SMALL)
+    col = db.get_collection("c")
+    col.upsert(["r0"], np.ones((1, 8), np.float32), [{"v": "new"}])  # not durable yet
+    maintainer = col._maintainer
+    assert maintainer is not None
+    maintainer._checkpoint()  # what a background merge/vacuum commit does at any time
+    fs.arm(Fault(nth=1, mode="power"))
+    try:
+        db.close()
+    except SimulatedCrash:
+        FaultyFileSystem.abandon(db)
+    with keeldb.open(root / "db", **SMALL) as db2:
+        rec = db2.get_collection("c").get(["r0"])[0]
+        assert rec is not None, "the durable old version of r0 was lost"
+        assert rec.metadata in ({"v": 0}, {"v": "new"})
