@@ -66,6 +66,8 @@ class Maintainer:
         self._stop = False
         self._scrub_pending = not col.options.verify
         self._thread: threading.Thread | None = None
+        self._spare_wanted = threading.Event()
+        self._spare_thread: threading.Thread | None = None
         self.last_error: BaseException | None = None
         if col.options.background:
             self._thread = threading.Thread(
@@ -74,6 +76,30 @@ class Maintainer:
             self._thread.start()
 
     # --- scheduling -----------------------------------------------------------------------
+
+    def want_spare(self) -> None:
+        """Ask for a pre-faulted spare memtable (prepared by a small helper thread, so a
+        long merge in the worker does not delay it). No-op in inline mode."""
+        if self._thread is None or self._stop:
+            return
+        if self._spare_thread is None:
+            self._spare_thread = threading.Thread(
+                target=self._spare_loop, name=f"keeldb-spare-{self.col.name}", daemon=True
+            )
+            self._spare_thread.start()
+        self._spare_wanted.set()
+
+    def _spare_loop(self) -> None:
+        while not self._stop:
+            self._spare_wanted.wait(timeout=1.0)
+            if self._stop:
+                break
+            if self._spare_wanted.is_set():
+                self._spare_wanted.clear()
+                try:
+                    self.col._make_spare()
+                except MemoryError:
+                    log.warning("keeldb: no memory for a spare memtable; writes fault pages")
 
     def wake(self) -> None:
         if self._thread is None:
@@ -143,8 +169,12 @@ class Maintainer:
         covering every record, so the next open replays nothing."""
         self._stop = True
         self._wake.set()
+        self._spare_wanted.set()
         if self._thread is not None:
             self._thread.join()
+        if self._spare_thread is not None:
+            self._spare_thread.join()
+        self.col._spare = None
         col = self.col
         with self.lock:
             if checkpoint:

@@ -43,6 +43,14 @@ class Memtable:
         self._columns: Any = None  # filter columns, built on first filtered search
         self._columns_lock = threading.Lock()
 
+    def prefault(self) -> None:
+        """Touch every page of the arrays (before the memtable is used; see
+        ``Collection._make_spare``)."""
+        assert self.n == 0
+        self.vectors.fill(0)
+        self.sq_norms.fill(0)
+        self.dead.fill(False)
+
     def __len__(self) -> int:
         return self.n
 
