@@ -293,12 +293,14 @@ def main() -> int:
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
         "params": vars(args) | {"k": K, "dataset": str(DATASET)},
     }
     try:
+        print(f"load average at start: {os.getloadavg()}", flush=True)
         print(f"building {args.base:,} vectors ...", flush=True)
         results["build"] = build(path, base)
         print(f"  {results['build']}", flush=True)
@@ -340,6 +342,8 @@ def main() -> int:
         and results["soak"]["lost_after_sigkill"] == 0
     )
     results["targets_met"] = ok
+    # Other work on the host skews every figure: say how busy it was.
+    results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "server_bench.json").write_text(json.dumps(results, indent=2))
     print(f"targets met: {ok}; results in {RESULTS / 'server_bench.json'}")
