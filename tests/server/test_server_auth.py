@@ -63,6 +63,8 @@ def test_healthz_is_open_everything_else_needs_a_key(secured: Any) -> None:
         ("POST", f"{DEFAULT}/c/count"),
         ("GET", "/metrics"),
         ("GET", f"{DEFAULT}/c/stats"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
     ]:
         assert_error(secured.request(method, path), 401, "unauthorized")
 
@@ -196,3 +198,14 @@ def test_non_loopback_bind_needs_keys_or_insecure() -> None:
     check_bind("0.0.0.0", open_cfg, insecure=True)
     check_bind("127.0.0.1", open_cfg, insecure=False)
     check_bind("0.0.0.0", ServerConfig(keys=KeyStore(KEYS)), insecure=False)
+
+
+def test_docs_need_a_key_unless_public(make_api: Any) -> None:
+    secured = make_api(keys=KEYS)
+    assert secured.get("/openapi.json", headers=h(RO_KEY)).json()["info"]["title"] == "KeelDB"
+    assert "swagger" in secured.get("/docs", headers=h(SCOPED_KEY)).text.lower()
+    public = make_api(keys=KEYS, public_docs=True)
+    assert public.get("/openapi.json").status_code == 200
+    assert public.get("/docs").status_code == 200
+    assert_error(public.get("/v1/workspaces"), 401, "unauthorized")
+    assert public.get("/redoc").status_code in (401, 404)

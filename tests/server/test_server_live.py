@@ -41,8 +41,9 @@ def test_serves_over_tcp_with_auth_and_limits(tmp_path: Path) -> None:
             )
             assert resp.status_code == 413
             assert resp.json()["error"] == "payload_too_large"
-            assert "openapi" in http.get("/openapi.json").json()
-            assert http.get("/docs").status_code == 200
+            assert http.get("/openapi.json").status_code == 401
+            assert "openapi" in http.get("/openapi.json", headers=AUTH).json()
+            assert http.get("/docs", headers=AUTH).status_code == 200
     assert "serving" in srv.log
 
 

@@ -36,6 +36,7 @@ def run_serve(args: argparse.Namespace) -> int:
         cors_origins=list(args.cors_origin or []),
         threads=args.threads,
         threads_per_request=args.threads_per_request,
+        public_docs=args.public_docs,
     )
     try:
         serve(
@@ -79,6 +80,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback bind without API keys"
+    )
+    p.add_argument(
+        "--public-docs",
+        action="store_true",
+        help="serve /openapi.json and /docs without a key even when keys are configured",
     )
     p.add_argument(
         "--cors-origin",

@@ -215,6 +215,10 @@ def create_app(
         "upsert, get, delete, count, search, scan. Errors are "
         '`{"error": code, "message": text}`.',
         lifespan=lifespan,
+        # Served by routes.build_open_router instead, behind the same key check.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.keeldb = state
     install_handlers(app)

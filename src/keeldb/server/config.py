@@ -176,7 +176,8 @@ class ServerConfig:
     ``cors_origins``: empty means no CORS headers at all. ``threads``: size of the pool
     that runs engine calls. ``threads_per_request``: BLAS/OpenMP threads one engine call
     may use (1: parallelism comes from concurrent requests; see
-    :mod:`keeldb.server.threads`).
+    :mod:`keeldb.server.threads`). ``public_docs``: serve /openapi.json and /docs without
+    a key even when keys are configured.
     """
 
     keys: KeyStore = field(default_factory=KeyStore)
@@ -189,6 +190,7 @@ class ServerConfig:
     cors_origins: list[str] = field(default_factory=list)
     threads: int = 8
     threads_per_request: int = 1
+    public_docs: bool = False
 
     def __post_init__(self) -> None:
         for name in (

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from keeldb.errors import (
     AlreadyExistsError,
@@ -318,8 +319,22 @@ def build_router(state: ServerState) -> APIRouter:
 
 
 def build_open_router(state: ServerState) -> APIRouter:
-    """``/healthz`` (no key needed) and ``/metrics`` (admin key when keys are on)."""
+    """``/healthz`` (no key needed), ``/metrics`` (admin key when keys are on), and
+    ``/openapi.json`` and ``/docs`` (any valid key when keys are on, unless
+    ``public_docs``)."""
     router = new_router()
+    docs_access = public if state.config.public_docs else requires(None)
+
+    async def openapi_schema(request: Request) -> JSONResponse:
+        """The OpenAPI schema of this API."""
+        return JSONResponse(request.app.openapi())
+
+    async def docs_page() -> HTMLResponse:
+        """Swagger UI over /openapi.json."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="KeelDB API")
+
+    router.add_api_route("/openapi.json", docs_access(openapi_schema), include_in_schema=False)
+    router.add_api_route("/docs", docs_access(docs_page), include_in_schema=False)
 
     import keeldb
 
