@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from reliability_util import SMALL
 
 import keeldb
@@ -140,6 +141,9 @@ def test_new_database_directories_are_made_durable(tmp_path: Path) -> None:
         assert db2.get_collection("c").count() == 1
 
 
+FLAT = dict(SMALL, hnsw_min_rows=1000)  # sealed segments stay flat and separate
+
+
 def _sealed_base(path: Path, **options: object) -> keeldb.Database:
     """A database whose collection "c" has 60 rows sealed in a segment, r0 = {"v": 0}."""
     db = keeldb.open(path, **dict(SMALL, **options))
@@ -198,3 +202,48 @@ def test_power_cut_never_keeps_a_tombstone_without_its_write(tmp_path: Path) -> 
         rec = db2.get_collection("c").get(["r0"])[0]
         assert rec is not None, "the durable old version of r0 was lost"
         assert rec.metadata in ({"v": 0}, {"v": "new"})
+
+
+def test_failed_cleanup_after_a_commit_does_not_undo_the_commit(tmp_path: Path) -> None:
+    """A merge committed its manifest, then removing the merged segments' files failed
+    (EIO): the error skipped the in-memory swap, so the next manifest named the old
+    segments again, whose files were half removed: the collection could not be opened."""
+    from keeldb.storage.faults import Fault, FaultyFileSystem
+
+    root = tmp_path / "root"
+    root.mkdir()
+    db = keeldb.open(root / "db", **FLAT)
+    col = db.create_collection("c", 8, "l2")
+    rng = np.random.default_rng(0)
+    for b in range(3):  # three sealed flat segments
+        col.upsert([f"b{b}-{i}" for i in range(50)], rng.normal(size=(50, 8)).astype(np.float32))
+    db.close()
+    fs = FaultyFileSystem(str(root))
+    db = keeldb.open(root / "db", fs=fs, **FLAT)
+    # remove #1 is the manifest temp file (atomic_write), #2 seg-1.vec, #3 seg-1.ids
+    fs.arm(Fault(nth=3, action="eio", ops=frozenset({"remove"})))
+    try:
+        db.get_collection("c").compact()  # merges the three flat segments into one
+    except keeldb.StorageError:
+        pass
+    assert fs.faults_fired == 1
+    fs.arm(None)
+    db.close()
+    with keeldb.open(root / "db", **FLAT) as db2:
+        assert db2.get_collection("c").count() == 150
+    assert keeldb.check(root / "db").ok
+
+
+def test_open_error_is_not_masked_by_closing_loaded_segments(tmp_path: Path) -> None:
+    """When a later segment failed to load, closing the ones already loaded raised
+    BufferError (numpy views of the id map still exported), hiding the CorruptionError."""
+    db = keeldb.open(tmp_path / "db", **FLAT)
+    col = db.create_collection("c", 8, "l2")
+    rng = np.random.default_rng(0)
+    for b in range(2):
+        col.upsert([f"b{b}-{i}" for i in range(50)], rng.normal(size=(50, 8)).astype(np.float32))
+    db.close()
+    ids2 = tmp_path / "db" / "workspaces" / "default" / "c" / "seg-00000002.ids"
+    ids2.write_bytes(ids2.read_bytes()[:-3])
+    with pytest.raises(keeldb.CorruptionError, match="seg-00000002.ids"):
+        keeldb.open(tmp_path / "db", **FLAT).get_collection("c")

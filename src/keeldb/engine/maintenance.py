@@ -388,7 +388,13 @@ class Maintainer:
         for seg, name, count in written:
             seg.persisted_tombstones = name
             seg.persisted_dead_count = count
-        self._remove_obsolete(manifest)
+        try:
+            self._remove_obsolete(manifest)
+        except StorageError as exc:
+            # The commit is done (the manifest is durable): raising here would skip the
+            # caller's state swap, and a later manifest would name files removed already.
+            # Leftovers are removed by the next commit or open.
+            log.warning("keeldb: cannot remove obsolete files in %s: %s", col.directory, exc)
 
     def _remove_obsolete(self, manifest: Manifest, *, at_open: bool = False) -> None:
         """Delete WAL files wholly covered by the checkpoint and files no manifest names.
