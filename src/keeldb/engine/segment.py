@@ -126,7 +126,9 @@ class Segment:
             else:
                 self.dead = np.zeros(self.rows, dtype=bool)
         except BaseException:
-            self.vectors.mm.close()
+            # The vector array still views the map: it is unmapped when the array goes.
+            # (Closing it here raised BufferError, hiding the real error.)
+            del self.vectors
             raise
         self.dead_count = int(np.count_nonzero(self.dead))
         self.persisted_tombstones = entry.tombstones
