@@ -269,6 +269,7 @@ def crash_loop(
                 if not before_open:
                     fs.arm(Fault(nth=n, mode=mode, seed=n, action=action))
                 operation(db, col, ack)  # type: ignore[arg-type]
+                db.close()  # a clean close does I/O too (seal, checkpoint): cut it as well
             except SimulatedCrash:
                 crashed = True
             stats.runs += 1
@@ -276,7 +277,6 @@ def crash_loop(
             if not crashed:
                 assert db is not None
                 assert fs.faults_fired == 0, "a fault fired but the operation did not notice"
-                db.close()
             else:
                 stats.crashes += 1
                 if db is not None:
