@@ -9,7 +9,6 @@ background (:mod:`keeldb.engine.maintenance`); recovery is :mod:`keeldb.engine.r
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import orjson
 
 from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment, UnitResult
@@ -408,7 +408,7 @@ class Collection:
                 unit, row = loc
                 if isinstance(unit, Memtable):
                     vec = unit.vectors[row].copy()
-                    meta = json.loads(json.dumps(unit.metadata[row]))
+                    meta = orjson.loads(orjson.dumps(unit.metadata[row]))
                 else:
                     vec = unit.vector_at(row)
                     meta = unit.metadata_at(row)
@@ -692,7 +692,9 @@ def _payload(unit: Memtable | Segment, rows: list[int]) -> tuple[list[str], list
     if not rows:
         return [], []
     if isinstance(unit, Memtable):
-        return [unit.ids[r] for r in rows], json.loads(json.dumps([unit.metadata[r] for r in rows]))
+        return [unit.ids[r] for r in rows], orjson.loads(
+            orjson.dumps([unit.metadata[r] for r in rows])
+        )
     return unit.ids.ids_many(rows), unit.metadata_many(rows)
 
 

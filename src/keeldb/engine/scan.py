@@ -8,10 +8,10 @@ once. Each segment keeps its ids sorted (built lazily, cached: segments are immu
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment
@@ -69,7 +69,9 @@ def scan_page(col: Collection, state: State, flt: Any, limit: int, cursor: str |
     for id_, unit, row in page:
         if isinstance(unit, Memtable):
             records.append(
-                Record(id_, unit.vectors[row].copy(), json.loads(json.dumps(unit.metadata[row])))
+                Record(
+                    id_, unit.vectors[row].copy(), orjson.loads(orjson.dumps(unit.metadata[row]))
+                )
             )
         else:
             records.append(Record(id_, unit.vector_at(row), unit.metadata_at(row)))

@@ -12,7 +12,6 @@ whenever k rows match.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+import orjson
 
 from keeldb.errors import CorruptionError, StorageError
 from keeldb.index.exact import exact_search, similarity_to_distance
@@ -229,7 +229,7 @@ class Segment:
             return []
         raw = b"[" + b",".join(self.meta.raw_many(rows)) + b"]"
         try:
-            values = json.loads(raw)
+            values = orjson.loads(raw)
         except ValueError as exc:
             raise CorruptionError("metadata is not JSON", path=self.meta.path) from exc
         if (

@@ -7,13 +7,13 @@ or applied; each failure raises an :class:`InvalidArgumentError` (or
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from keeldb.errors import DimensionMismatchError, InvalidArgumentError
 
@@ -174,10 +174,12 @@ def validate_metadata(metadata: Any, n: int) -> tuple[list[dict[str, Any] | None
     # One C-speed round trip validates and copies the whole batch; a value JSON cannot
     # represent exactly (non-str key, tuple, set, NaN, custom object) fails or changes.
     try:
-        text = json.dumps(items, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-        copied = json.loads(text)
+        # orjson rejects non-str keys, sets and foreign objects itself; NaN/inf (written as
+        # null) and tuples (written as lists) do not survive the round trip unchanged.
+        text = orjson.dumps(items)
+        copied = orjson.loads(text)
         same = copied == items
-    except (TypeError, ValueError, RecursionError):
+    except (TypeError, ValueError, RecursionError, orjson.JSONEncodeError):
         same = False
         copied = None
     if not same:
@@ -187,7 +189,7 @@ def validate_metadata(metadata: Any, n: int) -> tuple[list[dict[str, Any] | None
                 raise InvalidArgumentError(problem)
         raise InvalidArgumentError("metadata is not representable as JSON")
     assert copied is not None
-    return list(copied), text.encode()
+    return list(copied), text
 
 
 def _json_problem(value: Any, path: str, depth: int = 0) -> str | None:
@@ -196,6 +198,8 @@ def _json_problem(value: Any, path: str, depth: int = 0) -> str | None:
     if value is None or isinstance(value, bool | str):
         return None
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**64:
+            return f"{path}: {value} does not fit in 64 bits"
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{path}: {value} is not a finite number"

@@ -14,12 +14,12 @@ A batch is a list of operations applied all-or-nothing, in order: one ``upsert``
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from keeldb.storage.format import OP_DELETE, OP_UPSERT
 
@@ -53,7 +53,7 @@ Batch = list[UpsertOp | DeleteOp]
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return orjson.dumps(obj)
 
 
 def encode_batch(batch: Batch) -> list[bytes | memoryview]:
@@ -93,8 +93,8 @@ def decode_batch(payload: bytes | memoryview) -> Batch:
         (op,) = _OP.unpack(take(4))
         if op == OP_UPSERT:
             n, dim, ids_len, meta_len = _UPSERT.unpack(take(16))
-            ids = json.loads(bytes(take(ids_len)))
-            meta = json.loads(bytes(take(meta_len)))
+            ids = orjson.loads(take(ids_len))
+            meta = orjson.loads(take(meta_len))
             vectors = np.frombuffer(take(n * dim * 4), dtype="<f4").reshape(n, dim).copy()
             if not (
                 isinstance(ids, list) and isinstance(meta, list) and len(ids) == len(meta) == n
@@ -103,7 +103,7 @@ def decode_batch(payload: bytes | memoryview) -> Batch:
             batch.append(UpsertOp(ids, vectors, meta))
         elif op == OP_DELETE:
             n, ids_len = _DELETE.unpack(take(8))
-            ids = json.loads(bytes(take(ids_len)))
+            ids = orjson.loads(take(ids_len))
             if not (isinstance(ids, list) and len(ids) == n):
                 raise ValueError("delete op lengths disagree")
             batch.append(DeleteOp(ids))

@@ -16,7 +16,6 @@ yet) and fsynced; the manifest swap that follows is the commit point.
 from __future__ import annotations
 
 import hashlib
-import json
 import mmap
 import os
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from keeldb.errors import CorruptionError
 from keeldb.storage.fileio import FileSystem
@@ -122,9 +122,7 @@ def write_ids(fs: FileSystem, directory: str, segment_id: int, ids: Sequence[str
     hashes = id_hashes(ids)
     order = np.argsort(hashes, kind="stable")
     arrays = [offsets, hashes[order].astype("<u8"), order.astype("<u4")]
-    chunks: list[bytes | memoryview] = [
-        np.ascontiguousarray(a).data.cast("B") for a in arrays
-    ]
+    chunks: list[bytes | memoryview] = [np.ascontiguousarray(a).data.cast("B") for a in arrays]
     chunks.append(blob)
     return write_framed(fs, path, MAGIC_IDS, chunks, rows=len(ids), atomic=False)
 
@@ -198,7 +196,8 @@ class IdTable:
 
 
 def encode_metadata_rows(metadata: Sequence[dict[str, Any]]) -> list[bytes]:
-    return [json.dumps(m, ensure_ascii=False, separators=(",", ":")).encode() for m in metadata]
+    dumps = orjson.dumps
+    return [dumps(m) for m in metadata]
 
 
 def write_metadata(fs: FileSystem, directory: str, segment_id: int, rows: Sequence[bytes]) -> int:
@@ -252,7 +251,7 @@ class MetadataTable:
 
     def at(self, row: int) -> dict[str, Any]:
         try:
-            value = json.loads(self.raw_at(row))
+            value = orjson.loads(self.raw_at(row))
         except ValueError as exc:
             raise CorruptionError(f"metadata of row {row} is not JSON", path=self.path) from exc
         if not isinstance(value, dict):
