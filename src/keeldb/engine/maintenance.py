@@ -303,6 +303,14 @@ class Maintainer:
         if total_rows == 0:
             self._install(inputs, None)
             return
+        # Verify what is copied: the new segment gets fresh checksums, so damage not found
+        # yet (payload checksums are deferred at open) would become permanent and silent.
+        try:
+            for i in inputs:
+                i.segment.verify_payloads()
+        except CorruptionError as exc:
+            col._damaged = exc  # as the scrubber does: refuse searches, never answer wrong
+            raise
         vectors = np.concatenate([i.segment.vectors.array[i.taken] for i in inputs])
         ids: list[str] = []
         raw_meta: list[bytes] = []
