@@ -131,7 +131,8 @@ def _describe(
         vec, meta = d[id_]
         return f"{meta} v0={float(vec[0]):.6f}"
 
-    return f"{id_}: found {state(actual)}; acknowledged {state(model)}; with in-flight {state(pending)}"
+    found, acked, flight = state(actual), state(model), state(pending)
+    return f"{id_}: found {found}; acknowledged {acked}; with in-flight {flight}"
 
 
 # --- the writer process ------------------------------------------------------------------------

@@ -50,9 +50,8 @@ def _writer(batches: list[list[tuple[str, Any]]]) -> Any:
 
 
 def _report(name: str, stats: Any) -> None:
-    print(
-        f"\n[crash-loop] {name}: runs={stats.runs} crashes={stats.crashes} outcomes={stats.outcomes}"
-    )
+    outcomes = stats.outcomes
+    print(f"\n[crash-loop] {name}: runs={stats.runs} crashes={stats.crashes} outcomes={outcomes}")
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
