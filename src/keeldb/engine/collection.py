@@ -429,13 +429,13 @@ class Collection:
             n = mem.n
             total += int(np.count_nonzero(mem.filter_mask(flt, n) & ~mem.dead[:n]))
         for seg in state.segments:
-            total += int(np.count_nonzero(seg.filter_mask(flt) & ~seg.dead))
+            total += seg.filter_state(flt).count
         return total
 
     def _compile(self, filter: Any) -> Any:
         from keeldb.filtering import compile_filter
 
-        return compile_filter(filter)
+        return _KeyedFilter(compile_filter(filter), filter)
 
     def _matching_ids(self, state: State, flt: Any) -> list[str]:
         ids: list[str] = []
@@ -444,7 +444,7 @@ class Collection:
             rows = np.flatnonzero(mem.filter_mask(flt, n) & ~mem.dead[:n])
             ids.extend(mem.ids[r] for r in rows.tolist())
         for seg in state.segments:
-            rows = np.flatnonzero(seg.filter_mask(flt) & ~seg.dead)
+            rows = np.flatnonzero(seg.filter_state(flt).allowed)
             ids.extend(seg.ids.ids_at(rows))
         return ids
 
@@ -493,11 +493,10 @@ class Collection:
                 )
             )
         for seg in state.segments:
-            match = seg.filter_mask(flt) if flt is not None else None
-            if match is not None and want_stats:
-                matched += int(np.count_nonzero(match & ~seg.dead))
+            if flt is not None and want_stats:
+                matched += seg.filter_state(flt).count
             units.append(seg)
-            results.append(seg.search(queries, k, ef_used, match, want_stats=want_stats))
+            results.append(seg.search(queries, k, ef_used, flt, want_stats=want_stats))
         hits = self._merge(queries.shape[0], k, units, results)
         if self._search_callbacks:
             plans = {_unit_name(u): r.plan for u, r in zip(units, results, strict=True)}
@@ -687,6 +686,23 @@ class Collection:
 _INF = float("inf")
 
 
+class _KeyedFilter:
+    """A compiled filter plus its canonical JSON, the key of segments' filter caches."""
+
+    __slots__ = ("filter", "key")
+
+    def __init__(self, flt: Any, spec: Any) -> None:
+        self.filter = flt
+        self.key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+
+    def mask(self, columns: Any) -> np.ndarray:
+        mask: np.ndarray = self.filter.mask(columns)
+        return mask
+
+    def matches(self, metadata: Any) -> bool:
+        return bool(self.filter.matches(metadata))
+
+
 def _payload(unit: Memtable | Segment, rows: list[int]) -> tuple[list[str], list[dict[str, Any]]]:
     """Ids and freshly decoded metadata of ``rows`` of one unit."""
     if not rows:
@@ -704,6 +720,7 @@ def _kill(unit: Memtable | Segment, row: int) -> None:
     elif not unit.dead[row]:
         unit.dead[row] = True
         unit.dead_count += 1
+        unit.dead_version += 1
 
 
 def _unit_metadata(unit: Memtable | Segment, row: int) -> dict[str, Any]:

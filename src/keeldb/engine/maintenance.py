@@ -463,6 +463,7 @@ def _mark_dead(seg: Segment, rows: Any) -> None:
     if len(rows):
         seg.dead[rows] = True
         seg.dead_count = int(np.count_nonzero(seg.dead))
+        seg.dead_version += 1
 
 
 def _segment_id_of(name: str) -> int:

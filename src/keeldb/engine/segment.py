@@ -3,11 +3,11 @@ graph, plus a mutable tombstone set. :func:`write_segment` creates the files;
 :class:`Segment` maps them for search.
 
 Planner (per segment, see ``docs/filtering.md``): with a filter, the rows passing
-``filter ∧ live`` are counted; few of them (``count <= max(EXACT_MAX_ROWS,
-EXACT_MAX_FRACTION * rows)``) are scanned exactly; otherwise HNSW runs with a bitmap
-selector and ``ef`` raised as the pass rate drops; any query that comes back with fewer
-than ``min(k, count)`` hits is answered exactly instead, so a filtered search returns k hits
-whenever k rows match.
+``filter ∧ live`` are counted (cached per filter); ``ef`` is raised as the pass rate drops;
+a cost model (:func:`prefer_exact`, constants measured on the reference machine) picks an
+exact scan of just those rows or an HNSW walk with a bitmap selector; any query that comes
+back with fewer than ``min(k, count)`` hits is answered exactly instead, so a filtered
+search returns k hits whenever k rows match.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 import orjson
 
 from keeldb.errors import CorruptionError, StorageError
-from keeldb.index.exact import exact_search, similarity_to_distance
+from keeldb.index.exact import SUBSET_IN_PLACE_MAX_QUERIES, exact_search, similarity_to_distance
 from keeldb.index.hnsw import HnswFile, build_hnsw, hnsw_stats, load_hnsw, save_hnsw, search_hnsw
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import SEGMENT_EXTENSIONS, TMP_SUFFIX, segment_file_name
@@ -43,16 +44,55 @@ from keeldb.storage.segment_files import (
 
 log = logging.getLogger("keeldb")
 
-__all__ = ["EXACT_MAX_FRACTION", "EXACT_MAX_ROWS", "Segment", "UnitResult", "write_segment"]
+__all__ = ["Segment", "UnitResult", "prefer_exact", "write_segment"]
 
-# Planner thresholds (measured on the reference 2-core machine, bench/planner.py and
-# docs/filtering.md): below these many matching rows an exact scan of just those rows
-# beats a filtered HNSW walk at the same recall.
-EXACT_MAX_ROWS = 4096
-EXACT_MAX_FRACTION = 0.02
-# A filtered HNSW walk raises ef to ef / pass_rate ** FILTER_EF_EXPONENT (capped).
-FILTER_EF_EXPONENT = 0.5
+# Planner cost model (microseconds per unit of work), measured on the reference 2-core
+# machine by bench/planner.py and recorded in docs/filtering.md:
+# * an exact scan of a row subset in place reads each row once: memory-bound,
+#   EXACT_US_PER_ROW_DIM per row and dimension once the rows exceed the caches;
+# * a batch of queries gathers the rows once and runs one BLAS product:
+#   GEMM_US_PER_ROW_DIM per row, dimension and query, plus the gather;
+# * an HNSW walk computes about HNSW_NDIS_COEF * ef ** HNSW_NDIS_EXP distances (faiss
+#   counters, 100k x 384 graph, m = 16) at HNSW_US_PER_DIS_DIM each per dimension.
+EXACT_US_PER_ROW_DIM = 6.0e-4
+GEMM_US_PER_ROW_DIM = 6.7e-5
+HNSW_US_PER_DIS_DIM = 7.8e-4
+HNSW_NDIS_COEF = 40.0
+HNSW_NDIS_EXP = 0.82
+# Tombstones and filters hide rows from the graph walk; ef is raised to
+# ef / pass_rate ** FILTER_EF_EXPONENT (capped) to keep finding k allowed rows.
+FILTER_EF_EXPONENT = 0.4
 FILTER_EF_CAP = 2048
+
+
+def prefer_exact(count: int, ef: int, queries: int, dim: int) -> bool:
+    """Whether scanning ``count`` allowed rows exactly is cheaper than an HNSW walk with
+    ``ef`` for ``queries`` queries (the cost model above)."""
+    hnsw = queries * HNSW_NDIS_COEF * ef**HNSW_NDIS_EXP * HNSW_US_PER_DIS_DIM * dim
+    if queries > SUBSET_IN_PLACE_MAX_QUERIES:
+        exact = count * dim * (EXACT_US_PER_ROW_DIM + queries * GEMM_US_PER_ROW_DIM)
+    else:
+        exact = queries * count * dim * EXACT_US_PER_ROW_DIM
+    return exact <= hnsw
+
+
+# Per-segment cache of filter masks (Lucene's query cache idea: a segment's rows never
+# change, so a filter's mask stays valid; only the deleted set is re-applied when it
+# changes). Entries are evicted least-recently-used.
+MASK_CACHE_ENTRIES = 32
+MASK_CACHE_BYTES = 64 << 20
+
+
+@dataclass(slots=True)
+class FilterState:
+    """A filter's rows in one segment, given its deleted set at ``dead_version``."""
+
+    match: np.ndarray  # rows passing the filter (read-only)
+    dead_version: int
+    allowed: np.ndarray  # match and live
+    count: int
+    bitmap: np.ndarray | None = None  # packed allowed, for faiss's selector
+    rows: np.ndarray | None = None  # allowed row numbers, for exact scans
 
 
 @dataclass(slots=True)
@@ -131,6 +171,9 @@ class Segment:
             del self.vectors
             raise
         self.dead_count = int(np.count_nonzero(self.dead))
+        self.dead_version = 0  # bumped whenever a row dies (invalidates filter states)
+        self._filters: OrderedDict[bytes, FilterState] = OrderedDict()
+        self._filter_bytes = 0
         self.persisted_tombstones = entry.tombstones
         self.persisted_dead_count = self.dead_count
         self.hnsw: HnswFile | None = None
@@ -208,8 +251,42 @@ class Segment:
             return self._columns
 
     def filter_mask(self, flt: Any) -> np.ndarray:
-        mask: np.ndarray = flt.mask(self.columns())
-        return mask
+        """Rows passing ``flt`` (read-only bool array; cached when ``flt`` has a ``key``)."""
+        return self.filter_state(flt).match
+
+    def filter_state(self, flt: Any) -> FilterState:
+        """The filter's match mask, live matching rows and their count, cached per
+        filter ``key`` (canonical filter JSON) and refreshed when rows die."""
+        key: bytes | None = getattr(flt, "key", None)
+        version = self.dead_version
+        state = None
+        if key is not None:
+            with self._lock:
+                state = self._filters.get(key)
+                if state is not None:
+                    self._filters.move_to_end(key)
+                    if state.dead_version == version:
+                        return state
+        if state is not None:
+            match = state.match
+        else:
+            match = flt.mask(self.columns())
+            match.flags.writeable = False
+        allowed = match & ~self.dead if self.dead_count else match
+        fresh = FilterState(match, version, allowed, int(np.count_nonzero(allowed)))
+        if key is not None:
+            with self._lock:
+                old = self._filters.pop(key, None)
+                if old is not None:
+                    self._filter_bytes -= _state_bytes(old)
+                self._filters[key] = fresh
+                self._filter_bytes += _state_bytes(fresh)
+                while self._filters and (
+                    len(self._filters) > MASK_CACHE_ENTRIES or self._filter_bytes > MASK_CACHE_BYTES
+                ):
+                    _, evicted = self._filters.popitem(last=False)
+                    self._filter_bytes -= _state_bytes(evicted)
+        return fresh
 
     def sq_norms(self) -> np.ndarray:
         if self._sq_norms is None:
@@ -258,23 +335,27 @@ class Segment:
         queries: np.ndarray,
         k: int,
         ef: int,
-        match: np.ndarray | None,
+        flt: Any,
         *,
         want_stats: bool = False,
     ) -> UnitResult:
-        """Top-``k`` per query among live rows (and ``match`` rows when filtering).
+        """Top-``k`` per query among live rows (passing ``flt`` when it is not None).
 
         ``want_stats`` reads faiss's global HNSW counters around the search (they are
         shared by all threads, so concurrent searches blur them; off by default because
         reading them costs as much as a small search).
         """
         dead_count = self.dead_count
-        if match is None:
+        fstate: FilterState | None = None
+        match: np.ndarray | None = None
+        if flt is None:
             allowed = None if dead_count == 0 else ~self.dead
             count = self.rows - dead_count
         else:
-            allowed = match & ~self.dead if dead_count else match
-            count = int(np.count_nonzero(allowed))
+            fstate = self.filter_state(flt)
+            match = fstate.match
+            allowed = fstate.allowed
+            count = fstate.count
         if count == 0:
             q = len(queries)
             return UnitResult(
@@ -282,24 +363,32 @@ class Segment:
             )
         norms = self.sq_norms() if self.metric == "l2" else None
         vectors = self.vectors.array
-        exact_cap = max(EXACT_MAX_ROWS, int(EXACT_MAX_FRACTION * self.rows))
-        if self.hnsw is None or (match is not None and count <= exact_cap):
+        ef_eff = ef
+        if allowed is not None:
+            pass_rate = count / self.rows
+            ef_eff = min(max(ef, int(ef / pass_rate**FILTER_EF_EXPONENT)), max(ef, FILTER_EF_CAP))
+        if self.hnsw is None or (
+            match is not None and prefer_exact(count, ef_eff, len(queries), self.config.dim)
+        ):
             if match is None:
                 exclude = self.dead if dead_count else None
                 d, r = exact_search(
                     vectors, queries, k, self.metric, exclude=exclude, sq_norms=norms
                 )
                 return UnitResult(d, r, "exact", self.rows * len(queries), 0)
-            assert allowed is not None  # match is not None here
-            rows = np.flatnonzero(allowed)
-            d, r = exact_search(vectors, queries, k, self.metric, rows=rows, sq_norms=norms)
+            assert fstate is not None  # filtering here
+            if fstate.rows is None:
+                fstate.rows = np.flatnonzero(fstate.allowed)
+            d, r = exact_search(vectors, queries, k, self.metric, rows=fstate.rows, sq_norms=norms)
             return UnitResult(d, r, "exact-filtered", count * len(queries), 0)
-        ef_eff = ef
         bitmap = None
         if allowed is not None:
-            pass_rate = count / self.rows
-            ef_eff = min(max(ef, int(ef / pass_rate**FILTER_EF_EXPONENT)), max(ef, FILTER_EF_CAP))
-            bitmap = np.packbits(allowed, bitorder="little")
+            if fstate is not None:
+                if fstate.bitmap is None:
+                    fstate.bitmap = np.packbits(allowed, bitorder="little")
+                bitmap = fstate.bitmap
+            else:
+                bitmap = np.packbits(allowed, bitorder="little")
         if want_stats:
             stats = faiss.cvar.hnsw_stats
             ndis0, hops0 = stats.ndis, stats.nhops
@@ -358,6 +447,12 @@ class Segment:
         return int(
             self.dead.nbytes + graph + cols + (self.ids.hashes.nbytes + self.ids.order.nbytes)
         )
+
+
+def _state_bytes(state: FilterState) -> int:
+    return int(
+        state.match.nbytes + (state.allowed.nbytes if state.allowed is not state.match else 0)
+    )
 
 
 def _pad(a: np.ndarray, width: int, fill: float) -> np.ndarray:

@@ -8,9 +8,16 @@ normalised at insert), ``ip`` ``-dot``, ``l2`` Euclidean distance.
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 
 __all__ = ["exact_search", "similarity_to_distance", "top_k"]
+
+# Up to this many queries a subset search reads the chosen rows in place (faiss
+# ``knn_*_by_idx``); beyond it, gathering them once and running one matrix product wins.
+# Gathering costs a fresh allocation per call, and fresh pages are expensive (measured
+# 27x slower than in-place for one query over 1,738 rows on the reference machine).
+SUBSET_IN_PLACE_MAX_QUERIES = 32
 
 
 def similarity_to_distance(metric: str, sim: np.ndarray) -> np.ndarray:
@@ -67,6 +74,8 @@ def exact_search(
     ``sq_norms`` are the rows' squared norms for ``l2`` (computed when not given).
     Returns (distances (q, k'), row numbers (q, k')) with -1 labels for missing hits.
     """
+    if rows is not None and 0 < len(rows) and len(queries) <= SUBSET_IN_PLACE_MAX_QUERIES:
+        return _subset_in_place(vectors, queries, k, metric, rows)
     if rows is not None:
         base = vectors[rows]
         norms = None if sq_norms is None else sq_norms[rows]
@@ -93,3 +102,35 @@ def exact_search(
     if rows is not None:
         labels = np.where(labels >= 0, rows[np.maximum(labels, 0)], -1)
     return d, labels
+
+
+def _subset_in_place(
+    vectors: np.ndarray, queries: np.ndarray, k: int, metric: str, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k over ``vectors[rows]`` without copying those rows (faiss by-index
+    kernels; ``rows`` are shared by all queries)."""
+    assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
+    subset = np.ascontiguousarray(rows, dtype=np.int64)
+    assert len(subset) == 0 or (int(subset.max()) < len(vectors) and int(subset.min()) >= 0)
+    xq = np.ascontiguousarray(queries, dtype=np.float32)
+    nq, dim = xq.shape
+    kk = min(k, len(subset))
+    vals = np.empty((nq, kk), dtype=np.float32)
+    ids = np.empty((nq, kk), dtype=np.int64)
+    fn = faiss.knn_L2sqr_by_idx if metric == "l2" else faiss.knn_inner_products_by_idx
+    fn(
+        faiss.swig_ptr(xq),
+        faiss.swig_ptr(vectors),
+        faiss.swig_ptr(subset),
+        dim,
+        nq,
+        len(vectors),
+        len(subset),
+        kk,
+        faiss.swig_ptr(vals),
+        faiss.swig_ptr(ids),
+        0,
+    )
+    dist = similarity_to_distance(metric, vals)
+    dist[ids < 0] = np.inf
+    return dist, ids
