@@ -58,7 +58,8 @@ def main() -> None:
         ndis = stats.ndis / len(q)
         med = float(np.median(times)) * 1e6
         print(
-            f"  ef={ef:4d} ndis={ndis:7.0f} ({ndis / ef**0.82:5.1f} * ef^0.82)  {med:7.0f} us  {med / ndis / dim:.2e}"
+            f"  ef={ef:4d} ndis={ndis:7.0f} ({ndis / ef**0.82:5.1f} * ef^0.82)"
+            f"  {med:7.0f} us  {med / ndis / dim:.2e}"
         )
     rng = np.random.default_rng(0)
     tmp = tempfile.mkdtemp()
@@ -76,7 +77,8 @@ def main() -> None:
             med = float(np.median(times)) * 1e6
             print(f"  rows={count:6d} {med:8.0f} us  {med / count / dim:.2e}")
         print(
-            "\nExact scan, batch of 1000 queries (gather once + BLAS): rows, us per query, us per row per dim per query"
+            "\nExact scan, batch of 1000 queries (gather once + BLAS):"
+            " rows, us per query, us per row per dim per query"
         )
         qq = np.repeat(q, max(1, 1000 // len(q)) + 1, axis=0)[:1000]
         for count in (4000, 16000):

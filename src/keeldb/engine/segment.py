@@ -73,7 +73,7 @@ def prefer_exact(count: int, ef: int, queries: int, dim: int) -> bool:
         exact = count * dim * (EXACT_US_PER_ROW_DIM + queries * GEMM_US_PER_ROW_DIM)
     else:
         exact = queries * count * dim * EXACT_US_PER_ROW_DIM
-    return exact <= hnsw
+    return bool(exact <= hnsw)
 
 
 # Per-segment cache of filter masks (Lucene's query cache idea: a segment's rows never
