@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test lint bench clean venv dev
+.PHONY: demo test lint bench reliability clean venv dev
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench all
+
+# The long crash loops, concurrency runs and the kill -9 soak (docs/reliability.md).
+reliability: $(VENV)/.installed-dev
+	$(PY) -m pytest -q -p no:cacheprovider -m slow tests/reliability
+	$(PY) bench/soak.py --trials 200
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache bench/results bench/.venvs

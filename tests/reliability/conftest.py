@@ -1,7 +1,8 @@
 """Reliability tests: crash loops, kill -9, failing disks, corruption, concurrency.
 
-Long versions are marked ``slow`` and only run with ``-m slow`` (``make bench``) or with
-``KEELDB_SLOW=1``; the default suite runs the short versions.
+Long versions are marked ``slow``: the default suite deselects them (``-m 'not slow'`` in
+pyproject.toml) and runs the short versions; ``make reliability`` (or ``pytest -m slow``)
+runs the long ones.
 """
 
 from __future__ import annotations
@@ -20,16 +21,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    markexpr = config.getoption("markexpr", "") or ""
-    if "slow" in markexpr or os.environ.get("KEELDB_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="long reliability run: use -m slow or KEELDB_SLOW=1")
-    for item in items:
-        if HERE in Path(str(item.path)).parents and "slow" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture
