@@ -55,7 +55,7 @@ __all__ = ["Segment", "UnitResult", "prefer_exact", "write_segment"]
 # * an HNSW walk computes about HNSW_NDIS_COEF * ef ** HNSW_NDIS_EXP distances (faiss
 #   counters, 100k x 384 graph, m = 16) at HNSW_US_PER_DIS_DIM each per dimension.
 EXACT_US_PER_ROW_DIM = 6.0e-4
-GEMM_US_PER_ROW_DIM = 6.7e-5
+GEMM_US_PER_ROW_DIM = 1.7e-4
 HNSW_US_PER_DIS_DIM = 7.8e-4
 HNSW_NDIS_COEF = 40.0
 HNSW_NDIS_EXP = 0.82
