@@ -63,7 +63,8 @@ def main() -> None:
         st = col.stats()
         print(
             f"compacted in {report.duration_s:.2f} s -> index {st.index_type}, segments "
-            f"{[(s.kind, s.rows) for s in st.segments if s.rows]}, disk {st.disk_bytes / 1e6:.1f} MB"
+            f"{[(s.kind, s.rows) for s in st.segments if s.rows]}, "
+            f"disk {st.disk_bytes / 1e6:.1f} MB"
         )
 
         for qi in (0, 1, 2):
@@ -87,7 +88,8 @@ def main() -> None:
         batch = col.search_batch(queries, k=10)
         dt = time.perf_counter() - t
         print(
-            f"\nsearch_batch of {len(batch)} queries: {dt * 1000:.1f} ms ({len(batch) / dt:,.0f} queries/s)"
+            f"\nsearch_batch of {len(batch)} queries: {dt * 1000:.1f} ms "
+            f"({len(batch) / dt:,.0f} queries/s)"
         )
 
         gone = col.delete(filter={"year": {"$lt": 2010}})
