@@ -25,7 +25,13 @@ import numpy as np
 from keeldb.errors import CorruptionError, translate_os_error
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import FORMAT_VERSION, HEADER_SIZE, MAGIC_HNSW
-from keeldb.storage.framed import FrameHeader, crc32c, pack_header, unpack_header
+from keeldb.storage.framed import (
+    FrameHeader,
+    crc32c,
+    crc32c_of_file_range,
+    pack_header,
+    unpack_header,
+)
 
 __all__ = ["HnswStats", "build_hnsw", "extend_hnsw", "load_hnsw", "save_hnsw", "search_hnsw"]
 
@@ -90,18 +96,12 @@ class HnswFile:
 
     def verify_storage(self) -> None:
         """Check the CRC of the vector region (deferred at load). Raises CorruptionError."""
-        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            region = view[self.header.aux3 : self.header.payload_len]
-            try:
-                ok = crc32c(region) == self.header.aux2
-            finally:
-                region.release()
-                view.release()
-            if not ok:
-                raise CorruptionError(
-                    "HNSW vector region checksum mismatch", path=self.path, offset=self.header.aux3
-                )
+        start = self.header.aux3
+        crc = crc32c_of_file_range(self.path, start, self.header.payload_len - start)
+        if crc != self.header.aux2:
+            raise CorruptionError(
+                "HNSW vector region checksum mismatch", path=self.path, offset=start
+            )
 
 
 def load_hnsw(path: str, rows: int, dim: int) -> HnswFile:

@@ -37,7 +37,13 @@ from keeldb.storage.format import (
     segment_file_name,
     tombstone_file_name,
 )
-from keeldb.storage.framed import FrameHeader, map_framed, read_framed, verify_payload, write_framed
+from keeldb.storage.framed import (
+    FrameHeader,
+    map_framed,
+    read_framed,
+    verify_payload_streaming,
+    write_framed,
+)
 
 __all__ = [
     "IdTable",
@@ -97,8 +103,9 @@ class MappedVectors:
     path: str
 
     def verify(self) -> None:
-        """Full payload checksum (deferred at open). Raises CorruptionError."""
-        verify_payload(self.mm, self.header, self.path)
+        """Full payload checksum (deferred at open), read from the file rather than the
+        map so the vectors do not all become resident. Raises CorruptionError."""
+        verify_payload_streaming(self.header, self.path)
 
 
 def map_vectors(directory: str, segment_id: int, rows: int, dim: int) -> MappedVectors:
