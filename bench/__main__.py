@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from bench import driver, report, systems
+from bench.targets import print_targets
 
 
 def _names(arg: str | None) -> list[str] | None:
@@ -71,16 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "report":
         path = report.write(args.mode, args.results, args.out, args.img)
         print(f"wrote {path}")
+        print_targets(report.load_results(args.results or driver.RESULTS / args.mode)[0])
     elif args.cmd == "quick":
         out = driver.run("quick", _names(args.systems), args.results)
         path = report.write("quick", out, out / "benchmarks.md", out / "img")
         print(f"wrote {path}")
+        print_targets(report.load_results(out)[0])
     elif args.cmd == "all":
         names = _names(args.systems)
         setup(names)
         driver.run("full", names)
         path = report.write("full")
         print(f"wrote {path}")
+        print_targets(report.load_results(driver.RESULTS / "full")[0])
     return 0
 
 

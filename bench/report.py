@@ -67,10 +67,11 @@ def label(name: str) -> str:
     return systems.BY_NAME[name].label if name in systems.BY_NAME else name
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]], numeric: bool = True) -> str:
+    """A markdown table; with ``numeric`` every column but the first is right-aligned."""
     out = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+        "|" + "|".join("---:" if i and numeric else "---" for i in range(len(header))) + "|",
     ]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
@@ -84,7 +85,7 @@ def section_header(mode: str, res: dict[str, dict[str, Any]], runs: list[dict[st
         "",
     ]
     if not runs:
-        return "\n".join(lines + ["No results."])
+        return "\n".join([*lines, "No results.", ""])
     last = runs[-1]
     m = last["machine"]
     d = last["data"]
@@ -103,6 +104,13 @@ def section_header(mode: str, res: dict[str, dict[str, Any]], runs: list[dict[st
         "`python -m bench report`.",
         "",
     ]
+    for r in runs:
+        if r.get("git_dirty_src"):
+            lines += [
+                f"Run {r['run_id']} measured a working tree with uncommitted changes under "
+                f"src/: {', '.join(r['git_dirty_src'])}.",
+                "",
+            ]
     rows = []
     for r in runs:
         rows.append(
@@ -118,7 +126,11 @@ def section_header(mode: str, res: dict[str, dict[str, Any]], runs: list[dict[st
     lines += [
         "Driver runs used:",
         "",
-        table(["run", "started (UTC)", "commit", "systems", "ef sweep", "repeats"], rows),
+        table(
+            ["run", "started (UTC)", "commit", "systems", "ef sweep", "repeats"],
+            rows,
+            numeric=False,
+        ),
         "",
     ]
     rows = []
@@ -157,6 +169,7 @@ def section_header(mode: str, res: dict[str, dict[str, Any]], runs: list[dict[st
                 "run",
             ],
             rows,
+            numeric=False,
         ),
         "",
     ]
@@ -179,7 +192,7 @@ def section_params(res: dict[str, dict[str, Any]]) -> str:
             "same float32 vectors, metadata = the data set's row "
             "(name, version, year, month, rank, text), batches of 1,000.",
             "",
-            table(["system", "parameters used", "where it differs / notes"], rows),
+            table(["system", "parameters used", "where it differs / notes"], rows, numeric=False),
             "",
         ]
     )
@@ -195,7 +208,7 @@ def section_targets(res: dict[str, dict[str, Any]]) -> str:
             "see the run ids above). FAIL means the target was missed; n/a means a "
             "result it needs is missing or failed.",
             "",
-            table(["target", "measured", "verdict"], rows),
+            table(["target", "measured", "verdict"], rows, numeric=False),
             "",
         ]
     )
@@ -421,7 +434,7 @@ def section_cold(res: dict[str, dict[str, Any]]) -> str:
         ),
         "",
     ]
-    big = (res.get("keeldb", {}).get("cases", {}) or {}).get("big_open")
+    big = (res.get("keeldb-1m", {}).get("cases", {}) or {}).get("big_open")
     if big:
         if big.get("status") == "ok":
             out += [
@@ -521,6 +534,11 @@ METHOD = """## Method
 - Single-query QPS: a Python loop calling the system's search once per query, asking for
   ids, distances and metadata where the system stores metadata.
 - Cold open: warm page cache (the store was just written); no cache dropping.
+- "Acknowledged" is each system's own promise when its write call returns: KeelDB's
+  (`durability="fsync"`) is that the WAL record is on disk; raw faiss and hnswlib write
+  and fsync their index file at the end; Milvus Lite's default WAL is not fsynced per
+  write, so its ingest includes a `flush()`; Chroma, LanceDB and Qdrant local are measured
+  with their defaults. A faster acknowledgement may promise less.
 """
 
 

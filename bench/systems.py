@@ -33,6 +33,8 @@ class System:
     pins: tuple[str, ...] = ()
     embedded_db: bool = False
     fallback_main: bool = False
+    runner_args: tuple[str, ...] = ()
+    full_only: bool = False
 
 
 SYSTEMS: tuple[System, ...] = (
@@ -92,6 +94,15 @@ SYSTEMS: tuple[System, ...] = (
         "qdrant-local",
         ("qdrant-client==1.20.0", NUMPY),
         embedded_db=True,
+    ),
+    # KeelDB's 1M-vector cold open: its own process and result file (long build, big disk)
+    System(
+        "keeldb-1m",
+        "KeelDB 1M open",
+        "keeldb_runner.py",
+        None,
+        runner_args=("--cases", "", "--extra", "big_open"),
+        full_only=True,
     ),
 )
 BY_NAME = {s.name: s for s in SYSTEMS}

@@ -27,7 +27,7 @@ from common import Adapter, FilterCase, RunContext, dir_bytes, main, median  # n
 
 M, EF_CONSTRUCTION, EF_SEARCH = 16, 200, 64
 NAME = "docs"
-BIG_ROWS = 1_000_000
+BIG_ROWS = int(os.environ.get("KEELDB_BENCH_BIG_ROWS", "1000000"))  # env: smaller for tests
 BIG_DIM = 384
 BIG_EF_CONSTRUCTION = 40  # a 1M build at 200 takes too long on 2 cores; open cost is unaffected
 BIG_BATCH = 10_000
@@ -121,19 +121,32 @@ class KeelDB(Adapter):
         self.col = self.db.get_collection(NAME)
 
     def extra_cases(self, ctx: RunContext) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "keeldb_index": {
+        out: dict[str, Any] = {}
+        if self.compaction:
+            out["keeldb_index"] = {
                 "status": "ok",
                 "compaction": self.compaction,
                 "stats": self.stats_after_index,
             }
-        }
+        if (ctx.result["cases"].get("sweep") or {}).get("status") == "ok":
+            try:
+                out["paired_faiss"] = self._paired(ctx)
+            except Exception as exc:
+                out["paired_faiss"] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         if "big_open" in ctx.args.extra.split(","):
             try:
                 out["big_open"] = big_open(ctx)
             except Exception as exc:
                 out["big_open"] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         return out
+
+    def _paired(self, ctx: RunContext) -> dict[str, Any]:
+        """Reopen the store and time KeelDB against raw faiss, interleaved (keeldb_paired)."""
+        from keeldb_paired import paired_vs_faiss
+
+        with keeldb.open(ctx.store, durability="fsync") as db:
+            col = db.get_collection(NAME)
+            return paired_vs_faiss(ctx, col, M, EF_CONSTRUCTION, rounds=ctx.args.repeats + 2)
 
 
 def big_open(ctx: RunContext) -> dict[str, Any]:
