@@ -27,6 +27,8 @@ log = logging.getLogger("keeldb")
 
 __all__ = ["create_collection", "open_collection"]
 
+VERIFY_AT_OPEN_BYTES = 64 << 20
+
 
 def create_collection(directory: str, config: CollectionConfig, options: Options) -> Collection:
     """Initialise ``directory`` (which must be new and empty) with a first manifest."""
@@ -54,7 +56,9 @@ def _start(directory: str, options: Options) -> Collection:
             seg = Segment(fs, directory, entry, manifest.config)
             if seg.rebuilt_index:
                 report["rebuilt_indexes"].append(entry.segment_id)  # type: ignore[attr-defined]
-            if options.verify:
+            # Small payloads are verified now (a few ms); large ones by the background
+            # scrubber right after open, or now with verify=True (docs/format.md).
+            if options.verify or seg.payload_bytes <= VERIFY_AT_OPEN_BYTES:
                 seg.verify_payloads()
             segments.append(seg)
         mem = col._new_memtable()

@@ -177,6 +177,7 @@ class Segment:
         self.persisted_tombstones = entry.tombstones
         self.persisted_dead_count = self.dead_count
         self.hnsw: HnswFile | None = None
+        self.payloads_verified = False
         self.rebuilt_index = False
         if self.kind == "hnsw":
             self._load_or_rebuild_index()
@@ -221,11 +222,20 @@ class Segment:
     def entry(self, tombstones: str | None) -> SegmentEntry:
         return SegmentEntry(self.segment_id, self.rows, self.kind, tombstones)
 
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of the large payloads whose checksum may be deferred at open."""
+        return int(self.vectors.header.payload_len) * (2 if self.hnsw is not None else 1)
+
     def verify_payloads(self) -> None:
-        """Full checksum of the large payloads deferred at open (vectors, HNSW storage)."""
+        """Full checksum of the large payloads deferred at open (vectors, HNSW storage).
+        Idempotent: a verified segment is not read again."""
+        if self.payloads_verified:
+            return
         self.vectors.verify()
         if self.hnsw is not None:
             self.hnsw.verify_storage()
+        self.payloads_verified = True
 
     # --- reads -------------------------------------------------------------------------
 
