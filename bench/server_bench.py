@@ -43,6 +43,10 @@ DATASET = Path(os.environ.get("KEELDB_BENCH_DATASET", REPO.parent / "shared/data
 RESULTS = REPO / "bench" / "results"
 COLLECTION = "bench"
 K = 10
+# Load-generating clients run at a lower CPU priority than the server: in a deployment
+# they are other processes or machines, and here they share the server's two cores. The
+# 1-client baseline runs the same way, so the ratio compares like with like.
+CLIENT_NICE = 10
 
 
 def load_data(n_base: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +76,7 @@ def _search_worker(
 ) -> None:
     from keeldb.client import Client
 
+    os.nice(CLIENT_NICE)
     with Client(url) as client:
         col = client.get_collection(COLLECTION)
         col.search(queries[0], k=K)  # connect and warm up
@@ -89,7 +94,15 @@ def _search_worker(
             except Exception as exc:  # counted, reported
                 errors += 1
                 print(f"search error: {exc!r}", file=sys.stderr)
-        out.put({"kind": "search", "n": n, "errors": errors, "latencies": latencies})
+        out.put(
+            {
+                "kind": "search",
+                "n": n,
+                "errors": errors,
+                "latencies": latencies,
+                "cpu_s": time.process_time(),
+            }
+        )
 
 
 def _write_worker(
@@ -106,6 +119,7 @@ def _write_worker(
 
     acked: list[str] = []
     errors = 0
+    os.nice(CLIENT_NICE)
     with Client(url) as client:
         col = client.get_collection(COLLECTION)
         ready.set()
@@ -226,8 +240,18 @@ def http_latency(url: str, queries: np.ndarray, n: int) -> dict[str, float]:
     return percentiles_ms(samples)
 
 
-def throughput(url: str, queries: np.ndarray, clients: int, duration_s: float) -> dict[str, Any]:
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(
+    url: str, server_pid: int, queries: np.ndarray, clients: int, duration_s: float
+) -> dict[str, Any]:
+    cpu0 = process_cpu_s(server_pid)
     reports = run_clients(url, clients, 0, duration_s, queries)
+    server_cpu = process_cpu_s(server_pid) - cpu0
     n = sum(r["n"] for r in reports)
     lat = [x for r in reports for x in r["latencies"]]
     return {
@@ -236,6 +260,12 @@ def throughput(url: str, queries: np.ndarray, clients: int, duration_s: float) -
         "qps": round(n / duration_s, 1),
         "errors": sum(r["errors"] for r in reports),
         **percentiles_ms(lat),
+        # Where the time goes: server CPU per search (all its threads, including the
+        # clients' warm-up) and how many cores it kept busy; client CPU per search
+        # (includes each client process's start-up, ~0.5 s).
+        "server_cpu_ms_per_search": round(server_cpu / max(n, 1) * 1000, 3),
+        "server_cores_busy": round(server_cpu / duration_s, 2),
+        "client_cpu_ms_per_search": round(sum(r["cpu_s"] for r in reports) / max(n, 1) * 1000, 3),
     }
 
 
@@ -313,9 +343,10 @@ def main() -> int:
         try:
             results["latency_http"] = http_latency(server.url, queries, args.latency_n)
             print(f"HTTP search latency:     {results['latency_http']}", flush=True)
-            one = throughput(server.url, queries, 1, args.throughput_s)
+            pid = server.process.pid  # type: ignore[union-attr]
+            one = throughput(server.url, pid, queries, 1, args.throughput_s)
             print(f"throughput, 1 client:  {one}", flush=True)
-            eight = throughput(server.url, queries, 8, args.throughput_s)
+            eight = throughput(server.url, pid, queries, 8, args.throughput_s)
             print(f"throughput, 8 clients: {eight}", flush=True)
             results["throughput"] = {
                 "one_client": one,

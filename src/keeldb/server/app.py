@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
@@ -36,7 +36,7 @@ from keeldb.server.limits import BodyLimitMiddleware
 from keeldb.server.metrics import MetricsMiddleware, RequestMetrics
 from keeldb.server.threads import worker_initializer
 
-__all__ = ["KeelRoute", "ServerState", "create_app", "new_router", "public", "requires"]
+__all__ = ["KeelRoute", "ServerState", "create_app", "public", "requires"]
 
 log = logging.getLogger("keeldb.server")
 
@@ -192,7 +192,7 @@ def create_app(
     what ``keeldb serve`` uses). Otherwise the caller keeps ownership of ``db``.
     """
     # routes.py imports this module's helpers, so it is imported here, not at the top.
-    from keeldb.server.routes import build_open_router, build_router
+    from keeldb.server.routes import add_api_routes, add_open_routes
 
     cfg = config or ServerConfig()
     state = ServerState(db, cfg)
@@ -222,8 +222,11 @@ def create_app(
     )
     app.state.keeldb = state
     install_handlers(app)
-    app.include_router(build_router(state))
-    app.include_router(build_open_router(state))
+    # Routes go straight onto the app's router: an included router is matched as a
+    # nested router in this FastAPI, which doubles the routing work of every request.
+    app.router.route_class = KeelRoute
+    add_api_routes(app.router, state)
+    add_open_routes(app.router, state)
 
     # add_middleware wraps: the last added is outermost. Order, outside in: metrics (time
     # everything, 413s included), CORS (so even a 413 carries CORS headers), body limit.
@@ -270,8 +273,3 @@ def _document_bearer_auth(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def new_router() -> APIRouter:
-    """An APIRouter whose routes authorize with :class:`KeelRoute`."""
-    return APIRouter(route_class=KeelRoute)

@@ -25,7 +25,7 @@ from keeldb.errors import (
     PermissionDeniedError,
 )
 from keeldb.server import wire
-from keeldb.server.app import ServerState, new_router, public, requires
+from keeldb.server.app import ServerState, public, requires
 from keeldb.server.limits import (
     check_batch,
     check_ef,
@@ -61,7 +61,7 @@ from keeldb.server.models import (
     UpsertResponse,
 )
 
-__all__ = ["COLLECTION", "build_open_router", "build_router"]
+__all__ = ["COLLECTION", "add_api_routes", "add_open_routes"]
 
 WORKSPACE = "/v1/workspaces/{ws}"
 COLLECTION = WORKSPACE + "/collections/{name}"
@@ -83,14 +83,130 @@ COLLECTION_ERRORS = _errors(
 )
 
 
-def build_router(state: ServerState) -> APIRouter:
-    """The authorized /v1 routes, bound to ``state``."""
+def add_api_routes(router: APIRouter, state: ServerState) -> None:
+    """Add the /v1 routes, bound to ``state``, to ``router`` (whose route class must be
+    :class:`KeelRoute`). The hot routes come first: routes are matched in order."""
     db = state.db
     cfg = state.config
-    router = new_router()
 
     def collection(ws: str, name: str) -> Any:
         return db.get_collection(name, workspace=ws)
+
+    @router.post(COLLECTION + "/search", response_model=SearchResponse, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def search(ws: str, name: str, body: SearchRequest) -> Response:
+        """The ``k`` nearest records to ``vector`` (optionally among those matching
+        ``filter``), closest first."""
+        check_k(body.k, cfg)
+        check_ef(body.ef, cfg)
+        check_filter(body.filter, cfg)
+
+        def work() -> dict[str, Any]:
+            vector = wire.decode_vector(_plain(body.vector))
+            hits = collection(ws, name).search(vector, k=body.k, ef=body.ef, filter=body.filter)
+            return {"hits": [wire.hit_to_wire(h) for h in hits]}
+
+        return await state.run_json(work)
+
+    @router.post(
+        COLLECTION + "/search_batch",
+        response_model=SearchBatchResponse,
+        responses=COLLECTION_ERRORS,
+    )
+    @requires("read")
+    async def search_batch(ws: str, name: str, body: SearchBatchRequest) -> Response:
+        """:meth:`search` for many query vectors at once; one hit list per query."""
+        check_k(body.k, cfg)
+        check_ef(body.ef, cfg)
+        check_filter(body.filter, cfg)
+
+        def work() -> dict[str, Any]:
+            vectors = wire.decode_vectors(_plain(body.vectors))
+            check_query_batch(vectors.shape[0], cfg)
+            results = collection(ws, name).search_batch(
+                vectors, k=body.k, ef=body.ef, filter=body.filter
+            )
+            return {"results": [[wire.hit_to_wire(h) for h in hits] for hits in results]}
+
+        return await state.run_json(work)
+
+    @router.post(COLLECTION + "/upsert", response_model=UpsertResponse, responses=COLLECTION_ERRORS)
+    @requires("write")
+    async def upsert(ws: str, name: str, body: UpsertRequest) -> Response:
+        """Insert or replace records; returns when they are durable per the server's
+        durability mode. The whole batch is validated before anything is applied."""
+        check_batch(body.ids, cfg)
+
+        def work() -> dict[str, Any]:
+            vectors = wire.decode_vectors(_plain(body.vectors))
+            if body.metadata is not None and len(body.metadata) != len(body.ids):
+                raise InvalidArgumentError(
+                    f"metadata has {len(body.metadata)} entries for {len(body.ids)} ids"
+                )
+            if vectors.shape[0] != len(body.ids):
+                raise InvalidArgumentError(
+                    f"vectors has {vectors.shape[0]} rows for {len(body.ids)} ids"
+                )
+            collection(ws, name).upsert(body.ids, vectors, body.metadata)
+            return {"upserted": len(body.ids)}
+
+        return await state.run_json(work)
+
+    @router.post(COLLECTION + "/get", response_model=GetResponse, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def get(ws: str, name: str, body: GetRequest) -> Response:
+        """Records by id, in request order; null for an id that is absent."""
+        check_batch(body.ids, cfg)
+        enc = body.vector_encoding
+
+        def work() -> dict[str, Any]:
+            records = collection(ws, name).get(body.ids)
+            return {
+                "records": [None if r is None else wire.record_to_wire(r, enc) for r in records]
+            }
+
+        return await state.run_json(work)
+
+    @router.post(COLLECTION + "/count", response_model=CountResponse, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def count(ws: str, name: str, body: CountRequest | None = None) -> Response:
+        """Live records, or those matching ``filter``."""
+        flt = body.filter if body is not None else None
+        check_filter(flt, cfg)
+        return await state.run_json(lambda: {"count": collection(ws, name).count(filter=flt)})
+
+    @router.post(COLLECTION + "/delete", response_model=DeleteResponse, responses=COLLECTION_ERRORS)
+    @requires("write")
+    async def delete(ws: str, name: str, body: DeleteRequest) -> Response:
+        """Delete by ``ids`` or by ``filter`` (exactly one); returns how many existed."""
+        if (body.ids is None) == (body.filter is None):
+            raise InvalidArgumentError("delete takes exactly one of 'ids' or 'filter'")
+        if body.ids is not None:
+            check_batch(body.ids, cfg)
+        check_filter(body.filter, cfg)
+        return await state.run_json(
+            lambda: {"deleted": collection(ws, name).delete(ids=body.ids, filter=body.filter)}
+        )
+
+    @router.post(COLLECTION + "/scan", response_model=ScanResponse, responses=COLLECTION_ERRORS)
+    @requires("read")
+    async def scan(ws: str, name: str, body: ScanRequest | None = None) -> Response:
+        """One page of records (optionally matching ``filter``); pass ``next_cursor``
+        back as ``cursor`` for the next page, until it is null."""
+        req = body or ScanRequest()
+        if req.limit < 1:
+            raise InvalidArgumentError(f"limit must be at least 1, got {req.limit}")
+        check_batch(range(req.limit), cfg, "records (scan limit)")
+        check_filter(req.filter, cfg)
+
+        def work() -> dict[str, Any]:
+            page = collection(ws, name).scan(filter=req.filter, limit=req.limit, cursor=req.cursor)
+            return {
+                "records": [wire.record_to_wire(r, req.vector_encoding) for r in page.records],
+                "next_cursor": page.next_cursor,
+            }
+
+        return await state.run_json(work)
 
     @router.get("/v1/workspaces", response_model=ListWorkspacesResponse, responses=_errors())
     @requires(None)
@@ -174,122 +290,6 @@ def build_router(state: ServerState) -> APIRouter:
 
         return await state.run_json(work)
 
-    @router.post(COLLECTION + "/upsert", response_model=UpsertResponse, responses=COLLECTION_ERRORS)
-    @requires("write")
-    async def upsert(ws: str, name: str, body: UpsertRequest) -> Response:
-        """Insert or replace records; returns when they are durable per the server's
-        durability mode. The whole batch is validated before anything is applied."""
-        check_batch(body.ids, cfg)
-
-        def work() -> dict[str, Any]:
-            vectors = wire.decode_vectors(_plain(body.vectors))
-            if body.metadata is not None and len(body.metadata) != len(body.ids):
-                raise InvalidArgumentError(
-                    f"metadata has {len(body.metadata)} entries for {len(body.ids)} ids"
-                )
-            if vectors.shape[0] != len(body.ids):
-                raise InvalidArgumentError(
-                    f"vectors has {vectors.shape[0]} rows for {len(body.ids)} ids"
-                )
-            collection(ws, name).upsert(body.ids, vectors, body.metadata)
-            return {"upserted": len(body.ids)}
-
-        return await state.run_json(work)
-
-    @router.post(COLLECTION + "/get", response_model=GetResponse, responses=COLLECTION_ERRORS)
-    @requires("read")
-    async def get(ws: str, name: str, body: GetRequest) -> Response:
-        """Records by id, in request order; null for an id that is absent."""
-        check_batch(body.ids, cfg)
-        enc = body.vector_encoding
-
-        def work() -> dict[str, Any]:
-            records = collection(ws, name).get(body.ids)
-            return {
-                "records": [None if r is None else wire.record_to_wire(r, enc) for r in records]
-            }
-
-        return await state.run_json(work)
-
-    @router.post(COLLECTION + "/delete", response_model=DeleteResponse, responses=COLLECTION_ERRORS)
-    @requires("write")
-    async def delete(ws: str, name: str, body: DeleteRequest) -> Response:
-        """Delete by ``ids`` or by ``filter`` (exactly one); returns how many existed."""
-        if (body.ids is None) == (body.filter is None):
-            raise InvalidArgumentError("delete takes exactly one of 'ids' or 'filter'")
-        if body.ids is not None:
-            check_batch(body.ids, cfg)
-        check_filter(body.filter, cfg)
-        return await state.run_json(
-            lambda: {"deleted": collection(ws, name).delete(ids=body.ids, filter=body.filter)}
-        )
-
-    @router.post(COLLECTION + "/count", response_model=CountResponse, responses=COLLECTION_ERRORS)
-    @requires("read")
-    async def count(ws: str, name: str, body: CountRequest | None = None) -> Response:
-        """Live records, or those matching ``filter``."""
-        flt = body.filter if body is not None else None
-        check_filter(flt, cfg)
-        return await state.run_json(lambda: {"count": collection(ws, name).count(filter=flt)})
-
-    @router.post(COLLECTION + "/search", response_model=SearchResponse, responses=COLLECTION_ERRORS)
-    @requires("read")
-    async def search(ws: str, name: str, body: SearchRequest) -> Response:
-        """The ``k`` nearest records to ``vector`` (optionally among those matching
-        ``filter``), closest first."""
-        check_k(body.k, cfg)
-        check_ef(body.ef, cfg)
-        check_filter(body.filter, cfg)
-
-        def work() -> dict[str, Any]:
-            vector = wire.decode_vector(_plain(body.vector))
-            hits = collection(ws, name).search(vector, k=body.k, ef=body.ef, filter=body.filter)
-            return {"hits": [wire.hit_to_wire(h) for h in hits]}
-
-        return await state.run_json(work)
-
-    @router.post(
-        COLLECTION + "/search_batch",
-        response_model=SearchBatchResponse,
-        responses=COLLECTION_ERRORS,
-    )
-    @requires("read")
-    async def search_batch(ws: str, name: str, body: SearchBatchRequest) -> Response:
-        """:meth:`search` for many query vectors at once; one hit list per query."""
-        check_k(body.k, cfg)
-        check_ef(body.ef, cfg)
-        check_filter(body.filter, cfg)
-
-        def work() -> dict[str, Any]:
-            vectors = wire.decode_vectors(_plain(body.vectors))
-            check_query_batch(vectors.shape[0], cfg)
-            results = collection(ws, name).search_batch(
-                vectors, k=body.k, ef=body.ef, filter=body.filter
-            )
-            return {"results": [[wire.hit_to_wire(h) for h in hits] for hits in results]}
-
-        return await state.run_json(work)
-
-    @router.post(COLLECTION + "/scan", response_model=ScanResponse, responses=COLLECTION_ERRORS)
-    @requires("read")
-    async def scan(ws: str, name: str, body: ScanRequest | None = None) -> Response:
-        """One page of records (optionally matching ``filter``); pass ``next_cursor``
-        back as ``cursor`` for the next page, until it is null."""
-        req = body or ScanRequest()
-        if req.limit < 1:
-            raise InvalidArgumentError(f"limit must be at least 1, got {req.limit}")
-        check_batch(range(req.limit), cfg, "records (scan limit)")
-        check_filter(req.filter, cfg)
-
-        def work() -> dict[str, Any]:
-            page = collection(ws, name).scan(filter=req.filter, limit=req.limit, cursor=req.cursor)
-            return {
-                "records": [wire.record_to_wire(r, req.vector_encoding) for r in page.records],
-                "next_cursor": page.next_cursor,
-            }
-
-        return await state.run_json(work)
-
     @router.get(COLLECTION + "/stats", response_model=StatsModel, responses=COLLECTION_ERRORS)
     @requires("read")
     async def stats(ws: str, name: str) -> Response:
@@ -315,14 +315,11 @@ def build_router(state: ServerState) -> APIRouter:
 
         return await state.run_json(work)
 
-    return router
 
-
-def build_open_router(state: ServerState) -> APIRouter:
-    """``/healthz`` (no key needed), ``/metrics`` (admin key when keys are on), and
+def add_open_routes(router: APIRouter, state: ServerState) -> None:
+    """Add ``/healthz`` (no key needed), ``/metrics`` (admin key when keys are on), and
     ``/openapi.json`` and ``/docs`` (any valid key when keys are on, unless
-    ``public_docs``)."""
-    router = new_router()
+    ``public_docs``) to ``router``."""
     docs_access = public if state.config.public_docs else requires(None)
 
     async def openapi_schema(request: Request) -> JSONResponse:
@@ -358,8 +355,6 @@ def build_open_router(state: ServerState) -> APIRouter:
         return PlainTextResponse(
             render(state.metrics, gauges), media_type="text/plain; version=0.0.4"
         )
-
-    return router
 
 
 def _plain(value: Any) -> Any:
