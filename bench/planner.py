@@ -3,7 +3,8 @@
 Prints, for a 100k x 384 HNSW segment of the pypi-minilm dataset: faiss distance
 computations and latency per ef (-> HNSW_NDIS_COEF/EXP, HNSW_US_PER_DIS_DIM), the
 in-place exact-scan cost per row for growing subsets (-> EXACT_US_PER_ROW_DIM), and the
-batched gather+BLAS cost (-> GEMM_US_PER_ROW_DIM). Compare with the constants in
+batched gather+BLAS cost (-> GEMM_US_PER_ROW_DIM) and the scan of a compact fp16 copy
+(-> COMPACT_US_PER_ROW_DIM). Compare with the constants in
 src/keeldb/engine/segment.py; docs/filtering.md records the values used.
 
     .venv/bin/python bench/planner.py [--data ../shared/datasets/pypi-minilm] [--rows 100000]
@@ -87,6 +88,21 @@ def main() -> None:
             exact_search(base, qq, 10, "cosine", rows=rows)
             per_q = (pc() - t) / len(qq) * 1e6
             print(f"  rows={count:6d} {per_q:8.1f} us/query  {per_q / count / dim:.2e}")
+        print("\nCompact fp16 copy of a row subset (faiss flat fp16), one query: rows, median,")
+        print("us per row per dim")
+        for count in (4000, 16000):
+            rows = np.sort(rng.choice(len(base), count, replace=False))
+            compact = faiss.IndexScalarQuantizer(
+                dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+            )
+            compact.add(base[rows])
+            times = []
+            for i in range(len(q)):
+                t = pc()
+                compact.search(q[i : i + 1], 40)
+                times.append(pc() - t)
+            med = float(np.median(times)) * 1e6
+            print(f"  rows={count:6d} {med:8.0f} us  {med / count / dim:.2e}")
     finally:
         shutil.rmtree(tmp)
 

@@ -4,8 +4,9 @@ graph, plus a mutable tombstone set. :func:`write_segment` creates the files;
 
 Planner (per segment, see ``docs/filtering.md``): with a filter, the rows passing
 ``filter ∧ live`` are counted (cached per filter); ``ef`` is raised as the pass rate drops;
-a cost model (:func:`prefer_exact`, constants measured on the reference machine) picks an
-exact scan of just those rows or an HNSW walk with a bitmap selector; any query that comes
+a cost model (:func:`choose_plan`, constants measured on the reference machine) picks an
+exact scan of just those rows, an HNSW walk with a bitmap selector, or (for a filter in
+repeated use) a scan of a compact fp16 copy of its rows re-ranked exactly; any query that comes
 back with fewer than ``min(k, count)`` hits is answered exactly instead, so a filtered
 search returns k hits whenever k rows match.
 """
@@ -24,7 +25,12 @@ import numpy as np
 import orjson
 
 from keeldb.errors import CorruptionError, StorageError
-from keeldb.index.exact import SUBSET_IN_PLACE_MAX_QUERIES, exact_search, similarity_to_distance
+from keeldb.index.exact import (
+    SUBSET_IN_PLACE_MAX_QUERIES,
+    exact_rerank,
+    exact_search,
+    similarity_to_distance,
+)
 from keeldb.index.hnsw import HnswFile, build_hnsw, hnsw_stats, load_hnsw, save_hnsw, search_hnsw
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import SEGMENT_EXTENSIONS, TMP_SUFFIX, segment_file_name
@@ -44,7 +50,7 @@ from keeldb.storage.segment_files import (
 
 log = logging.getLogger("keeldb")
 
-__all__ = ["Segment", "UnitResult", "prefer_exact", "write_segment"]
+__all__ = ["Segment", "UnitResult", "choose_plan", "write_segment"]
 
 # Planner cost model (microseconds per unit of work), measured on the reference 2-core
 # machine by bench/planner.py and recorded in docs/filtering.md:
@@ -65,15 +71,28 @@ FILTER_EF_EXPONENT = 0.4
 FILTER_EF_CAP = 2048
 
 
-def prefer_exact(count: int, ef: int, queries: int, dim: int) -> bool:
-    """Whether scanning ``count`` allowed rows exactly is cheaper than an HNSW walk with
-    ``ef`` for ``queries`` queries (the cost model above)."""
-    hnsw = queries * HNSW_NDIS_COEF * ef**HNSW_NDIS_EXP * HNSW_US_PER_DIS_DIM * dim
+# A filter used at least COMPACT_MIN_USES times on a segment may get a *compact* copy of
+# its allowed rows: a faiss fp16 flat index over just those rows (half the bytes of the
+# float32 vectors, contiguous, scanned with SIMD), whose best candidates are re-ranked
+# with exact float32 distances. It lives in the filter cache and counts against its
+# budget; at most COMPACT_MAX_BYTES each.
+COMPACT_MIN_USES = 3
+COMPACT_MAX_BYTES = 32 << 20
+COMPACT_US_PER_ROW_DIM = 6.2e-5
+COMPACT_RERANK_FACTOR = 4
+
+
+def choose_plan(count: int, ef: int, queries: int, dim: int, compact: bool) -> str:
+    """The cheapest of ``exact``, ``hnsw`` and (when ``compact`` is allowed) ``compact``
+    for ``queries`` queries over ``count`` allowed rows (the cost model above)."""
+    costs = {"hnsw": queries * HNSW_NDIS_COEF * ef**HNSW_NDIS_EXP * HNSW_US_PER_DIS_DIM * dim}
     if queries > SUBSET_IN_PLACE_MAX_QUERIES:
-        exact = count * dim * (EXACT_US_PER_ROW_DIM + queries * GEMM_US_PER_ROW_DIM)
+        costs["exact"] = count * dim * (EXACT_US_PER_ROW_DIM + queries * GEMM_US_PER_ROW_DIM)
     else:
-        exact = queries * count * dim * EXACT_US_PER_ROW_DIM
-    return bool(exact <= hnsw)
+        costs["exact"] = queries * count * dim * EXACT_US_PER_ROW_DIM
+    if compact:
+        costs["compact"] = queries * count * dim * COMPACT_US_PER_ROW_DIM
+    return min(costs, key=costs.__getitem__)
 
 
 # Per-segment cache of filter masks (Lucene's query cache idea: a segment's rows never
@@ -93,6 +112,8 @@ class FilterState:
     count: int
     bitmap: np.ndarray | None = None  # packed allowed, for faiss's selector
     rows: np.ndarray | None = None  # allowed row numbers, for exact scans
+    uses: int = 0  # searches that used this filter on this segment
+    compact: Any = None  # fp16 flat index over exactly the allowed rows (see search)
 
 
 @dataclass(slots=True)
@@ -277,13 +298,15 @@ class Segment:
                     self._filters.move_to_end(key)
                     if state.dead_version == version:
                         return state
+        uses = 0
         if state is not None:
             match = state.match
+            uses = state.uses
         else:
             match = flt.mask(self.columns())
             match.flags.writeable = False
         allowed = match & ~self.dead if self.dead_count else match
-        fresh = FilterState(match, version, allowed, int(np.count_nonzero(allowed)))
+        fresh = FilterState(match, version, allowed, int(np.count_nonzero(allowed)), uses=uses)
         if key is not None:
             with self._lock:
                 old = self._filters.pop(key, None)
@@ -377,9 +400,18 @@ class Segment:
         if allowed is not None:
             pass_rate = count / self.rows
             ef_eff = min(max(ef, int(ef / pass_rate**FILTER_EF_EXPONENT)), max(ef, FILTER_EF_CAP))
-        if self.hnsw is None or (
-            match is not None and prefer_exact(count, ef_eff, len(queries), self.config.dim)
-        ):
+        plan = "hnsw"
+        if fstate is not None:
+            fstate.uses += 1
+            compact_ok = fstate.compact is not None or (
+                fstate.uses >= COMPACT_MIN_USES
+                and count * self.config.dim * 2 <= COMPACT_MAX_BYTES
+                and count > COMPACT_RERANK_FACTOR * k
+            )
+            plan = choose_plan(count, ef_eff, len(queries), self.config.dim, compact_ok)
+            if plan == "compact":
+                return self._search_compact(fstate, queries, k)
+        if self.hnsw is None or plan == "exact":
             if match is None:
                 exclude = self.dead if dead_count else None
                 d, r = exact_search(
@@ -430,6 +462,29 @@ class Segment:
             work += len(rows) * len(short)
         return UnitResult(dist, labels, plan, work, hops)
 
+    def _search_compact(self, fstate: FilterState, queries: np.ndarray, k: int) -> UnitResult:
+        """Scan the filter's compact fp16 copy, then re-rank the best candidates with
+        exact float32 distances (so returned distances are exact)."""
+        if fstate.rows is None:
+            fstate.rows = np.flatnonzero(fstate.allowed)
+        rows = fstate.rows
+        if fstate.compact is None:
+            metric = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+            index = faiss.IndexScalarQuantizer(
+                self.config.dim, faiss.ScalarQuantizer.QT_fp16, metric
+            )
+            index.add(self.vectors.array[rows])
+            fstate.compact = index
+            with self._lock:
+                if any(s is fstate for s in self._filters.values()):
+                    self._filter_bytes += len(rows) * self.config.dim * 2
+        cand_k = min(len(rows), max(COMPACT_RERANK_FACTOR * k, 40))
+        _, local = fstate.compact.search(queries, cand_k)
+        candidates = rows[np.maximum(local, 0)]
+        d, r = exact_rerank(self.vectors.array, queries, k, self.metric, candidates)
+        work = len(queries) * (len(rows) + cand_k)
+        return UnitResult(d, r, "compact-filtered", work, 0)
+
     # --- stats ---------------------------------------------------------------------------
 
     def hnsw_summary(self) -> tuple[dict[int, int], float, int]:
@@ -460,9 +515,10 @@ class Segment:
 
 
 def _state_bytes(state: FilterState) -> int:
-    return int(
-        state.match.nbytes + (state.allowed.nbytes if state.allowed is not state.match else 0)
-    )
+    extra = state.allowed.nbytes if state.allowed is not state.match else 0
+    if state.compact is not None:
+        extra += state.count * state.compact.d * 2
+    return int(state.match.nbytes + extra)
 
 
 def _pad(a: np.ndarray, width: int, fill: float) -> np.ndarray:

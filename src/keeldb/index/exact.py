@@ -134,3 +134,35 @@ def _subset_in_place(
     dist = similarity_to_distance(metric, vals)
     dist[ids < 0] = np.inf
     return dist, ids
+
+
+def exact_rerank(
+    vectors: np.ndarray, queries: np.ndarray, k: int, metric: str, candidates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of each query among its own candidate rows (``candidates``: (q, c),
+    row numbers, no -1), reading those rows in place."""
+    assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
+    subset = np.ascontiguousarray(candidates, dtype=np.int64)
+    xq = np.ascontiguousarray(queries, dtype=np.float32)
+    nq, dim = xq.shape
+    c = subset.shape[1]
+    kk = min(k, c)
+    vals = np.empty((nq, kk), dtype=np.float32)
+    ids = np.empty((nq, kk), dtype=np.int64)
+    fn = faiss.knn_L2sqr_by_idx if metric == "l2" else faiss.knn_inner_products_by_idx
+    fn(
+        faiss.swig_ptr(xq),
+        faiss.swig_ptr(vectors),
+        faiss.swig_ptr(subset),
+        dim,
+        nq,
+        len(vectors),
+        c,
+        kk,
+        faiss.swig_ptr(vals),
+        faiss.swig_ptr(ids),
+        c,
+    )
+    dist = similarity_to_distance(metric, vals)
+    dist[ids < 0] = np.inf
+    return dist, ids
