@@ -107,33 +107,8 @@ def exact_search(
 def _subset_in_place(
     vectors: np.ndarray, queries: np.ndarray, k: int, metric: str, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k over ``vectors[rows]`` without copying those rows (faiss by-index
-    kernels; ``rows`` are shared by all queries)."""
-    assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
-    subset = np.ascontiguousarray(rows, dtype=np.int64)
-    assert len(subset) == 0 or (int(subset.max()) < len(vectors) and int(subset.min()) >= 0)
-    xq = np.ascontiguousarray(queries, dtype=np.float32)
-    nq, dim = xq.shape
-    kk = min(k, len(subset))
-    vals = np.empty((nq, kk), dtype=np.float32)
-    ids = np.empty((nq, kk), dtype=np.int64)
-    fn = faiss.knn_L2sqr_by_idx if metric == "l2" else faiss.knn_inner_products_by_idx
-    fn(
-        faiss.swig_ptr(xq),
-        faiss.swig_ptr(vectors),
-        faiss.swig_ptr(subset),
-        dim,
-        nq,
-        len(vectors),
-        len(subset),
-        kk,
-        faiss.swig_ptr(vals),
-        faiss.swig_ptr(ids),
-        0,
-    )
-    dist = similarity_to_distance(metric, vals)
-    dist[ids < 0] = np.inf
-    return dist, ids
+    """Exact top-k over ``vectors[rows]`` (rows shared by all queries), in place."""
+    return _by_index(vectors, queries, k, metric, np.ascontiguousarray(rows, dtype=np.int64), 0)
 
 
 def exact_rerank(
@@ -141,12 +116,22 @@ def exact_rerank(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of each query among its own candidate rows (``candidates``: (q, c),
     row numbers, no -1), reading those rows in place."""
-    assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
     subset = np.ascontiguousarray(candidates, dtype=np.int64)
+    return _by_index(vectors, queries, k, metric, subset, subset.shape[1])
+
+
+def _by_index(
+    vectors: np.ndarray, queries: np.ndarray, k: int, metric: str, subset: np.ndarray, stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """faiss ``knn_*_by_idx``: top-k of each query over the rows ``subset`` names, read in
+    place. ``stride`` 0: one subset (1-d) for all queries; else each query's own row of a
+    (q, stride) subset. faiss takes raw pointers, so every row number is checked first."""
+    assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
+    assert subset.size == 0 or (int(subset.max()) < len(vectors) and int(subset.min()) >= 0)
     xq = np.ascontiguousarray(queries, dtype=np.float32)
     nq, dim = xq.shape
-    c = subset.shape[1]
-    kk = min(k, c)
+    width = subset.shape[-1]
+    kk = min(k, width)
     vals = np.empty((nq, kk), dtype=np.float32)
     ids = np.empty((nq, kk), dtype=np.int64)
     fn = faiss.knn_L2sqr_by_idx if metric == "l2" else faiss.knn_inner_products_by_idx
@@ -157,11 +142,11 @@ def exact_rerank(
         dim,
         nq,
         len(vectors),
-        c,
+        width,
         kk,
         faiss.swig_ptr(vals),
         faiss.swig_ptr(ids),
-        c,
+        stride,
     )
     dist = similarity_to_distance(metric, vals)
     dist[ids < 0] = np.inf
