@@ -23,8 +23,10 @@ from functools import partial
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
@@ -36,7 +38,14 @@ from keeldb.server.limits import BodyLimitMiddleware
 from keeldb.server.metrics import MetricsMiddleware, RequestMetrics
 from keeldb.server.threads import worker_initializer
 
-__all__ = ["KeelRoute", "ServerState", "create_app", "public", "requires"]
+__all__ = [
+    "KeelRoute",
+    "ServerState",
+    "collection_body",
+    "create_app",
+    "public",
+    "requires",
+]
 
 log = logging.getLogger("keeldb.server")
 
@@ -45,6 +54,7 @@ Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 PERMISSION_ATTR = "__keeldb_permission__"
 PUBLIC_ATTR = "__keeldb_public__"
+BODY_ATTR = "__keeldb_body_model__"
 
 
 def requires(permission: Permission | None) -> Callable[[Endpoint], Endpoint]:
@@ -165,19 +175,54 @@ class ServerState:
             self.db.close()
 
 
+def collection_body(
+    model: type[BaseModel], *, optional: bool = False
+) -> Callable[[Endpoint], Endpoint]:
+    """Mark an ``async def endpoint(ws, name, body)`` for :class:`KeelRoute`'s fast path.
+
+    The route then parses the body with ``model.model_validate_json`` (pydantic's own
+    JSON parser, one pass) and calls the endpoint directly, skipping FastAPI's generic
+    parameter resolution — about half of the framework's CPU per search, measured in
+    process. OpenAPI still comes from the endpoint's signature, which must match
+    ``model``. ``optional``: an empty body (or ``null``) means ``body=None``. Validation
+    errors are raised as FastAPI's, so they get the same 400 ``invalid_argument``.
+    """
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, BODY_ATTR, (model, optional))
+        return endpoint
+
+    return mark
+
+
 class KeelRoute(APIRoute):
-    """An APIRoute that authorizes the request before FastAPI parses its body."""
+    """An APIRoute that authorizes the request before its body is read or parsed."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
         permission: Permission | None = getattr(self.endpoint, PERMISSION_ATTR, None)
         if getattr(self.endpoint, PUBLIC_ATTR, False):
             return original
+        fast: tuple[type[BaseModel], bool] | None = getattr(self.endpoint, BODY_ATTR, None)
+        endpoint = self.endpoint
 
         async def handler(request: Request) -> Response:
             state: ServerState = request.app.state.keeldb
             request.state.api_key = state.authorize(request, permission)
-            return await original(request)
+            if fast is None:
+                return await original(request)
+            model, optional = fast
+            raw = await request.body()
+            body: BaseModel | None = None
+            if not (optional and raw.strip() in (b"", b"null")):
+                try:
+                    body = model.model_validate_json(raw)
+                except ValidationError as exc:
+                    errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+                    raise RequestValidationError(errors) from None
+            params = request.path_params
+            response: Response = await endpoint(ws=params["ws"], name=params["name"], body=body)
+            return response
 
         return handler
 

@@ -25,7 +25,7 @@ from keeldb.errors import (
     PermissionDeniedError,
 )
 from keeldb.server import wire
-from keeldb.server.app import ServerState, public, requires
+from keeldb.server.app import ServerState, collection_body, public, requires
 from keeldb.server.limits import (
     check_batch,
     check_ef,
@@ -94,6 +94,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
     @router.post(COLLECTION + "/search", response_model=SearchResponse, responses=COLLECTION_ERRORS)
     @requires("read")
+    @collection_body(SearchRequest)
     async def search(ws: str, name: str, body: SearchRequest) -> Response:
         """The ``k`` nearest records to ``vector`` (optionally among those matching
         ``filter``), closest first."""
@@ -114,6 +115,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
         responses=COLLECTION_ERRORS,
     )
     @requires("read")
+    @collection_body(SearchBatchRequest)
     async def search_batch(ws: str, name: str, body: SearchBatchRequest) -> Response:
         """:meth:`search` for many query vectors at once; one hit list per query."""
         check_k(body.k, cfg)
@@ -132,6 +134,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
     @router.post(COLLECTION + "/upsert", response_model=UpsertResponse, responses=COLLECTION_ERRORS)
     @requires("write")
+    @collection_body(UpsertRequest)
     async def upsert(ws: str, name: str, body: UpsertRequest) -> Response:
         """Insert or replace records; returns when they are durable per the server's
         durability mode. The whole batch is validated before anything is applied."""
@@ -154,6 +157,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
     @router.post(COLLECTION + "/get", response_model=GetResponse, responses=COLLECTION_ERRORS)
     @requires("read")
+    @collection_body(GetRequest)
     async def get(ws: str, name: str, body: GetRequest) -> Response:
         """Records by id, in request order; null for an id that is absent."""
         check_batch(body.ids, cfg)
@@ -169,6 +173,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
     @router.post(COLLECTION + "/count", response_model=CountResponse, responses=COLLECTION_ERRORS)
     @requires("read")
+    @collection_body(CountRequest, optional=True)
     async def count(ws: str, name: str, body: CountRequest | None = None) -> Response:
         """Live records, or those matching ``filter``."""
         flt = body.filter if body is not None else None
@@ -177,6 +182,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
     @router.post(COLLECTION + "/delete", response_model=DeleteResponse, responses=COLLECTION_ERRORS)
     @requires("write")
+    @collection_body(DeleteRequest)
     async def delete(ws: str, name: str, body: DeleteRequest) -> Response:
         """Delete by ``ids`` or by ``filter`` (exactly one); returns how many existed."""
         if (body.ids is None) == (body.filter is None):
@@ -190,6 +196,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
     @router.post(COLLECTION + "/scan", response_model=ScanResponse, responses=COLLECTION_ERRORS)
     @requires("read")
+    @collection_body(ScanRequest, optional=True)
     async def scan(ws: str, name: str, body: ScanRequest | None = None) -> Response:
         """One page of records (optionally matching ``filter``); pass ``next_cursor``
         back as ``cursor`` for the next page, until it is null."""
