@@ -44,10 +44,6 @@ DATASET = Path(os.environ.get("KEELDB_BENCH_DATASET", REPO.parent / "shared/data
 RESULTS = REPO / "bench" / "results"
 COLLECTION = "bench"
 K = 10
-# Load-generating clients run at a lower CPU priority than the server: in a deployment
-# they are other processes or machines, and here they share the server's two cores. The
-# 1-client baseline runs the same way, so the ratio compares like with like.
-CLIENT_NICE = 10
 
 
 def load_data(n_base: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +73,6 @@ def _search_worker(
 ) -> None:
     from keeldb.client import Client
 
-    os.nice(CLIENT_NICE)
     with Client(url) as client:
         col = client.get_collection(COLLECTION)
         col.search(queries[0], k=K)  # connect and warm up
@@ -120,7 +115,6 @@ def _write_worker(
 
     acked: list[str] = []
     errors = 0
-    os.nice(CLIENT_NICE)
     with Client(url) as client:
         col = client.get_collection(COLLECTION)
         ready.set()

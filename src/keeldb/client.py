@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from http.cookiejar import CookieJar
 from typing import Any
 from urllib.parse import quote
 
@@ -58,6 +59,14 @@ def _as_matrix(vectors: Any) -> np.ndarray:
         return np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(f"vectors: not an array of numbers: {exc}") from exc
+
+
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing: the API sets no cookies, and httpx's per-response
+    cookie extraction was ~15% of the client's CPU per search."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 class Client:
@@ -96,6 +105,7 @@ class Client:
             headers=headers,
             timeout=timeout_s,
             transport=transport or httpx.HTTPTransport(retries=2),
+            cookies=_NoCookies(),
         )
         # Parsed URLs by path: httpx parses a string URL (and the base URL) on every
         # request, which was about a third of the client's CPU per search.
