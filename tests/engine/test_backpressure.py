@@ -45,3 +45,32 @@ def test_write_waits_for_backlog_instead_of_failing(db_path: str) -> None:
             col.upsert([f"{i}-{j}" for j in range(10)], rng.normal(size=(10, 4)))
         assert time.perf_counter() - t >= 0.2  # it had to wait for the stalled worker
         assert col.count() == 50
+
+
+def test_a_slow_merge_does_not_stall_seals_or_writes(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: one worker did seals and merges, so a merge of a large segment (minutes
+    at 1M rows) left frozen memtables unsealed until writes hit BusyError."""
+    import keeldb.engine.maintenance as maintenance
+
+    real_build = maintenance.build_hnsw
+    merging = threading.Event()
+
+    def slow_build(*args: object, **kwargs: object) -> object:
+        merging.set()
+        time.sleep(3.0)  # a long merge
+        return real_build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(maintenance, "build_hnsw", slow_build)
+    with keeldb.open(
+        db_path, memtable_rows=50, hnsw_min_rows=100, max_frozen_memtables=1, write_timeout_s=1.0
+    ) as db:
+        col = db.create_collection("c", dim=4)
+        rng = np.random.default_rng(2)
+        for i in range(4):  # 200 rows: seals, then a merge into HNSW starts
+            col.upsert([f"{i}-{j}" for j in range(50)], rng.normal(size=(50, 4)))
+        assert merging.wait(10), "no merge started"
+        for i in range(4, 64):  # 60 more seals while that merge sleeps
+            col.upsert([f"{i}-{j}" for j in range(50)], rng.normal(size=(50, 4)))
+        assert col.count() == 3200

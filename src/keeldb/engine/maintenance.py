@@ -1,9 +1,11 @@
 """Background upkeep of a collection: seal frozen memtables, merge small segments into HNSW
 segments, vacuum deleted rows, checkpoint tombstones, remove obsolete files.
 
-One :class:`Maintainer` per collection owns all of this; a maintenance lock serialises its
-worker thread with ``compact()`` and ``close()``. Heavy work (writing files, building
-graphs) runs without the collection's write lock; only installing the result takes it:
+One :class:`Maintainer` per collection owns all of this, with two worker threads: a seal
+worker (``lock``) and a merge worker (``merge_lock``), so that a merge that takes minutes on
+a large segment never delays the seals that writers wait for; ``compact()`` and
+``close()`` take both. Heavy work (writing files, building graphs) runs without the
+collection's write lock; only installing the result takes it:
 transfer deletes that arrived meanwhile, write the new manifest (the commit point), swap
 the searchable state. Searches keep using the old segments until that swap.
 
@@ -20,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,19 +64,31 @@ class Maintainer:
 
     def __init__(self, col: Collection) -> None:
         self.col = col
-        self.lock = threading.Lock()  # the maintenance lock
+        # Two locks, so that a merge that takes minutes never delays a seal (writes wait
+        # for seals through back-pressure): ``lock`` serialises sealing and checkpoints,
+        # ``merge_lock`` merges and vacuums. Order: merge_lock before lock.
+        self.lock = threading.Lock()
+        self.merge_lock = threading.Lock()
+        self._building: set[int] = set()  # segment ids being written, not yet committed
         self._wake = threading.Event()
+        self._merge_wake = threading.Event()
         self._stop = False
         self._scrub_pending = not col.options.verify
         self._thread: threading.Thread | None = None
+        self._merge_thread: threading.Thread | None = None
         self._spare_wanted = threading.Event()
         self._spare_thread: threading.Thread | None = None
         self.last_error: BaseException | None = None
         if col.options.background:
+            label = f"{col.workspace}/{col.name}"
             self._thread = threading.Thread(
-                target=self._run, name=f"keeldb-maint-{col.workspace}/{col.name}", daemon=True
+                target=self._run, name=f"keeldb-seal-{label}", daemon=True
+            )
+            self._merge_thread = threading.Thread(
+                target=self._merge_run, name=f"keeldb-merge-{label}", daemon=True
             )
             self._thread.start()
+            self._merge_thread.start()
 
     # --- scheduling -----------------------------------------------------------------------
 
@@ -111,33 +126,63 @@ class Maintainer:
             self._wake.set()
 
     def _run(self) -> None:
+        """The seal worker: seals frozen memtables as soon as they appear."""
         while not self._stop:
             self._wake.wait(timeout=1.0)
             self._wake.clear()
             if self._stop:
                 break
-            try:
-                self.run_once()
-            except BaseException as exc:  # the worker must not die silently
-                self.last_error = exc
-                log.exception(
-                    "keeldb maintenance failed for %s/%s", self.col.workspace, self.col.name
-                )
-                if isinstance(exc, StorageError) and not isinstance(exc, CorruptionError):
-                    self.col._failed = exc
-                time.sleep(1.0)
+            self._guarded(self.seal_once)
 
-    def run_once(self, *, blocking: bool = True) -> None:
-        """Seal every frozen memtable, then apply the merge and vacuum policies (without
-        ``blocking``: only if no other maintenance is running)."""
+    def _merge_run(self) -> None:
+        """The merge worker: scrubs once after open, then merges and vacuums when asked."""
+        if self._scrub_pending:
+            self._scrub_pending = False
+            self._guarded(self.scrub)
+        while not self._stop:
+            self._merge_wake.wait(timeout=1.0)
+            self._merge_wake.clear()
+            if self._stop:
+                break
+            self._guarded(self.merge_once)
+
+    def _guarded(self, work: Callable[[], object]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # a worker must not die silently
+            self.last_error = exc
+            log.exception("keeldb maintenance failed for %s/%s", self.col.workspace, self.col.name)
+            if isinstance(exc, StorageError) and not isinstance(exc, CorruptionError):
+                self.col._failed = exc
+            time.sleep(1.0)
+
+    def seal_once(self, *, blocking: bool = True) -> None:
+        """Seal every frozen memtable (without ``blocking``: only if no seal is running),
+        then ask for a merge."""
         if not self.lock.acquire(blocking=blocking):
             return
         try:
             self._seal_frozen()
+        finally:
+            self.lock.release()
+        if self._merge_thread is not None:
+            self._merge_wake.set()
+
+    def merge_once(self, *, blocking: bool = True) -> None:
+        """Apply the merge and vacuum policies (without ``blocking``: only if no merge is
+        running)."""
+        if not self.merge_lock.acquire(blocking=blocking):
+            return
+        try:
             self._merge_policy(force=False)
             self._vacuum_policy(threshold=self.col.options.vacuum_fraction)
         finally:
-            self.lock.release()
+            self.merge_lock.release()
+
+    def run_once(self, *, blocking: bool = True) -> None:
+        """Inline maintenance (``background=False``): seal, merge, and scrub once."""
+        self.seal_once(blocking=blocking)
+        self.merge_once(blocking=blocking)
         if self._scrub_pending and not self._stop:
             self._scrub_pending = False
             self.scrub()
@@ -147,17 +192,20 @@ class Maintainer:
         with deleted rows. Blocks the caller (not searches) until done."""
         t0 = time.perf_counter()
         col = self.col
-        with self.lock:
-            before = len(col._state.segments) + sum(1 for m in col._state.memtables if m.n)
-            dead_before = sum(s.dead_count for s in col._state.segments) + sum(
-                m.dead_count for m in col._state.memtables
-            )
-            with col._locked_for_write():
-                col._freeze()
-            self._seal_frozen()
+        with self.merge_lock:
+            with self.lock:
+                before = len(col._state.segments) + sum(1 for m in col._state.memtables if m.n)
+                dead_before = sum(s.dead_count for s in col._state.segments) + sum(
+                    m.dead_count for m in col._state.memtables
+                )
+                with col._locked_for_write():
+                    col._freeze()
+                self._seal_frozen()
             indexed = self._merge_policy(force=True)
             indexed += self._vacuum_policy(threshold=0.0)
-            self._checkpoint()
+            with self.lock:
+                self._seal_frozen()  # writes that arrived meanwhile may have frozen more
+                self._checkpoint()
             after = len(col._state.segments)
             dead_after = sum(s.dead_count for s in col._state.segments)
         return CompactionReport(
@@ -169,14 +217,14 @@ class Maintainer:
         covering every record, so the next open replays nothing."""
         self._stop = True
         self._wake.set()
+        self._merge_wake.set()
         self._spare_wanted.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self._spare_thread is not None:
-            self._spare_thread.join()
+        for thread in (self._thread, self._merge_thread, self._spare_thread):
+            if thread is not None:
+                thread.join()  # a merge in progress finishes first
         self.col._spare = None
         col = self.col
-        with self.lock:
+        with self.merge_lock, self.lock:
             if checkpoint:
                 with col._locked_for_write():
                     col._freeze()
@@ -239,15 +287,22 @@ class Maintainer:
             memtables = tuple(m for m in state.memtables if m is not mem)
             segments = state.segments + ((segment,) if segment is not None else ())
             new_state = State(memtables, segments)
-            self._commit(new_state, checkpoint_seq=mem.last_seq)
+            try:
+                self._commit(new_state, checkpoint_seq=mem.last_seq)
+            finally:
+                if segment is not None:
+                    self._building.discard(segment.segment_id)
             col._state = new_state
             col._backlog.notify_all()
 
     def _allocate_segment_id(self) -> int:
+        """A new segment id, protected from obsolete-file removal until committed (a seal
+        may commit while a merge is writing its files)."""
         col = self.col
         with col._locked_for_write():
             seg_id = col._next_segment_id
             col._next_segment_id += 1
+            self._building.add(seg_id)
             return seg_id
 
     # --- merging and vacuuming ------------------------------------------------------------------
@@ -329,8 +384,11 @@ class Maintainer:
             col.fs, col.directory, seg_id, col.config, vectors, ids, raw_meta, metas, index
         )
         del index, vectors
-        out = Segment(col.fs, col.directory, SegmentEntry(seg_id, total_rows, kind), col.config)
-        self._install(inputs, out)
+        try:
+            out = Segment(col.fs, col.directory, SegmentEntry(seg_id, total_rows, kind), col.config)
+            self._install(inputs, out)
+        finally:
+            self._building.discard(seg_id)
 
     def _install(self, inputs: list[_Input], out: Segment | None) -> None:
         col = self.col
@@ -434,7 +492,10 @@ class Maintainer:
             if (
                 not at_open
                 and name.startswith("seg-")
-                and _segment_id_of(name) >= manifest.next_segment_id
+                and (
+                    _segment_id_of(name) >= manifest.next_segment_id
+                    or _segment_id_of(name) in self._building
+                )
             ):
                 continue  # being written by a seal or merge that has not committed yet
             fs.remove(os.path.join(col.directory, name))
