@@ -308,7 +308,9 @@ def main() -> int:
     parser.add_argument("--throughput-s", type=float, default=6.0, help="per phase")
     parser.add_argument("--rounds", type=int, default=3, help="1-vs-8 client rounds")
     parser.add_argument("--soak-s", type=float, default=60.0)
-    parser.add_argument("--threads", type=int, default=8, help="server worker threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="server read threads (default: its own)"
+    )
     args = parser.parse_args()
 
     from keeldb.server.testing import ServerProcess
@@ -333,7 +335,12 @@ def main() -> int:
         results["latency_embedded"] = embedded_latency(path, queries, args.latency_n)
         print(f"embedded search latency: {results['latency_embedded']}", flush=True)
         server = ServerProcess(
-            path, args=["--threads", str(args.threads), "--log-level", "warning"]
+            path,
+            args=[
+                "--log-level",
+                "warning",
+                *(["--threads", str(args.threads)] if args.threads else []),
+            ],
         ).start()
         holder = {"server": server, "url": server.url}
         try:

@@ -35,6 +35,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_filter_depth=args.max_filter_depth,
         cors_origins=list(args.cors_origin or []),
         threads=args.threads,
+        write_threads=args.write_threads,
         threads_per_request=args.threads_per_request,
         public_docs=args.public_docs,
     )
@@ -102,7 +103,14 @@ def add_parser(sub: Any) -> None:
         "--threads",
         type=positive_int,
         default=d.threads,
-        help=f"worker threads for engine calls (default: {d.threads})",
+        help="worker threads for reads (searches, gets, counts; default: one per core, "
+        f"at least 2: {d.threads} here)",
+    )
+    p.add_argument(
+        "--write-threads",
+        type=positive_int,
+        default=d.write_threads,
+        help=f"worker threads for writes, which mostly wait for fsync (default: {d.write_threads})",
     )
     p.add_argument(
         "--threads-per-request",

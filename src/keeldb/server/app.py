@@ -19,8 +19,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,6 +49,7 @@ __all__ = [
 log = logging.getLogger("keeldb.server")
 
 T = TypeVar("T")
+Pool = Literal["read", "write"]
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 PERMISSION_ATTR = "__keeldb_permission__"
@@ -78,42 +78,46 @@ def public(endpoint: Endpoint) -> Endpoint:
 
 
 class ServerState:
-    """What the handlers share: the database, the settings, the worker pool, the metrics."""
+    """What the handlers share: the database, the settings, the worker pools, the metrics."""
 
     def __init__(self, db: Any, config: ServerConfig) -> None:
         self.db = db
         self.config = config
         self.metrics = RequestMetrics()
-        self._executor: ThreadPoolExecutor | None = None
+        self._pools: dict[str, ThreadPoolExecutor] = {}
 
-    @property
-    def executor(self) -> ThreadPoolExecutor:
-        """The worker pool, (re)created on demand: an app may see several lifespans
-        (test clients start and stop it per use), and each shutdown drains the pool."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self.config.threads,
-                thread_name_prefix="keeldb-worker",
+    def pool(self, kind: Pool) -> ThreadPoolExecutor:
+        """The ``read`` or ``write`` worker pool, (re)created on demand: an app may see
+        several lifespans (test clients start and stop it per use), and each shutdown
+        drains the pools.
+
+        Reads (searches, gets, counts) are CPU work: their pool has about one thread per
+        core, since more threads only contend for the GIL. Writes mostly wait for fsync
+        (and compactions run long): they get their own pool so they never hold up reads.
+        """
+        executor = self._pools.get(kind)
+        if executor is None:
+            size = self.config.threads if kind == "read" else self.config.write_threads
+            executor = self._pools[kind] = ThreadPoolExecutor(
+                max_workers=size,
+                thread_name_prefix=f"keeldb-{kind}",
                 initializer=worker_initializer,
                 initargs=(self.config.threads_per_request,),
             )
-        return self._executor
+        return executor
 
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` in the worker pool and await its result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
+    async def run(self, fn: Callable[[], T], pool: Pool = "read") -> T:
+        """Run ``fn()`` in the ``pool`` worker pool and await its result."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool(pool), fn)
 
-    async def run_json(
-        self, fn: Callable[..., Any], *args: Any, status_code: int = 200, **kwargs: Any
-    ) -> Response:
+    async def run_json(self, fn: Callable[[], Any], pool: Pool = "read") -> Response:
         """Like :meth:`run`, then encode the result as the JSON response, also off-loop."""
 
         def work() -> bytes:
-            return json.dumps(fn(*args, **kwargs), separators=(",", ":")).encode()
+            return json.dumps(fn(), separators=(",", ":")).encode()
 
-        body = await self.run(work)
-        return Response(body, status_code=status_code, media_type="application/json")
+        body = await self.run(work, pool)
+        return Response(body, media_type="application/json")
 
     def authorize(self, request: Request, permission: Permission | None) -> ApiKey | None:
         """Check the request's bearer key; return it (None when auth is off).
@@ -162,8 +166,8 @@ class ServerState:
 
     def shutdown(self, close_db: bool) -> None:
         """Wait for queued engine work, then (if ``close_db``) flush and close the database."""
-        executor, self._executor = self._executor, None
-        if executor is not None:
+        pools, self._pools = self._pools, {}
+        for executor in pools.values():
             executor.shutdown(wait=True)
         if not close_db:
             return

@@ -174,7 +174,9 @@ class ServerConfig:
     and the largest scan ``limit`` (413 above). ``max_query_batch``: most queries in one
     search_batch (413 above). ``max_filter_depth``: deepest nesting of a filter (400).
     ``cors_origins``: empty means no CORS headers at all. ``threads``: size of the pool
-    that runs engine calls. ``threads_per_request``: BLAS/OpenMP threads one engine call
+    that runs reads (default: one per core, at least 2; more only contend for the GIL).
+    ``write_threads``: size of the separate pool for writes, which mostly wait for fsync.
+    ``threads_per_request``: BLAS/OpenMP threads one engine call
     may use (1: parallelism comes from concurrent requests; see
     :mod:`keeldb.server.threads`). ``public_docs``: serve /openapi.json and /docs without
     a key even when keys are configured.
@@ -188,7 +190,8 @@ class ServerConfig:
     max_query_batch: int = 1000
     max_filter_depth: int = 8
     cors_origins: list[str] = field(default_factory=list)
-    threads: int = 8
+    threads: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    write_threads: int = 4
     threads_per_request: int = 1
     public_docs: bool = False
 
@@ -201,6 +204,7 @@ class ServerConfig:
             "max_query_batch",
             "max_filter_depth",
             "threads",
+            "write_threads",
             "threads_per_request",
         ):
             value = getattr(self, name)

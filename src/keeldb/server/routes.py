@@ -153,7 +153,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
             collection(ws, name).upsert(body.ids, vectors, body.metadata)
             return {"upserted": len(body.ids)}
 
-        return await state.run_json(work)
+        return await state.run_json(work, "write")
 
     @router.post(COLLECTION + "/get", response_model=GetResponse, responses=COLLECTION_ERRORS)
     @requires("read")
@@ -191,7 +191,8 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
             check_batch(body.ids, cfg)
         check_filter(body.filter, cfg)
         return await state.run_json(
-            lambda: {"deleted": collection(ws, name).delete(ids=body.ids, filter=body.filter)}
+            lambda: {"deleted": collection(ws, name).delete(ids=body.ids, filter=body.filter)},
+            "write",
         )
 
     @router.post(COLLECTION + "/scan", response_model=ScanResponse, responses=COLLECTION_ERRORS)
@@ -278,7 +279,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
             )
             return wire.info_to_wire(col.info())
 
-        return await state.run_json(work)
+        return await state.run_json(work, "write")
 
     @router.get(COLLECTION, response_model=CollectionInfoModel, responses=COLLECTION_ERRORS)
     @requires("read")
@@ -295,7 +296,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
             db.drop_collection(name, workspace=ws)
             return {"dropped": True}
 
-        return await state.run_json(work)
+        return await state.run_json(work, "write")
 
     @router.get(COLLECTION + "/stats", response_model=StatsModel, responses=COLLECTION_ERRORS)
     @requires("read")
@@ -309,7 +310,9 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
     @requires("write")
     async def compact(ws: str, name: str) -> Response:
         """Merge segments and drop deleted rows now; returns what was done."""
-        return await state.run_json(lambda: wire.report_to_wire(collection(ws, name).compact()))
+        return await state.run_json(
+            lambda: wire.report_to_wire(collection(ws, name).compact()), "write"
+        )
 
     @router.post(COLLECTION + "/flush", response_model=OkResponse, responses=COLLECTION_ERRORS)
     @requires("write")
@@ -320,7 +323,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
             collection(ws, name).flush()
             return {"ok": True}
 
-        return await state.run_json(work)
+        return await state.run_json(work, "write")
 
 
 def add_open_routes(router: APIRouter, state: ServerState) -> None:
