@@ -104,6 +104,18 @@ def section_header(mode: str, res: dict[str, dict[str, Any]], runs: list[dict[st
         "`python -m bench report`.",
         "",
     ]
+    if len(runs) > 1:
+        by_run: dict[str, list[str]] = {}
+        for n, r in res.items():
+            by_run.setdefault(r.get("run_id", "?"), []).append(label(n))
+        lines += [
+            "**Caution: these results come from more than one driver run** ("
+            + "; ".join(f"{rid}: {', '.join(names)}" for rid, names in sorted(by_run.items()))
+            + "). Ratios between systems of different runs mix different machine load (see "
+            "the load columns); the KeelDB-vs-faiss targets use the paired case, measured "
+            "within one process.",
+            "",
+        ]
     for r in runs:
         if r.get("git_dirty_src"):
             lines += [
