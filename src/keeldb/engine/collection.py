@@ -75,6 +75,7 @@ class Collection:
         self._manifest: Manifest | None = None
         self._wal: WalWriter | None = None
         self._last_seq = 0
+        self._last_write_at = 0.0  # time.monotonic() of the last write (merge scheduling)
         self._spare: Memtable | None = None
         self._state = State((self._new_memtable(),), ())
         self._next_segment_id = 1
@@ -255,6 +256,7 @@ class Collection:
                 self._failed = exc
                 raise
             self._last_seq = seq
+            self._last_write_at = time.monotonic()
             counts = self._apply(batch)
             self._state.active.last_seq = seq
             wal_bytes = wal.size_bytes

@@ -46,6 +46,11 @@ log = logging.getLogger("keeldb")
 __all__ = ["Maintainer"]
 
 MAX_FLAT_SEGMENTS = 4
+# Background merges yield to write bursts (as LSM engines give writes priority over
+# compaction): a merge waits until no write has arrived for MERGE_QUIET_S seconds, unless
+# the rows waiting in flat segments exceed MERGE_BACKLOG_MEMTABLES memtables.
+MERGE_QUIET_S = 0.5
+MERGE_BACKLOG_MEMTABLES = 8
 
 
 @dataclass
@@ -168,9 +173,23 @@ class Maintainer:
         if self._merge_thread is not None:
             self._merge_wake.set()
 
+    def _write_burst(self) -> bool:
+        """Whether writes are streaming in and the flat backlog is still bounded."""
+        col = self.col
+        quiet = time.monotonic() - col._last_write_at >= MERGE_QUIET_S
+        if quiet or self._stop:
+            return False
+        backlog = sum(s.rows for s in col._state.segments if s.kind == "flat")
+        return backlog < MERGE_BACKLOG_MEMTABLES * col.options.memtable_rows
+
     def merge_once(self, *, blocking: bool = True) -> None:
         """Apply the merge and vacuum policies (without ``blocking``: only if no merge is
         running)."""
+        if self._merge_thread is not None:
+            while self._write_burst():  # background only: inline merges run at once
+                time.sleep(MERGE_QUIET_S / 5)
+            if self._stop:
+                return  # closing: close() seals; merging can wait for the next open
         if not self.merge_lock.acquire(blocking=blocking):
             return
         try:
