@@ -480,7 +480,7 @@ def section_footprint(res: dict[str, dict[str, Any]]) -> str:
                 mib(f["peak_rss_bytes"]),
                 mib(f["baseline_rss_bytes"]),
                 mib(f["peak_rss_bytes"] - f["baseline_rss_bytes"]),
-                mib(c.get("peak_rss_bytes")),
+                mib(c.get("hwm_rss_bytes")),
             ]
         )
     return "\n".join(
