@@ -527,7 +527,7 @@ class Collection:
             # One unit: its results are already the sorted top k.
             best_d = results[0].distances
             best_rows = results[0].rows
-            best_unit = np.zeros(best_rows.shape, dtype=np.int32)
+            best_unit = None
         else:
             dist = np.concatenate([r.distances for r in results], axis=1)
             rows = np.concatenate([r.rows for r in results], axis=1)
@@ -542,18 +542,25 @@ class Collection:
             best_unit = unit_of[safe]
         rows_list = cast(list[list[int]], best_rows.tolist())
         dist_list = cast(list[list[float]], best_d.tolist())
-        if len(units) == 1:
-            unit = units[0]
-            out: list[list[Hit]] = []
+        if best_unit is None:
+            # One unit: decode every query's winners in one pass (one JSON parse), then
+            # split; each occurrence of a row is parsed separately, so no dict is shared.
+            spans: list[list[int]] = []
+            flat_rows: list[int] = []
             for qi in range(q):
-                keep = [
-                    j for j, r in enumerate(rows_list[qi]) if r >= 0 and dist_list[qi][j] != _INF
-                ]
-                rows_q = [rows_list[qi][j] for j in keep]
-                ids, metas = _payload(unit, rows_q)
+                row_q, dist_q = rows_list[qi], dist_list[qi]
+                keep = [j for j, r in enumerate(row_q) if r >= 0 and dist_q[j] != _INF]
+                spans.append(keep)
+                flat_rows.extend([row_q[j] for j in keep])
+            ids, metas = _payload(units[0], flat_rows)
+            out: list[list[Hit]] = []
+            pos = 0
+            for qi, keep in enumerate(spans):
+                dist_q = dist_list[qi]
                 out.append(
-                    [Hit(i, dist_list[qi][j], m) for i, j, m in zip(ids, keep, metas, strict=True)]
+                    [Hit(ids[pos + t], dist_q[j], metas[pos + t]) for t, j in enumerate(keep)]
                 )
+                pos += len(keep)
             return out
         # Several units: gather winners per unit so each decodes its metadata in one
         # pass; every hit gets its own decoded copy (a row found twice yields two dicts).

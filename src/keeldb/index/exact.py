@@ -28,7 +28,8 @@ def similarity_to_distance(metric: str, sim: np.ndarray) -> np.ndarray:
     """
     if metric == "cosine":
         # float rounding can push 1 - cos of unit vectors just below 0
-        out: np.ndarray = np.maximum(np.subtract(1.0, sim, dtype=np.float32), 0.0)
+        out: np.ndarray = np.subtract(1.0, sim, dtype=np.float32)
+        np.maximum(out, 0.0, out=out)
         return out
     if metric == "ip":
         out = np.negative(sim, dtype=np.float32)
