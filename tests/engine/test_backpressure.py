@@ -17,7 +17,7 @@ def test_write_raises_busy_when_sealing_is_stalled(db_path: str) -> None:
         maintainer = col._maintainer
         assert maintainer is not None
         rng = np.random.default_rng(0)
-        with maintainer.lock:  # what a long compaction holding the worker looks like
+        with maintainer.merge_lock, maintainer.lock:  # a long compaction holds both
             with pytest.raises(keeldb.BusyError):
                 for i in range(20):
                     col.upsert([f"{i}-{j}" for j in range(10)], rng.normal(size=(10, 4)))
