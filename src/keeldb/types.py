@@ -1,13 +1,17 @@
 """Public value types returned by the KeelDB API (embedded and remote alike).
 
-All are frozen dataclasses: plain data, safe to share between threads, and convertible to
-JSON with :func:`dataclasses.asdict` (vectors are numpy arrays and need ``tolist()``).
+All are immutable plain data, safe to share between threads. :class:`Hit` is a named
+tuple (a search builds thousands of them, and a tuple is the cheapest immutable record
+Python can build: about half the cost of a frozen dataclass); it unpacks as
+``id, distance, metadata = hit`` and converts with ``hit._asdict()``. The others are
+frozen dataclasses, convertible to JSON with :func:`dataclasses.asdict` (vectors are numpy
+arrays and need ``tolist()``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,10 +40,9 @@ class Record:
     metadata: Metadata
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NamedTuple):
     """One search result: smaller ``distance`` is closer (cosine: 1 - cos; l2: Euclidean
-    distance; ip: -dot)."""
+    distance; ip: -dot). A named tuple: ``hit.id`` or ``id, distance, metadata = hit``."""
 
     id: str
     distance: float

@@ -128,3 +128,52 @@ def test_search_stats_report_plans(db_path: str) -> None:
         assert plans["mem"] == "exact"
         assert [p for name, p in plans.items() if name.startswith("seg-")] == ["hnsw"]
         assert seen[0].nodes_visited > 0
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
+def test_single_query_validation_matches_batch_validation(metric: str) -> None:
+    """validate_query has a scalar fast path for one query; it must give bit-identical
+    vectors to the array path (so search and search_batch see the same query)."""
+    from keeldb.engine.validation import validate_query, validate_vectors
+
+    rng = np.random.default_rng(7)
+    queries = (rng.normal(size=(50, 24)) * rng.uniform(1e-3, 1e3, size=(50, 1))).astype(np.float32)
+    for q in queries:
+        want = validate_vectors(q.reshape(1, -1), 1, 24, metric)
+        for given in (q, q.tolist(), q.reshape(1, -1)):
+            got = validate_query(given, 24, metric, single=True)
+            assert got.dtype == np.float32 and got.shape == (1, 24)
+            assert np.array_equal(got, want)
+            assert not np.shares_memory(got, q)
+        assert np.array_equal(validate_query(q.reshape(1, -1), 24, metric, single=False), want)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
+def test_single_search_agrees_with_batch_search(db_path: str, metric: str) -> None:
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=(300, 24)).astype(np.float32)
+    queries = rng.normal(size=(20, 24)).astype(np.float32)
+    with keeldb.open(db_path, background=False) as db:
+        col = db.create_collection("c", dim=24, metric=metric)
+        col.upsert([f"r{i}" for i in range(300)], base, [{"i": i} for i in range(300)])
+        batch = col.search_batch(queries, k=7)
+        for qi, q in enumerate(queries):
+            single = col.search(q, k=7)
+            assert [h.id for h in single] == [h.id for h in batch[qi]]
+            assert [h.metadata for h in single] == [h.metadata for h in batch[qi]]
+            # one query and a batch take different BLAS kernels: rounding may differ
+            np.testing.assert_allclose(
+                [h.distance for h in single], [h.distance for h in batch[qi]], rtol=1e-5
+            )
+
+
+def test_hit_is_an_immutable_named_tuple(db_path: str) -> None:
+    with keeldb.open(db_path, background=False) as db:
+        col = db.create_collection("c", dim=3, metric="l2")
+        col.upsert(["a"], [[1.0, 0.0, 0.0]], [{"x": 1}])
+        (hit,) = col.search([1.0, 0.0, 0.0], k=1)
+        id_, distance, metadata = hit
+        assert (id_, distance, metadata) == ("a", 0.0, {"x": 1})
+        assert hit._asdict() == {"id": "a", "distance": 0.0, "metadata": {"x": 1}}
+        with pytest.raises(AttributeError):
+            hit.id = "b"  # type: ignore[misc]

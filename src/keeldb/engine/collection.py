@@ -540,13 +540,24 @@ class Collection:
             safe = np.where(valid, best_col, 0)
             best_rows = np.where(valid, np.take_along_axis(rows, safe, axis=1), -1)
             best_unit = unit_of[safe]
+        if best_unit is None:
+            # One unit, every slot filled (the common case; a unit marks a missing hit
+            # with row -1 and distance inf together): decode all queries' winners in one
+            # pass (one JSON parse, a fresh dict per hit) and cut the hits per query.
+            flat_rows = cast(list[int], best_rows.ravel().tolist())
+            if flat_rows and min(flat_rows) >= 0:
+                ids, metas = _payload(units[0], flat_rows)
+                flat = list(map(Hit, ids, cast(list[float], best_d.ravel().tolist()), metas))
+                width = best_rows.shape[1]
+                if q == 1:
+                    return [flat]
+                return [flat[i : i + width] for i in range(0, q * width, width)]
         rows_list = cast(list[list[int]], best_rows.tolist())
         dist_list = cast(list[list[float]], best_d.tolist())
         if best_unit is None:
-            # One unit: decode every query's winners in one pass (one JSON parse), then
-            # split; each occurrence of a row is parsed separately, so no dict is shared.
+            # One unit with gaps: the same, skipping missing slots.
             spans: list[list[int]] = []
-            flat_rows: list[int] = []
+            flat_rows = []
             for qi in range(q):
                 row_q, dist_q = rows_list[qi], dist_list[qi]
                 keep = [j for j, r in enumerate(row_q) if r >= 0 and dist_q[j] != _INF]

@@ -345,7 +345,7 @@ class Segment:
         if (
             not isinstance(values, list)
             or len(values) != len(rows)
-            or not all(isinstance(v, dict) for v in values)
+            or set(map(type, values)) != {dict}
         ):
             raise CorruptionError("metadata rows are not objects", path=self.meta.path)
         return values

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,20 @@ __all__ = [
 # Up to this many rows, per-row scalar offset reads beat a vectorised gather (the common
 # k = 10 hits of one query).
 _SMALL = 32
+
+
+def _offset_view(mm: mmap.mmap, start: int, count: int) -> Any:
+    """Scalar-indexable view of ``count`` little-endian u64 offsets at ``start``: a native
+    ``memoryview`` on little-endian machines (an int per index, ~5x cheaper than indexing
+    numpy), else a numpy array. Release it (``_release``) before closing ``mm``."""
+    if sys.byteorder == "little":
+        return memoryview(mm)[start : start + 8 * count].cast("Q")
+    return np.frombuffer(mm, dtype="<u8", count=count, offset=start)
+
+
+def _release(view: Any) -> None:
+    if isinstance(view, memoryview):
+        view.release()
 
 
 def id_hashes(ids: Sequence[str]) -> np.ndarray:
@@ -160,6 +175,7 @@ class IdTable:
         self.order = np.frombuffer(mm, dtype="<u4", count=n, offset=pos)
         pos += 4 * n
         self._blob_start = pos
+        self._offs = _offset_view(mm, HEADER_SIZE, n + 1)
         blob_len = header.payload_len - (pos - HEADER_SIZE)
         if n:
             offs = self.offsets.astype(np.int64)
@@ -174,7 +190,7 @@ class IdTable:
         self.rows = n
 
     def id_at(self, row: int) -> str:
-        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
+        a, b = self._offs[row], self._offs[row + 1]
         return self._mm[self._blob_start + a : self._blob_start + b].decode()
 
     def ids_at(self, rows: np.ndarray) -> list[str]:
@@ -187,8 +203,8 @@ class IdTable:
         mm = self._mm
         base = self._blob_start
         if len(rows) <= _SMALL:
-            off = self.offsets
-            return [mm[base + int(off[r]) : base + int(off[r + 1])].decode() for r in rows]
+            off = self._offs
+            return [mm[base + off[r] : base + off[r + 1]].decode() for r in rows]
         idx = np.asarray(rows, dtype=np.int64)
         starts = (self.offsets[idx] + base).tolist()
         ends = (self.offsets[idx + 1] + base).tolist()
@@ -204,7 +220,8 @@ class IdTable:
         return [self.order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
 
     def close(self) -> None:
-        del self.offsets, self.hashes, self.order
+        _release(self._offs)
+        del self.offsets, self.hashes, self.order, self._offs
         self._mm.close()
 
 
@@ -242,6 +259,7 @@ class MetadataTable:
             )
         self.offsets = np.frombuffer(mm, dtype="<u8", count=rows + 1, offset=HEADER_SIZE)
         self._blob_start = HEADER_SIZE + 8 * (rows + 1)
+        self._offs = _offset_view(mm, HEADER_SIZE, rows + 1)
         blob_len = header.payload_len - 8 * (rows + 1)
         if (
             int(self.offsets[0]) != 0
@@ -258,15 +276,15 @@ class MetadataTable:
         mm = self._mm
         base = self._blob_start
         if len(rows) <= _SMALL:
-            off = self.offsets
-            return [mm[base + int(off[r]) : base + int(off[r + 1])] for r in rows]
+            off = self._offs
+            return [mm[base + off[r] : base + off[r + 1]] for r in rows]
         idx = np.asarray(rows, dtype=np.int64)
         starts = (self.offsets[idx] + base).tolist()
         ends = (self.offsets[idx + 1] + base).tolist()
         return [mm[a:b] for a, b in zip(starts, ends, strict=True)]
 
     def raw_at(self, row: int) -> bytes:
-        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
+        a, b = self._offs[row], self._offs[row + 1]
         return self._mm[self._blob_start + a : self._blob_start + b]
 
     def at(self, row: int) -> dict[str, Any]:
@@ -279,7 +297,8 @@ class MetadataTable:
         return value
 
     def close(self) -> None:
-        del self.offsets
+        _release(self._offs)
+        del self.offsets, self._offs
         self._mm.close()
 
 
