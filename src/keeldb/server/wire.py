@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -100,7 +101,7 @@ def _decode_encoded(obj: Mapping[str, Any], what: str) -> np.ndarray:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidArgumentError(f"{what}: 'data' is not valid base64") from exc
-    expected = 4 * int(np.prod(shape, dtype=np.int64))
+    expected = 4 * math.prod(shape)  # Python ints: no overflow for absurd sizes
     if len(raw) != expected:
         raise InvalidArgumentError(
             f"{what}: shape {shape} needs {expected} bytes of float32, got {len(raw)}"
