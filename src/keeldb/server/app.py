@@ -32,6 +32,7 @@ from starlette.responses import Response
 from keeldb.errors import AuthError, PermissionDeniedError
 from keeldb.server import metrics as metrics_mod
 from keeldb.server.config import ApiKey, Permission, ServerConfig
+from keeldb.server.fastlane import FastLane, FastRoute
 from keeldb.server.handlers import install_handlers
 from keeldb.server.limits import BodyLimitMiddleware
 from keeldb.server.metrics import MetricsMiddleware, RequestMetrics
@@ -126,17 +127,26 @@ class ServerState:
         :class:`PermissionDeniedError` (403) when its role or workspaces do not allow
         ``permission`` on the path's workspace.
         """
+        if not self.config.keys.enabled:
+            return None
+        return self.authorize_header(
+            request.headers.get("authorization", ""), request.path_params.get("ws"), permission
+        )
+
+    def authorize_header(
+        self, header: str, workspace: str | None, permission: Permission | None
+    ) -> ApiKey | None:
+        """:meth:`authorize` given the ``Authorization`` header's value and the path's
+        workspace (None when the route has none)."""
         keys = self.config.keys
         if not keys.enabled:
             return None
-        header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("missing API key: send 'Authorization: Bearer <key>'")
         api_key = keys.lookup(token.strip())
         if api_key is None:
             raise AuthError("unknown API key")
-        workspace = request.path_params.get("ws")
         if permission is not None and not api_key.allows(permission, workspace):
             where = f" in workspace {workspace!r}" if workspace is not None else ""
             raise PermissionDeniedError(f"this key ({api_key.role}) may not {permission}{where}")
@@ -288,8 +298,30 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    # Outermost: the hot collection routes skip everything above (see fastlane.py).
+    app.add_middleware(FastLane, state=state, routes=_fast_routes(app))
     _document_bearer_auth(app)
     return app
+
+
+def _fast_routes(app: FastAPI) -> dict[str, FastRoute]:
+    """The ``collection_body`` routes under ``/v1/workspaces/{ws}/collections/{name}/``,
+    by their last path segment, for the :class:`FastLane`."""
+    from keeldb.server.routes import COLLECTION
+
+    routes: dict[str, FastRoute] = {}
+    for route in app.router.routes:
+        if not isinstance(route, APIRoute) or route.methods != {"POST"}:
+            continue
+        fast = getattr(route.endpoint, BODY_ATTR, None)
+        prefix = COLLECTION + "/"
+        op = route.path[len(prefix) :]
+        if fast is None or not route.path.startswith(prefix) or "/" in op or "{" in op:
+            continue
+        model, optional = fast
+        permission = getattr(route.endpoint, PERMISSION_ATTR, None)
+        routes[op] = FastRoute(route.endpoint, model, optional, permission, route.path)
+    return routes
 
 
 def _document_bearer_auth(app: FastAPI) -> None:

@@ -26,7 +26,15 @@ from starlette.responses import Response
 
 from keeldb.errors import InvalidArgumentError, KeelError
 
-__all__ = ["error_response", "install_handlers", "validation_message"]
+__all__ = [
+    "error_response",
+    "install_handlers",
+    "internal_error_response",
+    "keel_error_response",
+    "validation_error_response",
+    "validation_message",
+    "value_error_response",
+]
 
 log = logging.getLogger("keeldb.server")
 
@@ -67,19 +75,40 @@ def validation_message(errors: Sequence[Any], limit: int = 3) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-async def _keel_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, KeelError)
+def keel_error_response(exc: KeelError, method: str, path: str) -> Response:
+    """The response for a KeelDB error (logged when it is the server's fault)."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if exc.status >= 500:
-        log.error("%s %s failed: %s: %s", request.method, request.url.path, exc.code, exc)
+        log.error("%s %s failed: %s: %s", method, path, exc.code, exc)
     return error_response(exc.status, exc.code, exc.message, headers)
+
+
+def validation_error_response(errors: Sequence[Any]) -> Response:
+    """The 400 ``invalid_argument`` response for request validation errors."""
+    return error_response(
+        InvalidArgumentError.status, InvalidArgumentError.code, validation_message(errors)
+    )
+
+
+def value_error_response(exc: ValueError) -> Response:
+    """A plain ``ValueError`` from the engine: bad input it did not type, 400."""
+    return error_response(InvalidArgumentError.status, InvalidArgumentError.code, str(exc))
+
+
+def internal_error_response(exc: BaseException, method: str, path: str) -> Response:
+    """A bug: logged with its traceback, answered 500 ``internal`` without details."""
+    log.error("%s %s: unexpected error", method, path, exc_info=exc)
+    return error_response(500, "internal", "internal server error (see the server log)")
+
+
+async def _keel_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KeelError)
+    return keel_error_response(exc, request.method, request.url.path)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(
-        InvalidArgumentError.status, InvalidArgumentError.code, validation_message(exc.errors())
-    )
+    return validation_error_response(exc.errors())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -90,12 +119,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _value_error(request: Request, exc: Exception) -> Response:
-    return error_response(InvalidArgumentError.status, InvalidArgumentError.code, str(exc))
+    assert isinstance(exc, ValueError)
+    return value_error_response(exc)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.exception("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal", "internal server error (see the server log)")
+    return internal_error_response(exc, request.method, request.url.path)
 
 
 def install_handlers(app: FastAPI) -> None:
