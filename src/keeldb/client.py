@@ -13,9 +13,9 @@ from the wire ``code`` by :func:`~keeldb.errors.error_from_code`). Failures with
 answer — the server unreachable, a timeout, a proxy's HTML error page — raise
 :class:`~keeldb.errors.RemoteError`.
 
-Vectors are sent as base64 of little-endian float32 (see :mod:`keeldb.server.wire`), and
-one ``httpx.Client`` keeps connections alive across calls. A ``Client`` may be shared by
-threads. Needs ``httpx`` (the ``server`` extra).
+Vectors are sent as base64 of little-endian float32 (see :mod:`keeldb.server.wire`).
+Connections are kept alive and pooled (:mod:`keeldb.transport`: the standard library's
+``http.client``, a third of httpx's CPU per call); a ``Client`` may be shared by threads.
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from http.cookiejar import CookieJar
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import numpy as np
 
 from keeldb.errors import InvalidArgumentError, KeelError, RemoteError, error_from_code
 from keeldb.server import wire
 from keeldb.server.config import API_KEY_ENV
+from keeldb.transport import HttpxTransport, PooledTransport, Transport
 from keeldb.types import (
     CollectionInfo,
     CollectionStats,
@@ -61,14 +60,6 @@ def _as_matrix(vectors: Any) -> np.ndarray:
         raise InvalidArgumentError(f"vectors: not an array of numbers: {exc}") from exc
 
 
-class _NoCookies(CookieJar):
-    """A cookie jar that keeps nothing: the API sets no cookies, and httpx's per-response
-    cookie extraction was ~15% of the client's CPU per search."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-
 class Client:
     """A connection to a KeelDB server.
 
@@ -76,8 +67,8 @@ class Client:
     ``Authorization: Bearer``; when None, the ``KEELDB_API_KEY`` environment variable is
     used if set. ``timeout_s``: seconds for connecting and for each response (searches
     and compactions of large collections may need more). ``transport``: an httpx
-    transport to use instead of the network (tests). Connection failures are retried
-    twice; a request the server received is never retried.
+    transport to use instead of the network (tests; needs ``httpx``). Connection failures
+    are retried twice; a request the server may have received is never retried.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -88,10 +79,10 @@ class Client:
         api_key: str | None = None,
         timeout_s: float = 60.0,
         *,
-        transport: httpx.BaseTransport | None = None,
+        transport: Any = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
-        # Every request body is JSON; a fixed Content-Type saves merging headers per call.
+        # Every request body is JSON; one fixed header set for every call.
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/json",
@@ -100,57 +91,45 @@ class Client:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers=headers,
-            timeout=timeout_s,
-            transport=transport or httpx.HTTPTransport(retries=2),
-            cookies=_NoCookies(),
-        )
-        # Parsed URLs by path: httpx parses a string URL (and the base URL) on every
-        # request, which was about a third of the client's CPU per search.
-        self._urls: dict[str, httpx.URL] = {}
-
-    def _url(self, path: str) -> httpx.URL:
-        url = self._urls.get(path)
-        if url is None:
-            if len(self._urls) >= 4096:  # bounded, whatever names a program walks through
-                self._urls.clear()
-            url = self._urls[path] = httpx.URL(self.url + path)
-        return url
+        self._transport: Transport
+        if transport is None:
+            self._transport = PooledTransport(self.url, headers, timeout_s)
+        else:
+            self._transport = HttpxTransport(self.url, headers, timeout_s, transport)
 
     # --- plumbing -----------------------------------------------------------------------
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         """Send one request; return the decoded JSON answer or raise the server's error."""
+        status, data = self._send(method, path, body)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise RemoteError(f"{method} {path}: the answer is not JSON") from exc
+
+    def _send(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        """Send one request; return a success's status and body, or raise its error."""
         content = None
         if body is not None:
             try:
                 content = json.dumps(body, default=_json_default, allow_nan=False).encode()
             except (TypeError, ValueError) as exc:
                 raise InvalidArgumentError(f"request is not JSON serialisable: {exc}") from exc
-        try:
-            response = self._http.request(method, self._url(path), content=content)
-        except httpx.TimeoutException as exc:
-            raise RemoteError(f"{method} {self.url}{path}: timed out ({exc})") from exc
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach KeelDB at {self.url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise self._error(response)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise RemoteError(f"{method} {path}: the answer is not JSON") from exc
+        status, data = self._transport.request(method, path, content)
+        if status >= 400:
+            raise self._error(status, data)
+        return status, data
 
     @staticmethod
-    def _error(response: httpx.Response) -> KeelError:
+    def _error(status: int, data: bytes) -> KeelError:
         try:
-            payload = response.json()
+            payload = json.loads(data)
             code, message = payload["error"], payload["message"]
             if not isinstance(code, str) or not isinstance(message, str):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            return RemoteError(f"HTTP {response.status_code}: {response.text[:200]}")
+            text = data[:200].decode("utf-8", errors="replace")
+            return RemoteError(f"HTTP {status}: {text}")
         return error_from_code(code, message)
 
     @staticmethod
@@ -221,17 +200,11 @@ class Client:
 
     def metrics(self) -> str:
         """The server's Prometheus text (needs an admin key when keys are on)."""
-        try:
-            response = self._http.get("/metrics")
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach KeelDB at {self.url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise self._error(response)
-        return response.text
+        return self._send("GET", "/metrics")[1].decode("utf-8")
 
     def close(self) -> None:
         """Close pooled connections. The client cannot be used afterwards."""
-        self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> Client:
         return self

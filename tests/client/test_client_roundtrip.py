@@ -199,19 +199,20 @@ def test_one_connection_is_reused(client: Client, col: RemoteCollection) -> None
     col.upsert(["a"], np.ones((1, 8)))
     for _ in range(20):
         col.count()
-    pool = client._http._transport._pool  # type: ignore[attr-defined]
-    assert len(pool.connections) == 1
+    assert client._transport.idle_connections() == 1  # type: ignore[attr-defined]
 
 
 def test_vectors_travel_as_base64(col: RemoteCollection, server: ServerProcess) -> None:
     sent: list[dict[str, Any]] = []
-
-    def record(request: httpx.Request) -> None:
-        if request.method == "POST":
-            sent.append(json.loads(request.content))
-
     c = Client(server.url, api_key=ADMIN)
-    c._http.event_hooks["request"].append(record)
+    transport_request = c._transport.request
+
+    def record(method: str, path: str, content: bytes | None) -> tuple[int, bytes]:
+        if method == "POST":
+            sent.append(json.loads(content or b"null"))
+        return transport_request(method, path, content)
+
+    c._transport.request = record  # type: ignore[method-assign]
     remote = c.get_collection(col.name)
     remote.upsert(["a", "b"], np.ones((2, 8)))
     remote.search(np.ones(8), k=1)

@@ -1,0 +1,122 @@
+"""The client's pooled http.client transport against small stand-in servers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from keeldb.errors import InvalidArgumentError, RemoteError
+from keeldb.transport import PooledTransport
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    requests: list[tuple[str, str, bytes]] = []
+    close_after = False
+    drop_silently = False
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        type(self).requests.append((self.command, self.path, body))
+        data = b'{"ok":true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if type(self).close_after:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        if type(self).close_after or type(self).drop_silently:
+            self.close_connection = True
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[ThreadingHTTPServer, type[_Handler]]]:
+    handler = type(
+        "Handler", (_Handler,), {"requests": [], "close_after": False, "drop_silently": False}
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+
+
+def _url(server: ThreadingHTTPServer, prefix: str = "") -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}{prefix}"
+
+
+def test_requests_reuse_one_connection_and_keep_the_path_prefix(http_server: Any) -> None:
+    server, handler = http_server
+    t = PooledTransport(_url(server, "/base"), {"X-Test": "1"}, 5.0)
+    for i in range(5):
+        assert t.request("POST", f"/p{i}", b"{}") == (200, b'{"ok":true}')
+    assert t.idle_connections() == 1
+    assert [r[1] for r in handler.requests] == [f"/base/p{i}" for i in range(5)]
+    t.close()
+    with pytest.raises(RemoteError, match="closed"):
+        t.request("GET", "/x", None)
+
+
+def test_a_connection_closed_by_the_server_is_replaced(http_server: Any) -> None:
+    server, handler = http_server
+    handler.close_after = True  # the server closes after each answer
+    t = PooledTransport(_url(server), {}, 5.0)
+    for _ in range(3):
+        assert t.request("GET", "/", None)[0] == 200
+    assert len(handler.requests) == 3
+    t.close()
+
+
+def test_an_idle_connection_dropped_by_the_server_is_not_used(http_server: Any) -> None:
+    """A keep-alive connection the server closed while idle (an idle timeout, a restart)
+    is noticed before it is used: the request goes out on a fresh connection."""
+    server, handler = http_server
+    handler.drop_silently = True  # answer as keep-alive, then close anyway
+    t = PooledTransport(_url(server), {}, 5.0)
+    assert t.request("GET", "/first", None)[0] == 200
+    assert t.idle_connections() == 1
+    time.sleep(0.2)  # let the server's FIN arrive
+    assert t.request("POST", "/second", b"{}")[0] == 200
+    assert [r[1] for r in handler.requests] == ["/first", "/second"]
+    t.close()
+
+
+def test_unreachable_server_is_a_remote_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once the socket is closed
+    t = PooledTransport(f"http://127.0.0.1:{port}", {}, 2.0)
+    with pytest.raises(RemoteError, match="cannot reach"):
+        t.request("GET", "/", None)
+
+
+def test_a_silent_server_times_out() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # accepts the connection, never answers
+        port = listener.getsockname()[1]
+        t = PooledTransport(f"http://127.0.0.1:{port}", {}, 0.3)
+        with pytest.raises(RemoteError, match="timed out"):
+            t.request("GET", "/", None)
+
+
+@pytest.mark.parametrize("url", ["ftp://host", "127.0.0.1:8321", "http://", "http://h:99999"])
+def test_bad_urls_are_invalid_arguments(url: str) -> None:
+    with pytest.raises(InvalidArgumentError):
+        PooledTransport(url, {}, 1.0)
