@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
+import orjson
 
 from keeldb.errors import InvalidArgumentError, KeelError, RemoteError, error_from_code
 from keeldb.server import wire
@@ -103,7 +104,7 @@ class Client:
         """Send one request; return the decoded JSON answer or raise the server's error."""
         status, data = self._send(method, path, body)
         try:
-            return json.loads(data)
+            return orjson.loads(data)
         except ValueError as exc:
             raise RemoteError(f"{method} {path}: the answer is not JSON") from exc
 
@@ -123,7 +124,7 @@ class Client:
     @staticmethod
     def _error(status: int, data: bytes) -> KeelError:
         try:
-            payload = json.loads(data)
+            payload = orjson.loads(data)
             code, message = payload["error"], payload["message"]
             if not isinstance(code, str) or not isinstance(message, str):
                 raise TypeError

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -115,7 +115,9 @@ class ServerState:
         """Like :meth:`run`, then encode the result as the JSON response, also off-loop."""
 
         def work() -> bytes:
-            return json.dumps(fn(), separators=(",", ":")).encode()
+            # orjson: ~5x faster than json for a search's hits (8% of the server's GIL
+            # time under load); non-str keys as json would write them (stats' levels).
+            return orjson.dumps(fn(), option=orjson.OPT_NON_STR_KEYS)
 
         body = await self.run(work, pool)
         return Response(body, media_type="application/json")
