@@ -10,6 +10,7 @@ python -m bench report --mode full   # regenerate docs/benchmarks.md + docs/img/
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         names = _names(args.systems)
         setup(names)
         driver.run("full", names)
+        # The HTTP server bench (docs/server.md), in its own process, after the others.
+        subprocess.run([sys.executable, str(Path(__file__).parent / "server_bench.py")])
         path = report.write("full")
         print(f"wrote {path}")
         print_targets(report.load_results(driver.RESULTS / "full")[0])

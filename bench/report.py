@@ -509,6 +509,69 @@ def section_footprint(res: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def section_server(path: Path) -> str:
+    """The HTTP server's figures from ``bench/server_bench.py`` (its own run)."""
+    head = ["## 6. HTTP server", ""]
+    if not path.exists():
+        return "\n".join([*head, "No result: run `.venv/bin/python bench/server_bench.py`.", ""])
+    r = json.loads(path.read_text())
+    m = r["machine"]
+    when = r.get("finished_utc", "unknown time")
+    lines = [
+        *head,
+        f"From `bench/server_bench.py` ({when} UTC, commit {r.get('commit') or 'unknown'}, "
+        f"load average {m['loadavg_at_start'][0]} at start, {m['loadavg_at_end'][0]} at the "
+        f"end): `keeldb serve` on 127.0.0.1 over {r['build']['rows']:,} vectors of this data "
+        f"set ({r['build']['index_type']}), k = {r['params']['k']}, `keeldb.Client` in "
+        "separate processes on the same 2 cores. See docs/server.md for where the time goes.",
+        "",
+        table(
+            ["search", "p50 ms", "p99 ms"],
+            [
+                [
+                    "embedded `col.search`",
+                    fmt(r["latency_embedded"]["p50_ms"]),
+                    fmt(r["latency_embedded"]["p99_ms"]),
+                ],
+                [
+                    "`Client.search` over HTTP",
+                    fmt(r["latency_http"]["p50_ms"]),
+                    fmt(r["latency_http"]["p99_ms"]),
+                ],
+            ],
+        ),
+        "",
+    ]
+    rows = []
+    for i, rnd in enumerate(r["throughput"]["rounds"], 1):
+        one, eight = rnd["one_client"], rnd["eight_clients"]
+        rows.append(
+            [
+                str(i),
+                fmt(one["qps"]),
+                fmt(eight["qps"]),
+                f"{rnd['speedup']:.2f}×",
+                str(one["errors"] + eight["errors"]),
+            ]
+        )
+    lines += [
+        table(["round", "1 client QPS", "8 clients QPS", "ratio", "errors"], rows),
+        "",
+        f"Median ratio, 8 clients vs 1: **{r['throughput']['speedup']:.2f}×** (target ≥ 1.6×).",
+        "",
+    ]
+    soak = r["soak"]
+    lines += [
+        f"Soak: {soak['duration_s']:.0f} s of 2 writer and 4 searcher processes, then SIGKILL "
+        f"and a restart: {soak['acknowledged_records']:,} records acknowledged in "
+        f"{soak['upsert_batches']:,} upserts, {soak['searches']:,} searches, "
+        f"{soak['upsert_errors'] + soak['search_errors']} errors, "
+        f"**{soak['lost_after_sigkill']} acknowledged records lost**.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def section_failures(res: dict[str, dict[str, Any]]) -> str:
     out = []
     for n in ORDER:
@@ -576,6 +639,7 @@ def write(
         section_filtered(res),
         section_cold(res),
         section_footprint(res),
+        section_server(results.parent / "server_bench.json"),
         section_failures(res),
         METHOD,
     ]

@@ -31,6 +31,7 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -301,6 +302,20 @@ def soak(
     }
 
 
+def _commit() -> str | None:
+    """The measured commit (with ``+dirty`` when src/ has uncommitted changes)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return None
+    return (head + ("+dirty" if dirty else "")) or None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", type=int, default=20_000, help="base vectors to load")
@@ -398,6 +413,8 @@ def main() -> int:
     results["targets_met"] = ok
     # Other work on the host skews every figure: say how busy it was.
     results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["finished_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    results["commit"] = _commit()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "server_bench.json").write_text(json.dumps(results, indent=2))
     print(f"targets met: {ok}; results in {RESULTS / 'server_bench.json'}")
