@@ -120,3 +120,24 @@ def test_a_silent_server_times_out() -> None:
 def test_bad_urls_are_invalid_arguments(url: str) -> None:
     with pytest.raises(InvalidArgumentError):
         PooledTransport(url, {}, 1.0)
+
+
+def test_the_client_needs_no_server_dependencies() -> None:
+    """README: keeldb.Client works on the base install (no FastAPI, httpx, pydantic)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('fastapi', 'httpx', 'starlette', 'uvicorn',"
+        " 'pydantic'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import keeldb\n"
+        "keeldb.Client('http://127.0.0.1:9').close()\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
