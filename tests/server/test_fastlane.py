@@ -150,3 +150,29 @@ def test_the_lane_serves_collection_posts_only_without_cors(
     assert stack.post(f"{COL}/search", json=body, headers=_auth(ADMIN_KEY)).status_code == 200
     assert lane.get(f"{COL}/stats", headers=_auth(ADMIN_KEY)).status_code == 200
     assert len(served) == 1
+
+
+def test_only_the_first_authorization_header_counts(apis: tuple[Any, Any]) -> None:
+    """Review finding: the lane took the last of two Authorization headers, the full stack
+    the first; a workspace-scoped key followed by an admin key got 200 from the lane."""
+    lane, stack = apis
+    headers = [
+        ("Authorization", f"Bearer {SCOPED_KEY}"),
+        ("Authorization", f"Bearer {ADMIN_KEY}"),
+        ("Content-Type", "application/json"),
+    ]
+    body = b'{"vector": [1, 0, 0, 0]}'
+    a = lane.post(f"{COL}/search", content=body, headers=headers)
+    b = stack.post(f"{COL}/search", content=body, headers=headers)
+    assert a.status_code == b.status_code == 403, (a.text, b.text)
+
+
+def test_lane_requests_count_as_in_flight(apis: tuple[Any, Any]) -> None:
+    """Review finding: the lane never counted its requests in the in-flight gauge."""
+    lane, _ = apis
+    state = lane.app.state.keeldb
+    seen: list[int] = []
+    state.db.get_collection("c").on_search(lambda stats: seen.append(state.metrics.in_flight))
+    lane.post(f"{COL}/search", json={"vector": [1, 0, 0, 0]}, headers=_auth(ADMIN_KEY))
+    assert seen == [1]
+    assert state.metrics.in_flight == 0

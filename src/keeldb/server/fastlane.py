@@ -91,6 +91,19 @@ class FastLane:
     ) -> None:
         start = time.perf_counter()
         state = self.state
+        metrics = state.metrics
+        metrics.in_flight += 1
+        status = 500  # what is recorded if we never answer (cancelled, say), as the stack does
+        try:
+            status = await self._respond(route, ws, name, scope, receive, send)
+        finally:
+            metrics.in_flight -= 1
+            metrics.observe("POST", route.template, status, time.perf_counter() - start)
+
+    async def _respond(
+        self, route: FastRoute, ws: str, name: str, scope: Scope, receive: Receive, send: Send
+    ) -> int:
+        state = self.state
         try:
             response = await self._answer(route, ws, name, scope, receive)
         except _BodyTooLarge:
@@ -108,19 +121,15 @@ class FastLane:
             response = value_error_response(exc)
         except Exception as exc:
             response = internal_error_response(exc, "POST", scope["path"])
-        try:
-            await response(scope, receive, send)
-        finally:
-            state.metrics.observe(
-                "POST", route.template, response.status_code, time.perf_counter() - start
-            )
+        await response(scope, receive, send)
+        return response.status_code
 
     async def _answer(
         self, route: FastRoute, ws: str, name: str, scope: Scope, receive: Receive
     ) -> Response:
         state = self.state
         limit = state.config.max_body_bytes
-        auth = ""
+        auth: str | None = None
         for key, value in scope["headers"]:
             if key == b"content-length":
                 try:
@@ -129,10 +138,10 @@ class FastLane:
                     declared = 0
                 if declared > limit:
                     raise _BodyTooLarge
-            elif key == b"authorization":
-                auth = value.decode("latin-1")
+            elif key == b"authorization" and auth is None:
+                auth = value.decode("latin-1")  # the first one, as Starlette's headers.get
         # Auth before the body is read: an unauthenticated caller learns nothing from 400s.
-        state.authorize_header(auth, ws, route.permission)
+        state.authorize_header(auth or "", ws, route.permission)
         chunks: list[bytes] = []
         seen = 0
         while True:
