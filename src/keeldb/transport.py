@@ -15,8 +15,9 @@ retried.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
-import select
+import socket
 import threading
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -42,16 +43,39 @@ class Transport(Protocol):
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
-    """True when an idle keep-alive connection was closed by the server (its socket is
-    readable: EOF, or bytes nobody asked for)."""
+    """True when an idle keep-alive connection was closed by the server (EOF, an error, or
+    bytes nobody asked for waiting on it). A non-blocking peek: no ``select``, which
+    cannot take descriptors above 1023."""
     sock = conn.sock
     if sock is None:
         return True
+    timeout = sock.gettimeout()
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
+        # Non-blocking for the peek: with a timeout set, recv would first wait for data.
+        sock.setblocking(False)
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return False  # nothing to read: alive and idle
+    except OSError:
         return True
-    return bool(readable)
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+    return True  # b"" (EOF) or unexpected bytes
+
+
+def _early_answer(conn: http.client.HTTPConnection, method: str) -> tuple[int, bytes] | None:
+    """After a failed send: the answer the server may have sent before closing (a 413
+    for a body it would not read), or None."""
+    sock = conn.sock
+    if sock is None:
+        return None
+    try:
+        response = http.client.HTTPResponse(sock, method=method)
+        response.begin()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
 
 
 class PooledTransport:
@@ -125,7 +149,10 @@ class PooledTransport:
             conn.close()
             raise RemoteError(f"{method} {self._url}{path}: timed out ({exc})") from exc
         except (OSError, http.client.HTTPException) as exc:
+            early = _early_answer(conn, method) if isinstance(exc, OSError) else None
             conn.close()
+            if early is not None:
+                return early
             raise RemoteError(f"{method} {self._url}{path}: connection lost: {exc!r}") from exc
         except BaseException:
             conn.close()

@@ -18,6 +18,7 @@ from keeldb.transport import PooledTransport
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     requests: list[tuple[str, str, bytes]] = []
+    peers: list[int] = []
     close_after = False
     drop_silently = False
 
@@ -25,6 +26,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         type(self).requests.append((self.command, self.path, body))
+        type(self).peers.append(self.client_address[1])
         data = b'{"ok":true}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -45,7 +47,9 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server() -> Iterator[tuple[ThreadingHTTPServer, type[_Handler]]]:
     handler = type(
-        "Handler", (_Handler,), {"requests": [], "close_after": False, "drop_silently": False}
+        "Handler",
+        (_Handler,),
+        {"requests": [], "peers": [], "close_after": False, "drop_silently": False},
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
@@ -67,6 +71,7 @@ def test_requests_reuse_one_connection_and_keep_the_path_prefix(http_server: Any
     for i in range(5):
         assert t.request("POST", f"/p{i}", b"{}") == (200, b'{"ok":true}')
     assert t.idle_connections() == 1
+    assert len(set(handler.peers)) == 1  # one TCP connection served all five
     assert [r[1] for r in handler.requests] == [f"/base/p{i}" for i in range(5)]
     t.close()
     with pytest.raises(RemoteError, match="closed"):
@@ -141,3 +146,54 @@ def test_the_client_needs_no_server_dependencies() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_an_early_answer_to_an_unread_large_body_is_returned() -> None:
+    """Review finding: a server refusing a large body (413) and closing without reading
+    it made the send fail (EPIPE/ECONNRESET) and the 413 was lost as a RemoteError."""
+    answer = (
+        b"HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n"
+        b"content-length: 51\r\nconnection: close\r\n\r\n"
+        b'{"error":"payload_too_large","message":"too large"}'
+    )
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def refuse() -> None:
+        conn, _ = listener.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        conn.sendall(answer)
+        conn.shutdown(socket.SHUT_WR)
+        time.sleep(0.2)
+        conn.close()  # unread body bytes: the kernel answers the client with RST
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    t = PooledTransport(f"http://127.0.0.1:{listener.getsockname()[1]}", {}, 5.0)
+    try:
+        status, data = t.request("POST", "/upsert", b"x" * (64 << 20))
+    finally:
+        t.close()
+        listener.close()
+    assert status == 413 and b"payload_too_large" in data
+
+
+def test_a_body_over_the_servers_limit_is_payload_too_large(tmp_path: Any) -> None:
+    """Against a real server: the 413 it sends before closing reaches the caller as
+    PayloadTooLargeError, not as a lost connection."""
+    import numpy as np
+
+    from keeldb import Client
+    from keeldb.errors import PayloadTooLargeError
+    from keeldb.server.testing import ServerProcess
+
+    with ServerProcess(tmp_path / "db", args=["--max-body-bytes", "65536"]) as srv:
+        with Client(srv.url) as client:
+            col = client.create_collection("c", dim=8)
+            with pytest.raises(PayloadTooLargeError):
+                col.upsert([f"r{i}" for i in range(60_000)], np.ones((60_000, 8)))
+            col.upsert(["ok"], np.ones((1, 8)))  # the client recovers
+            assert col.count() == 1
