@@ -102,14 +102,14 @@ class Client:
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         """Send one request; return the decoded JSON answer or raise the server's error."""
-        status, data = self._send(method, path, body)
+        data = self._send(method, path, body)
         try:
             return orjson.loads(data)
         except ValueError as exc:
             raise RemoteError(f"{method} {path}: the answer is not JSON") from exc
 
-    def _send(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
-        """Send one request; return a success's status and body, or raise its error."""
+    def _send(self, method: str, path: str, body: Any = None) -> bytes:
+        """Send one request; return a success's body, or raise its error."""
         content = None
         if body is not None:
             try:
@@ -119,7 +119,7 @@ class Client:
         status, data = self._transport.request(method, path, content)
         if status >= 400:
             raise self._error(status, data)
-        return status, data
+        return data
 
     @staticmethod
     def _error(status: int, data: bytes) -> KeelError:
@@ -201,7 +201,7 @@ class Client:
 
     def metrics(self) -> str:
         """The server's Prometheus text (needs an admin key when keys are on)."""
-        return self._send("GET", "/metrics")[1].decode("utf-8")
+        return self._send("GET", "/metrics").decode("utf-8")
 
     def close(self) -> None:
         """Close pooled connections. The client cannot be used afterwards."""

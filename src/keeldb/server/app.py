@@ -129,8 +129,6 @@ class ServerState:
         :class:`PermissionDeniedError` (403) when its role or workspaces do not allow
         ``permission`` on the path's workspace.
         """
-        if not self.config.keys.enabled:
-            return None
         return self.authorize_header(
             request.headers.get("authorization", ""), request.path_params.get("ws"), permission
         )
@@ -311,12 +309,12 @@ def _fast_routes(app: FastAPI) -> dict[str, FastRoute]:
     by their last path segment, for the :class:`FastLane`."""
     from keeldb.server.routes import COLLECTION
 
+    prefix = COLLECTION + "/"
     routes: dict[str, FastRoute] = {}
     for route in app.router.routes:
         if not isinstance(route, APIRoute) or route.methods != {"POST"}:
             continue
         fast = getattr(route.endpoint, BODY_ATTR, None)
-        prefix = COLLECTION + "/"
         op = route.path[len(prefix) :]
         if fast is None or not route.path.startswith(prefix) or "/" in op or "{" in op:
             continue

@@ -26,8 +26,26 @@ __all__ = [
     "check_filter",
     "check_k",
     "check_query_batch",
+    "declared_length",
     "filter_depth",
+    "too_large",
 ]
+
+
+def too_large(max_bytes: int) -> PayloadTooLargeError:
+    """The error for a request body over ``max_bytes``."""
+    return PayloadTooLargeError(f"request body is larger than the limit of {max_bytes} bytes")
+
+
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The ``Content-Length`` of raw ASGI headers (0 when absent or not a number)."""
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -38,10 +56,7 @@ class BodyTooLarge(StarletteHTTPException):
     """
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(
-            PayloadTooLargeError.status,
-            f"request body is larger than the limit of {max_bytes} bytes",
-        )
+        super().__init__(PayloadTooLargeError.status, too_large(max_bytes).message)
 
 
 class BodyLimitMiddleware:
@@ -56,12 +71,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            PayloadTooLargeError(
-                f"request body is larger than the limit of {self.max_bytes} bytes"
-            ).to_dict(),
-            separators=(",", ":"),
-        ).encode()
+        body = json.dumps(too_large(self.max_bytes).to_dict(), separators=(",", ":")).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -79,15 +89,9 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_bytes:
-                    await self._refuse(send)
-                    return
+        if declared_length(scope["headers"]) > self.max_bytes:
+            await self._refuse(send)
+            return
         seen = 0
         started = False
 
