@@ -15,7 +15,7 @@ answer — the server unreachable, a timeout, a proxy's HTML error page — rais
 
 Vectors are sent as base64 of little-endian float32 (see :mod:`keeldb.server.wire`).
 Connections are kept alive and pooled (:mod:`keeldb.transport`: the standard library's
-``http.client``, a third of httpx's CPU per call); a ``Client`` may be shared by threads.
+``http.client``, under half of httpx's CPU per call); a ``Client`` may be shared by threads.
 """
 
 from __future__ import annotations
