@@ -286,6 +286,7 @@ class RemoteCollection:
         *,
         ef: int | None = None,
         filter: dict[str, Any] | None = None,
+        exact: bool = False,
     ) -> list[Hit]:
         """The ``k`` nearest records to ``vector``, closest first (see the embedded
         ``Collection.search``)."""
@@ -294,6 +295,7 @@ class RemoteCollection:
             "k": k,
             "ef": ef,
             "filter": filter,
+            "exact": exact,
         }
         return [wire.hit_from_wire(h) for h in self._call("search", body)["hits"]]
 
@@ -304,6 +306,7 @@ class RemoteCollection:
         *,
         ef: int | None = None,
         filter: dict[str, Any] | None = None,
+        exact: bool = False,
     ) -> list[list[Hit]]:
         """:meth:`search` for each row of ``vectors``, in one request."""
         body = {
@@ -311,6 +314,7 @@ class RemoteCollection:
             "k": k,
             "ef": ef,
             "filter": filter,
+            "exact": exact,
         }
         results = self._call("search_batch", body)["results"]
         return [[wire.hit_from_wire(h) for h in hits] for hits in results]

@@ -133,6 +133,13 @@ def test_search_and_search_batch_match_exact_neighbours(col: RemoteCollection) -
     assert (
         col.search_batch(vectors[:2], k=2, filter={"group": "odd"})[0][0].metadata["group"] == "odd"
     )
+    # exact=True goes over the wire (with ef it is refused server-side)
+    assert [h.id for h in col.search(query, k=5, exact=True)] == [ids[i] for i in exact]
+    assert col.search_batch(vectors[:3], k=1, exact=True) == batch
+    with pytest.raises(InvalidArgumentError, match="ef has no meaning"):
+        col.search(query, k=5, ef=32, exact=True)
+    with pytest.raises(InvalidArgumentError, match="ef has no meaning"):
+        col.search_batch(vectors[:2], k=5, ef=32, exact=True)
 
 
 def test_scan_stats_flush_compact(col: RemoteCollection) -> None:

@@ -452,27 +452,46 @@ class Collection:
         return ids
 
     def search(
-        self, vector: Any, k: int = 10, *, ef: int | None = None, filter: Any = None
+        self,
+        vector: Any,
+        k: int = 10,
+        *,
+        ef: int | None = None,
+        filter: Any = None,
+        exact: bool = False,
     ) -> list[Hit]:
         """The ``k`` nearest live records to ``vector`` (matching ``filter``), closest
-        first. Fewer than k only when fewer than k records (match)."""
+        first. Fewer than k only when fewer than k records (match).
+
+        ``exact=True`` compares the query with every live (matching) record instead of
+        walking HNSW graphs: recall 1.0, at a cost linear in the rows searched; ``ef``
+        must then be None.
+        """
         self._check_open()
-        check_k(k, ef)
+        check_k(k, ef, exact)
         queries = validate_query(vector, self.dim, self.metric, single=True)
-        return self._search(queries, k, ef, filter)[0]
+        return self._search(queries, k, ef, filter, exact)[0]
 
     def search_batch(
-        self, vectors: Any, k: int = 10, *, ef: int | None = None, filter: Any = None
+        self,
+        vectors: Any,
+        k: int = 10,
+        *,
+        ef: int | None = None,
+        filter: Any = None,
+        exact: bool = False,
     ) -> list[list[Hit]]:
         """:meth:`search` for each row of ``vectors`` (q, dim), in one call."""
         self._check_open()
-        check_k(k, ef)
+        check_k(k, ef, exact)
         queries = validate_query(vectors, self.dim, self.metric, single=False)
         if len(queries) == 0:
             return []
-        return self._search(queries, k, ef, filter)
+        return self._search(queries, k, ef, filter, exact)
 
-    def _search(self, queries: np.ndarray, k: int, ef: int | None, filter: Any) -> list[list[Hit]]:
+    def _search(
+        self, queries: np.ndarray, k: int, ef: int | None, filter: Any, exact: bool
+    ) -> list[list[Hit]]:
         t0 = time.perf_counter()
         flt = self._compile(filter) if filter is not None else None
         ef_used = ef if ef is not None else self.config.ef_search
@@ -499,7 +518,7 @@ class Collection:
             if flt is not None and want_stats:
                 matched += seg.filter_state(flt).count
             units.append(seg)
-            results.append(seg.search(queries, k, ef_used, flt, want_stats=want_stats))
+            results.append(seg.search(queries, k, ef_used, flt, want_stats=want_stats, exact=exact))
         hits = self._merge(queries.shape[0], k, units, results)
         if self._search_callbacks:
             plans = {_unit_name(u): r.plan for u, r in zip(units, results, strict=True)}

@@ -371,8 +371,11 @@ class Segment:
         flt: Any,
         *,
         want_stats: bool = False,
+        exact: bool = False,
     ) -> UnitResult:
         """Top-``k`` per query among live rows (passing ``flt`` when it is not None).
+
+        ``exact`` forces the exact plan (every live, matching row compared).
 
         ``want_stats`` reads faiss's global HNSW counters around the search (they are
         shared by all threads, so concurrent searches blur them; off by default because
@@ -401,7 +404,9 @@ class Segment:
             pass_rate = count / self.rows
             ef_eff = min(max(ef, int(ef / pass_rate**FILTER_EF_EXPONENT)), max(ef, FILTER_EF_CAP))
         plan = "hnsw"
-        if fstate is not None:
+        if exact:
+            plan = "exact"
+        elif fstate is not None:
             fstate.uses += 1
             compact_ok = fstate.compact is not None or (
                 fstate.uses >= COMPACT_MIN_USES

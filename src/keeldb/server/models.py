@@ -165,6 +165,7 @@ class SearchRequest(_Request):
     k: int = 10
     ef: int | None = None
     filter: Filter | None = None
+    exact: bool = False
 
 
 class HitModel(BaseModel):
@@ -182,6 +183,7 @@ class SearchBatchRequest(_Request):
     k: int = 10
     ef: int | None = None
     filter: Filter | None = None
+    exact: bool = False
 
 
 class SearchBatchResponse(BaseModel):

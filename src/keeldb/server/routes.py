@@ -104,7 +104,9 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
         def work() -> dict[str, Any]:
             vector = wire.decode_vector(_plain(body.vector))
-            hits = collection(ws, name).search(vector, k=body.k, ef=body.ef, filter=body.filter)
+            hits = collection(ws, name).search(
+                vector, k=body.k, ef=body.ef, filter=body.filter, exact=body.exact
+            )
             return {"hits": [wire.hit_to_wire(h) for h in hits]}
 
         return await state.run_json(work)
@@ -126,7 +128,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
             vectors = wire.decode_vectors(_plain(body.vectors))
             check_query_batch(vectors.shape[0], cfg)
             results = collection(ws, name).search_batch(
-                vectors, k=body.k, ef=body.ef, filter=body.filter
+                vectors, k=body.k, ef=body.ef, filter=body.filter, exact=body.exact
             )
             return {"results": [[wire.hit_to_wire(h) for h in hits] for hits in results]}
 
