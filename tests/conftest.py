@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +50,19 @@ def sample() -> dict[str, object]:
 
 def random_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+
+
+def _brute_distances(base: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
+    """KeelDB distances from ``q`` to every row of ``base``, by plain numpy."""
+    if metric == "cosine":
+        b = base / np.linalg.norm(base, axis=1, keepdims=True)
+        return np.asarray(1.0 - b @ (q / np.linalg.norm(q)))
+    if metric == "ip":
+        return np.asarray(-(base @ q))
+    return np.asarray(np.sqrt(((base - q) ** 2).sum(axis=1)))
+
+
+@pytest.fixture
+def brute() -> Callable[[np.ndarray, np.ndarray, str], np.ndarray]:
+    """The brute-force oracle: ``brute(base, q, metric)`` -> distances to every row."""
+    return _brute_distances

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -9,21 +11,14 @@ import keeldb
 from keeldb.index import exact as exact_mod
 
 
-def brute(base: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
-    if metric == "cosine":
-        b = base / np.linalg.norm(base, axis=1, keepdims=True)
-        return 1.0 - b @ (q / np.linalg.norm(q))
-    if metric == "ip":
-        return -(base @ q)
-    return np.sqrt(((base - q) ** 2).sum(axis=1))
-
-
 def _want(d: np.ndarray, ok: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in ok[np.argsort(d[ok], kind="stable")[:k]]]
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
-def test_exact_search_matches_brute_force_on_hnsw_segments(db_path: str, metric: str) -> None:
+def test_exact_search_matches_brute_force_on_hnsw_segments(
+    db_path: str, metric: str, brute: Any
+) -> None:
     rng = np.random.default_rng(3)
     n, dim = 3000, 16
     base = rng.normal(size=(n, dim)).astype(np.float32)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 import keeldb
 
 
-def brute(base: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
-    if metric == "cosine":
-        b = base / np.linalg.norm(base, axis=1, keepdims=True)
-        return 1.0 - b @ (q / np.linalg.norm(q))
-    if metric == "ip":
-        return -(base @ q)
-    return np.sqrt(((base - q) ** 2).sum(axis=1))
-
-
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
-def test_repeated_filter_uses_compact_copy_and_stays_exact(db_path: str, metric: str) -> None:
+def test_repeated_filter_uses_compact_copy_and_stays_exact(
+    db_path: str, metric: str, brute: Any
+) -> None:
     rng = np.random.default_rng(5)
     n, dim = 2000, 16
     base = rng.normal(size=(n, dim)).astype(np.float32)
