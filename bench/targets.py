@@ -39,8 +39,9 @@ def point_at_ef(r: dict[str, Any] | None, ef: Any) -> dict[str, Any] | None:
     return next((p for p in sw["points"] if p["ef"] == ef), None)
 
 
-def filtered_mean(r: dict[str, Any] | None) -> float | None:
-    f = _case(r, "filtered")
+def filtered_mean(r: dict[str, Any] | None, key: str = "filtered") -> float | None:
+    """Mean recall@10 over the filtered cases of ``key`` (None unless every case ran)."""
+    f = _case(r, key)
     if not f:
         return None
     rec = [c["recall"] for c in f["cases"] if c.get("status") == "ok"]
@@ -83,6 +84,37 @@ def _ahead(
                 ok,
             )
         )
+    return rows
+
+
+def _exact_filtered_rows(res: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """KeelDB's other filtered operating point, ``exact=True``, against each peer's one:
+    ahead when, in every case, its recall is not lower *and* its QPS is higher."""
+    rows = []
+    ke = _case(res.get("keeldb"), "filtered_exact")
+    kcases = {c["case"]: c for c in (ke or {}).get("cases", []) if c.get("status") == "ok"}
+    for peer in EMBEDDED:
+        lab = systems.BY_NAME[peer].label
+        what = f"filtered search, KeelDB exact=True vs {lab}: recall ≥ and QPS > in every case"
+        pf = _case(res.get(peer), "filtered")
+        pcases = [c for c in (pf or {}).get("cases", []) if c.get("status") == "ok"]
+        if not kcases or not pcases or len(pcases) != len(pf["cases"]):  # type: ignore[index]
+            why = "KeelDB exact=True" if not kcases else lab
+            rows.append(_row(what, f"no usable result for {why}", None))
+            continue
+        parts, ok = [], True
+        for c in pcases:
+            kc = kcases.get(c["case"])
+            if kc is None:
+                parts.append(f"{c['case']}: no KeelDB result")
+                ok = False
+                continue
+            ok = ok and kc["recall"] >= c["recall"] and kc["qps"] > c["qps"]
+            parts.append(
+                f"{c['case']} {kc['recall']:.4f} @ {_num(kc['qps'])} QPS vs "
+                f"{c['recall']:.4f} @ {_num(c['qps'])}"
+            )
+        rows.append(_row(what, "; ".join(parts), ok))
     return rows
 
 
@@ -179,6 +211,7 @@ def evaluate_targets(res: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
         " vec/s",
     )
     rows += _ahead(res, "filtered recall@10 (mean of cases)", filtered_mean, True, "")
+    rows += _exact_filtered_rows(res)
     rows += _ahead(
         res,
         "cold open (open + first query)",

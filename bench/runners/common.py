@@ -341,7 +341,7 @@ def case_filtered(ad: Adapter, ctx: RunContext) -> dict[str, Any]:
                 selectivity=float(case.mask.mean()),
                 recall=recall_at_k(data.base, qf, res, case.gt_sims[:nf], mask=case.mask),
                 times_s=times,
-                qps=n / median(times),
+                qps=nf / median(times),
                 unfiltered_qps_same_ef=ref["qps_single"],
                 full_results=float(np.mean([len(r) >= K for r in res])),
             )

@@ -5,6 +5,8 @@ the sweep's ``ef``), database opened with ``durability="fsync"``: a write is ack
 after its WAL record is fsynced. "Indexed" = ``compact()`` returned after the last upsert,
 so every row is served by HNSW segments (checked with ``stats()``).
 
+Extra case ``filtered_exact``: the filtered cases again with ``exact=True``.
+
 Extra case ``big_open`` (full mode): a cleanly closed 1,000,000-vector collection of
 synthetic vectors is opened by a fresh process, which answers its first search.
 """
@@ -23,7 +25,16 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Adapter, FilterCase, RunContext, dir_bytes, main, median, rss_bytes  # noqa: E402
+from common import (  # noqa: E402
+    Adapter,
+    FilterCase,
+    RunContext,
+    case_filtered,
+    dir_bytes,
+    main,
+    median,
+    rss_bytes,
+)
 
 M, EF_CONSTRUCTION, EF_SEARCH = 16, 200, 64
 NAME = "docs"
@@ -41,6 +52,7 @@ class KeelDB(Adapter):
         self.db: Any = None
         self.col: Any = None
         self.ef: int | None = None
+        self.exact = False  # the filtered_exact case: search(..., exact=True)
         self.stats_after_index: dict[str, Any] = {}
         self.compaction: dict[str, Any] = {}
 
@@ -109,6 +121,8 @@ class KeelDB(Adapter):
         raise NotImplementedError(op)
 
     def search_filtered(self, q: np.ndarray, k: int, flt: Any) -> list[int]:
+        if self.exact:
+            return [int(h.id) for h in self.col.search(q, k, filter=flt, exact=True)]
         return [int(h.id) for h in self.col.search(q, k, ef=self.ef, filter=flt)]
 
     def close(self) -> None:
@@ -128,6 +142,24 @@ class KeelDB(Adapter):
                 "compaction": self.compaction,
                 "stats": self.stats_after_index,
             }
+        if (ctx.result["cases"].get("filtered") or {}).get("status") == "ok":
+            # The same filtered cases with exact=True: recall 1.0 by construction, at
+            # the cost of comparing every matching row.
+            self.exact = True
+            reopen = self.col is None  # cold_open / footprint closed the store
+            try:
+                if reopen:
+                    self.open(ctx.store, ctx.data.dim)
+                out["filtered_exact"] = case_filtered(self, ctx)
+            except Exception as exc:
+                out["filtered_exact"] = {
+                    "status": "failed",
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            finally:
+                self.exact = False
+                if reopen:
+                    self.close()
         if (ctx.result["cases"].get("sweep") or {}).get("status") == "ok":
             try:
                 out["paired_faiss"] = self._paired(ctx)
@@ -146,7 +178,9 @@ class KeelDB(Adapter):
 
         with keeldb.open(ctx.store, durability="fsync") as db:
             col = db.get_collection(NAME)
-            return paired_vs_faiss(ctx, col, M, EF_CONSTRUCTION, rounds=ctx.args.repeats + 2)
+            return paired_vs_faiss(
+                ctx, col, M, EF_CONSTRUCTION, rounds=max(11, ctx.args.repeats + 2)
+            )
 
 
 def big_open(ctx: RunContext) -> dict[str, Any]:

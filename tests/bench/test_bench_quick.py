@@ -54,9 +54,14 @@ def test_quick_mode_results_are_sane(quick_results: Path) -> None:
         assert cold["open_first_query_s"] > 0 and cold["first_query_correct_ids"] >= 5
         assert cases["footprint"]["disk"]["apparent_bytes"] > 0
         assert r["run"]["load_before"] and r["run"]["load_after"]
-    paired = json.loads((quick_results / "keeldb.json").read_text())["cases"]["paired_faiss"]
+    keel = json.loads((quick_results / "keeldb.json").read_text())["cases"]
+    exact = keel["filtered_exact"]["cases"]
+    assert [c["case"] for c in exact] == [c["case"] for c in keel["filtered"]["cases"]]
+    assert all(c["status"] == "ok" and c["recall"] == 1.0 for c in exact), exact
+    paired = keel["paired_faiss"]
     assert paired["status"] == "ok", paired
     assert paired["single_qps_ratio"] > 0 and paired["batch_qps_ratio"] > 0
+    assert min(paired["recall"].values()) >= 0.8, paired["recall"]
     assert paired["faiss_build_s"] > 0
     # a peer whose environment is absent is reported, not dropped
     chroma = json.loads((quick_results / "chroma.json").read_text())

@@ -56,3 +56,48 @@ def test_spec_mask_follows_the_data_set_ops() -> None:
         True,
     ]
     assert spec_mask({"field": "rank", "op": "is_not_null"}, metas).tolist() == [False, True, True]
+
+
+def test_filtered_qps_counts_the_queries_actually_timed() -> None:
+    """A slow system's filtered pass is cut to fewer queries than the sweep's; its QPS is
+    those queries over the time they took (regression: it divided the sweep's count)."""
+    import argparse
+    import time
+    from types import SimpleNamespace
+
+    from common import Adapter, FilterCase, RunContext, case_filtered
+
+    rng = np.random.default_rng(2)
+    n_base, n_q = 30, 100
+    mask = np.ones(n_base, bool)
+    case = FilterCase("all", "every row", {}, mask, np.zeros((n_q, 10)), np.zeros((n_q, 10)))
+    data = SimpleNamespace(
+        base=_unit(rng.standard_normal((n_base, 8))),
+        queries=_unit(rng.standard_normal((n_q, 8))),
+        cases=[case],
+    )
+
+    class Slow(Adapter):
+        system = "slow"
+
+        def set_ef(self, ef: int | None) -> None:
+            pass
+
+        def translate_filter(self, case: FilterCase) -> object:
+            return None
+
+        def search_filtered(self, q: np.ndarray, k: int, flt: object) -> list[int]:
+            time.sleep(0.004)
+            return list(range(10))
+
+    args = argparse.Namespace(repeats=1, pass_budget_s=0.1)
+    sweep = {
+        "status": "ok",
+        "ef_at_target": 8,
+        "points": [{"ef": 8, "n_queries": n_q, "qps_single": 1000.0}],
+    }
+    ctx = RunContext(args, data, "", {"cases": {"sweep": sweep}})  # type: ignore[arg-type]
+    row = case_filtered(Slow(), ctx)["cases"][0]
+    assert row["status"] == "ok" and row["n_queries"] < n_q
+    assert row["qps"] == row["n_queries"] / row["times_s"][0]
+    assert row["qps"] < 1 / 0.004
