@@ -91,7 +91,13 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
     referenced = {"MANIFEST"}
     for entry in manifest.segments:
         sid = entry.segment_id
-        names = [segment_file_name(sid, e) for e in ("vec", "ids", "meta", "cols")]
+        names = [segment_file_name(sid, e) for e in ("vec", "ids", "meta")]
+        cols_name = segment_file_name(sid, "cols")
+        # A flat segment may have no column file (it builds its columns in memory); one it
+        # has is checked like any other.
+        has_cols = entry.kind == "hnsw" or os.path.exists(os.path.join(directory, cols_name))
+        if has_cols:
+            names.append(cols_name)
         if entry.kind == "hnsw":
             names.append(segment_file_name(sid, "hnsw"))
         if entry.tombstones:
@@ -110,17 +116,20 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
             for row in range(entry.rows):
                 meta.at(row)
             report.files_checked += 1
-            cols_path, payload = read_columns(fs, directory, sid, entry.rows)
-            from keeldb.filtering import MetadataColumns
+            if has_cols:
+                cols_path, payload = read_columns(fs, directory, sid, entry.rows)
+                from keeldb.filtering import MetadataColumns
 
-            try:
-                if len(MetadataColumns.from_bytes(payload)) != entry.rows:
-                    raise CorruptionError("filter columns have the wrong row count", path=cols_path)
-            except ValueError as exc:
-                raise CorruptionError(
-                    f"filter columns cannot be decoded: {exc}", path=cols_path
-                ) from exc
-            report.files_checked += 1
+                try:
+                    if len(MetadataColumns.from_bytes(payload)) != entry.rows:
+                        raise CorruptionError(
+                            "filter columns have the wrong row count", path=cols_path
+                        )
+                except ValueError as exc:
+                    raise CorruptionError(
+                        f"filter columns cannot be decoded: {exc}", path=cols_path
+                    ) from exc
+                report.files_checked += 1
             if entry.tombstones:
                 read_tombstones(fs, directory, entry.tombstones, entry.rows)
                 report.files_checked += 1

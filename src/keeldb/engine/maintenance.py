@@ -281,21 +281,25 @@ class Maintainer:
         segment: Segment | None = None
         if len(keep):
             seg_id = self._allocate_segment_id()
-            metas = [mem.metadata[i] for i in keep.tolist()]
+            rows = keep.tolist()
+            metas = [mem.metadata[i] for i in rows]
             write_segment(
                 col.fs,
                 col.directory,
                 seg_id,
                 col.config,
                 mem.vectors[keep],
-                [mem.ids[i] for i in keep.tolist()],
+                [mem.ids[i] for i in rows],
                 encode_metadata_rows(metas),
-                metas,
+                None,  # a flat segment: filter columns are built on first use
                 None,
             )
             segment = Segment(
                 col.fs, col.directory, SegmentEntry(seg_id, len(keep), "flat"), col.config
             )
+            columns = mem.columns_if_built()
+            if columns is not None and len(rows) == n == len(columns):
+                segment.adopt_columns(columns)  # filtered searches ran on the memtable
         with col._locked_for_write():
             if segment is not None:
                 row_map = np.full(n, -1, dtype=np.int64)
@@ -391,9 +395,10 @@ class Maintainer:
         for i in inputs:
             ids.extend(i.segment.ids.ids_at(i.taken))
             raw_meta.extend(i.segment.meta.raw_at(r) for r in i.taken.tolist())
-        metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
+        metas = None
         index = None
         if kind == "hnsw":
+            metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
             if base is not None and base.hnsw is not None:
                 index = extend_hnsw(base.hnsw.path, vectors[base.rows :])
             else:

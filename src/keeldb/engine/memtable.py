@@ -111,6 +111,12 @@ class Memtable:
                 self._columns = MetadataColumns.build(self.metadata[: self.n])
             return self._columns
 
+    def columns_if_built(self) -> Any:
+        """The filter columns if a filtered search built them, else None (for a frozen
+        memtable they then cover exactly its ``n`` rows)."""
+        with self._columns_lock:
+            return self._columns
+
     def filter_mask(self, flt: Any, n: int) -> np.ndarray:
         """Rows among the first ``n`` whose metadata passes ``flt`` (bool array, len n)."""
         self.columns()

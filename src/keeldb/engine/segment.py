@@ -135,18 +135,25 @@ def write_segment(
     vectors: np.ndarray,
     ids: list[str],
     metadata_json: list[bytes],
-    metadata: list[dict[str, Any]],
+    metadata: list[dict[str, Any]] | None,
     index: faiss.Index | None,
 ) -> int:
-    """Write every file of a new segment (fsynced, under final names). Returns bytes."""
+    """Write every file of a new segment (fsynced, under final names). Returns bytes.
+
+    The filter-column file is written when ``metadata`` (the decoded rows) is given: for
+    HNSW segments. A flat segment is short-lived (merged into HNSW as the collection
+    grows) and builds its columns in memory on its first filtered search instead; a seal
+    does not spend its time (and the writers' GIL) on them.
+    """
     from keeldb.filtering import MetadataColumns
 
     total = write_vectors(fs, directory, segment_id, vectors)
     total += write_ids(fs, directory, segment_id, ids)
     total += write_metadata(fs, directory, segment_id, metadata_json)
-    total += write_columns(
-        fs, directory, segment_id, MetadataColumns.build(metadata).to_bytes(), len(ids)
-    )
+    if metadata is not None:
+        total += write_columns(
+            fs, directory, segment_id, MetadataColumns.build(metadata).to_bytes(), len(ids)
+        )
     if index is not None:
         total += save_hnsw(
             fs, os.path.join(directory, segment_file_name(segment_id, "hnsw")), index
@@ -265,10 +272,19 @@ class Segment:
         return self.rows - self.dead_count
 
     def columns(self) -> Any:
+        """The segment's filter columns: from its column file, or, for a flat segment
+        without one, built from its metadata on first use (then kept)."""
         with self._lock:
             if self._columns is None:
                 from keeldb.filtering import MetadataColumns
 
+                if self.kind == "flat" and not os.path.exists(
+                    os.path.join(self.directory, segment_file_name(self.segment_id, "cols"))
+                ):
+                    self._columns = MetadataColumns.build(
+                        self.metadata_many(list(range(self.rows)))
+                    )
+                    return self._columns
                 path, payload = read_columns(self.fs, self.directory, self.segment_id, self.rows)
                 try:
                     cols = MetadataColumns.from_bytes(payload)
@@ -332,6 +348,13 @@ class Segment:
 
     def metadata_at(self, row: int) -> dict[str, Any]:
         return self.meta.at(row)
+
+    def adopt_columns(self, columns: Any) -> None:
+        """Use ``columns`` (one per row, e.g. the sealed memtable's) instead of building
+        them on first use."""
+        assert len(columns) == self.rows
+        with self._lock:
+            self._columns = columns
 
     def metadata_many(self, rows: list[int]) -> list[dict[str, Any]]:
         """Decode many rows' metadata with one JSON parse (C speed)."""
