@@ -197,3 +197,141 @@ def test_a_body_over_the_servers_limit_is_payload_too_large(tmp_path: Any) -> No
                 col.upsert([f"r{i}" for i in range(60_000)], np.ones((60_000, 8)))
             col.upsert(["ok"], np.ones((1, 8)))  # the client recovers
             assert col.count() == 1
+
+
+class _Scripted:
+    """A raw-socket server: for each connection, reads one request head (and its body),
+    then sends the next scripted answer bytes; ``None`` closes without answering."""
+
+    def __init__(self, answers: list[bytes | None], close_after: bool = False) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.close_after = close_after
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while self.answers:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if b"\r\n\r\n" not in data:
+                        break
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    while len(data) < length:
+                        data += conn.recv(65536)
+                    self.requests.append(head + b"\r\n\r\n" + data[:length])
+                    data = data[length:]
+                    answer = self.answers.pop(0)
+                    if answer is None:
+                        break
+                    conn.sendall(answer)
+                    if self.close_after:
+                        break
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _ok(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+def test_answers_framed_every_way_are_read() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(b"after 100")
+    split_head = _ok(b"x" * 300_000)  # bigger than one recv
+    srv = _Scripted([chunked, interim, split_head, _ok(b"", b"X-Empty: \r\n")])
+    t = PooledTransport(srv.url, {"Authorization": "Bearer k"}, 5.0)
+    try:
+        assert t.request("POST", "/a", b"{}") == (200, b"hello world")
+        assert t.request("GET", "/b", None) == (200, b"after 100")
+        assert t.request("POST", "/c", b"y" * 400_000) == (200, b"x" * 300_000)
+        assert t.request("GET", "/d", None) == (200, b"")
+        assert t.idle_connections() == 1  # all four on one keep-alive connection
+    finally:
+        t.close()
+        srv.close()
+    first = srv.requests[0]
+    assert first.startswith(b"POST /a HTTP/1.1\r\n")
+    assert b"\r\nAuthorization: Bearer k\r\n" in first and b"\r\nContent-Length: 2\r\n" in first
+    assert first.endswith(b"\r\n\r\n{}")
+    assert b"Content-Length" not in srv.requests[1]  # a GET without a body
+    assert srv.requests[2].endswith(b"y" * 400_000)
+
+
+def test_an_http10_answer_without_length_is_read_to_the_end() -> None:
+    srv = _Scripted([b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil EOF"], True)
+    t = PooledTransport(srv.url, {}, 5.0)
+    try:
+        assert t.request("GET", "/", None) == (200, b"until EOF")
+        assert t.idle_connections() == 0  # the connection ended with the body
+    finally:
+        t.close()
+        srv.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -4\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",  # then the server closes
+        None,  # closes without a word
+    ],
+)
+def test_malformed_or_cut_answers_are_remote_errors(answer: bytes | None) -> None:
+    srv = _Scripted([answer], close_after=True)
+    t = PooledTransport(srv.url, {}, 5.0)
+    try:
+        with pytest.raises(RemoteError, match="connection lost"):
+            t.request("POST", "/x", b"{}")
+        assert t.idle_connections() == 0
+    finally:
+        t.close()
+        srv.close()
+
+
+def test_bytes_after_an_answer_keep_the_connection_out_of_the_pool() -> None:
+    srv = _Scripted([_ok(b"one") + b"HTTP/1.1 200 OK\r\n", _ok(b"two")])
+    t = PooledTransport(srv.url, {}, 5.0)
+    try:
+        assert t.request("GET", "/1", None) == (200, b"one")
+        assert t.idle_connections() == 0  # unasked-for bytes: never reused
+        assert t.request("GET", "/2", None) == (200, b"two")
+    finally:
+        t.close()
+        srv.close()
+
+
+@pytest.mark.parametrize(
+    "headers", [{"Authorization": "Bearer a\r\nX-Evil: 1"}, {"X\nY": "1"}, {"K": "\u20ac"}]
+)
+def test_header_injection_is_refused(headers: dict[str, str]) -> None:
+    with pytest.raises(InvalidArgumentError):
+        PooledTransport("http://127.0.0.1:9", headers, 1.0)
