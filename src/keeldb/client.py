@@ -61,6 +61,14 @@ def _as_matrix(vectors: Any) -> np.ndarray:
         raise InvalidArgumentError(f"vectors: not an array of numbers: {exc}") from exc
 
 
+def _add_exact(body: dict[str, Any], exact: Any) -> None:
+    """``exact`` goes on the wire only when True (servers before 0.2 refuse the field)."""
+    if not isinstance(exact, bool):
+        raise InvalidArgumentError(f"exact must be True or False, got {exact!r}")
+    if exact:
+        body["exact"] = True
+
+
 class Client:
     """A connection to a KeelDB server.
 
@@ -295,8 +303,8 @@ class RemoteCollection:
             "k": k,
             "ef": ef,
             "filter": filter,
-            "exact": exact,
         }
+        _add_exact(body, exact)
         return [wire.hit_from_wire(h) for h in self._call("search", body)["hits"]]
 
     def search_batch(
@@ -314,8 +322,8 @@ class RemoteCollection:
             "k": k,
             "ef": ef,
             "filter": filter,
-            "exact": exact,
         }
+        _add_exact(body, exact)
         results = self._call("search_batch", body)["results"]
         return [[wire.hit_from_wire(h) for h in hits] for hits in results]
 

@@ -140,6 +140,8 @@ def test_search_and_search_batch_match_exact_neighbours(col: RemoteCollection) -
         col.search(query, k=5, ef=32, exact=True)
     with pytest.raises(InvalidArgumentError, match="ef has no meaning"):
         col.search_batch(vectors[:2], k=5, ef=32, exact=True)
+    with pytest.raises(InvalidArgumentError, match="exact must be"):
+        col.search(query, k=5, exact=1)  # type: ignore[arg-type]
 
 
 def test_scan_stats_flush_compact(col: RemoteCollection) -> None:
@@ -279,3 +281,22 @@ def test_client_side_bad_input_is_invalid_argument(col: RemoteCollection) -> Non
         col.upsert(["a"], [["not", "numbers"]])
     with pytest.raises(InvalidArgumentError):
         col.upsert(["a"], np.ones((1, 8)), [{"when": object()}])
+
+
+def test_exact_is_sent_only_when_true() -> None:
+    """Servers before 0.2 refuse unknown fields: a plain search must not mention exact."""
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json={"hits": [], "results": [[]]})
+
+    with Client("http://test", transport=httpx.MockTransport(handler)) as client:
+        info = keeldb.CollectionInfo("c", "default", 2, "l2", 0, 16, 200, 64, 0.0, "flat")
+        col = RemoteCollection(client, info)
+        col.search([1.0, 2.0], k=3)
+        col.search_batch([[1.0, 2.0]], k=3)
+        col.search([1.0, 2.0], k=3, exact=True)
+        col.search_batch([[1.0, 2.0]], k=3, exact=True)
+    assert ["exact" in b for b in bodies] == [False, False, True, True]
+    assert bodies[2]["exact"] is True and bodies[3]["exact"] is True

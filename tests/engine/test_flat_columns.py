@@ -52,15 +52,38 @@ def test_sealed_flat_segment_has_no_column_file_and_filters_correctly(db_path: s
 
 
 def test_seal_adopts_the_memtable_columns_a_filtered_search_built(db_path: str) -> None:
-    with keeldb.open(db_path, **OPTS) as db:
+    with keeldb.open(db_path, **dict(OPTS, memtable_rows=1000)) as db:
         col = db.create_collection("c", dim=8, metric="l2")
-        _fill(col, 100)  # exactly one full memtable
+        _fill(col, 100)  # stays in the memtable
         before = _filtered_ids(col)  # builds the memtable's columns
+        mem = col._state.active
+        built = mem.columns_if_built()
+        assert built is not None and len(built) == 100
+        with col._locked_for_write():
+            col._freeze()
         col._maintainer.seal_once()  # type: ignore[union-attr]
         segs = col._state.segments
         assert len(segs) == 1 and segs[0].kind == "flat"
-        assert segs[0]._columns is not None  # adopted, not rebuilt on the next search
+        assert segs[0]._columns is built  # adopted, not rebuilt from the metadata
         assert _filtered_ids(col) == before
+
+
+def test_seal_after_deletes_builds_fresh_columns(db_path: str) -> None:
+    """Rows deleted before the seal are not copied: the memtable's columns (one per
+    memtable row) no longer line up, so the segment builds its own."""
+    with keeldb.open(db_path, **dict(OPTS, memtable_rows=1000)) as db:
+        col = db.create_collection("c", dim=8, metric="l2")
+        _fill(col, 100)
+        _filtered_ids(col)
+        col.delete(["1", "4", "50"])
+        with col._locked_for_write():
+            col._freeze()
+        col._maintainer.seal_once()  # type: ignore[union-attr]
+        seg = col._state.segments[0]
+        assert seg.rows == 97 and seg._columns is None
+        want = sorted(str(i) for i in range(100) if i % 3 == 1 and i not in (1, 4, 50))
+        assert _filtered_ids(col) == want
+        assert len(seg._columns) == 97
 
 
 def test_flat_segment_column_file_from_older_versions_is_still_used_and_checked(

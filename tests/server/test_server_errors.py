@@ -54,6 +54,11 @@ BAD_BODIES: list[tuple[str, Any]] = [
     ("search", {"vector": [1, 2, 3, 4], "k": 0}),
     ("search", {"vector": [1, 2, 3, 4], "k": -5}),
     ("search", {"vector": [1, 2, 3, 4], "ef": 0}),
+    # exact is a JSON boolean, nothing else (review: "yes", 1 and "on" were read as True)
+    ("search", {"vector": [1, 2, 3, 4], "exact": "yes"}),
+    ("search", {"vector": [1, 2, 3, 4], "exact": 1}),
+    ("search_batch", {"vectors": [[1, 2, 3, 4]], "exact": "true"}),
+    ("search", {"vector": [1, 2, 3, 4], "exact": True, "ef": 10}),
     ("search", {"vector": []}),
     ("search", {"vector": [[1, 2], [3]]}),
     ("search", {"vector": [1, 2, 3]}),

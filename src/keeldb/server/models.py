@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 __all__ = [
     "CollectionInfoModel",
@@ -165,7 +165,7 @@ class SearchRequest(_Request):
     k: int = 10
     ef: int | None = None
     filter: Filter | None = None
-    exact: bool = False
+    exact: StrictBool = False
 
 
 class HitModel(BaseModel):
@@ -183,7 +183,7 @@ class SearchBatchRequest(_Request):
     k: int = 10
     ef: int | None = None
     filter: Filter | None = None
-    exact: bool = False
+    exact: StrictBool = False
 
 
 class SearchBatchResponse(BaseModel):
