@@ -93,7 +93,11 @@ class _Http11Connection:
         self.sock: socket.socket | None = None
         self._buf = bytearray()
         netloc = f"[{host}]" if ":" in host else host
-        self._host_line = f"Host: {netloc}:{port}\r\n".encode("idna")
+        try:
+            name = netloc.encode("ascii")
+        except UnicodeEncodeError:
+            name = netloc.encode("idna")  # an internationalised host name
+        self._host_line = b"Host: %s:%d\r\n" % (name, port)
 
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
