@@ -32,7 +32,7 @@ from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment, remove_segment_files, write_segment
 from keeldb.engine.state import State
 from keeldb.errors import CorruptionError, KeelError, StorageError
-from keeldb.index.hnsw import build_hnsw, extend_hnsw
+from keeldb.index.hnsw import build_hnsw, extend_hnsw, locality_order, stored_vectors
 from keeldb.storage.format import is_collection_file, parse_wal_name, segment_file_name
 from keeldb.storage.manifest import Manifest, SegmentEntry, write_manifest
 from keeldb.storage.segment_files import encode_metadata_rows, write_tombstones
@@ -397,24 +397,41 @@ class Maintainer:
             raw_meta.extend(i.segment.meta.raw_at(r) for r in i.taken.tolist())
         metas = None
         index = None
+        new_row = None  # output row of each merged row, when the rows are reordered
         if kind == "hnsw":
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
             if base is not None and base.hnsw is not None:
                 index = extend_hnsw(base.hnsw.path, vectors[base.rows :])
             else:
                 index = build_hnsw(vectors, col.metric, col.config.m, col.config.ef_construction)
+            # Rows in breadth-first graph order: a search's rows sit close in memory.
+            order = locality_order(index)
+            index.permute_entries(order)
+            # The index's own (now reordered) copy of the vectors: no third copy.
+            del vectors
+            vectors = stored_vectors(index)
+            rows = order.tolist()
+            ids = [ids[r] for r in rows]
+            raw_meta = [raw_meta[r] for r in rows]
+            metas = [metas[r] for r in rows]
+            new_row = np.empty_like(order)
+            new_row[order] = np.arange(len(order))
         seg_id = self._allocate_segment_id()
         write_segment(
             col.fs, col.directory, seg_id, col.config, vectors, ids, raw_meta, metas, index
         )
-        del index, vectors
+        del vectors, index  # the vectors may be a view of the index
         try:
             out = Segment(col.fs, col.directory, SegmentEntry(seg_id, total_rows, kind), col.config)
-            self._install(inputs, out)
+            self._install(inputs, out, new_row)
         finally:
             self._building.discard(seg_id)
 
-    def _install(self, inputs: list[_Input], out: Segment | None) -> None:
+    def _install(
+        self, inputs: list[_Input], out: Segment | None, new_row: np.ndarray | None = None
+    ) -> None:
+        """Replace ``inputs`` by ``out``. ``new_row`` maps a merged row (``offset`` +
+        position in ``taken``) to its row in ``out`` when the merge reordered them."""
         col = self.col
         with col._locked_for_write():
             if out is not None:
@@ -422,7 +439,8 @@ class Maintainer:
                     # Base rows keep their dead flags (the graph still holds them); rows
                     # deleted since the snapshot are carried over too.
                     now_dead = i.segment.dead[i.taken]
-                    _mark_dead(out, i.offset + np.flatnonzero(now_dead))
+                    merged = i.offset + np.flatnonzero(now_dead)
+                    _mark_dead(out, merged if new_row is None else new_row[merged])
             gone = {id(i.segment) for i in inputs}
             state = col._state
             kept = tuple(s for s in state.segments if id(s) not in gone)
