@@ -47,6 +47,7 @@ def test_sigkill_writer_loses_no_acknowledged_write(fast_tmp: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 200 trials of up to 2 s of writing each, plus reopen checks
 def test_sigkill_soak_long(tmp_path: Path) -> None:
     totals = _soak(tmp_path, trials=200, seed=11, max_wait_s=2.0)
     print(f"\n[kill-9 soak] {totals}")
