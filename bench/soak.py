@@ -158,8 +158,13 @@ def writer(path: str, seed: int, start: int, ack_log: str) -> None:
 
     threading.Thread(target=reader, daemon=True).start()
     os.write(fd, b"ready\n")
+    parent = os.getppid()
     i = start
     while True:
+        if os.getppid() != parent:
+            # The driver is gone (killed, or its test timed out) and will never kill this
+            # writer: stop instead of writing forever.
+            os._exit(3)
         batch, compact = wl.next()
         if len(batch) == 1:
             kind, args = batch[0]

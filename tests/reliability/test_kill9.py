@@ -53,3 +53,31 @@ def test_sigkill_soak_long(tmp_path: Path) -> None:
     print(f"\n[kill-9 soak] {totals}")
     assert totals["failures"] == []
     assert totals["trials"] == 200
+
+
+def test_a_writer_whose_driver_died_stops(tmp_path: Path) -> None:
+    """A soak driver killed by a test timeout left its writer running (and using a core)
+    for good; the writer now exits once its parent is gone."""
+    import os
+    import time
+
+    code = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen([sys.executable, {str(SOAK)!r}, '--writer', "
+        f"{str(tmp_path / 'db')!r}, '1', '0', {str(tmp_path / 'acks.log')!r}])\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(1.5)\n"  # the writer is up and writing; then the driver just ends
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return  # exited; a zombie until init reaps it
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    raise AssertionError("the writer kept running after its driver died")
