@@ -11,7 +11,8 @@ import fcntl
 import os
 from dataclasses import dataclass, field
 
-from keeldb.errors import CorruptionError, DatabaseLockedError, KeelError
+from keeldb.engine.segment import load_columns
+from keeldb.errors import DatabaseLockedError, KeelError
 from keeldb.index.hnsw import load_hnsw
 from keeldb.storage.fileio import OsFileSystem
 from keeldb.storage.format import LOCK_NAME, is_collection_file, parse_wal_name, segment_file_name
@@ -21,7 +22,6 @@ from keeldb.storage.segment_files import (
     IdTable,
     MetadataTable,
     map_vectors,
-    read_columns,
     read_tombstones,
 )
 from keeldb.storage.wal import read_wal
@@ -117,18 +117,7 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
                 meta.at(row)
             report.files_checked += 1
             if has_cols:
-                cols_path, payload = read_columns(fs, directory, sid, entry.rows)
-                from keeldb.filtering import MetadataColumns
-
-                try:
-                    if len(MetadataColumns.from_bytes(payload)) != entry.rows:
-                        raise CorruptionError(
-                            "filter columns have the wrong row count", path=cols_path
-                        )
-                except ValueError as exc:
-                    raise CorruptionError(
-                        f"filter columns cannot be decoded: {exc}", path=cols_path
-                    ) from exc
+                load_columns(fs, directory, sid, entry.rows)
                 report.files_checked += 1
             if entry.tombstones:
                 read_tombstones(fs, directory, entry.tombstones, entry.rows)

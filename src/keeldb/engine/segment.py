@@ -162,6 +162,20 @@ def write_segment(
     return total
 
 
+def load_columns(fs: FileSystem, directory: str, segment_id: int, rows: int) -> Any:
+    """A segment's column file, decoded and checked (``CorruptionError`` naming it)."""
+    from keeldb.filtering import MetadataColumns
+
+    path, payload = read_columns(fs, directory, segment_id, rows)
+    try:
+        cols = MetadataColumns.from_bytes(payload)
+    except ValueError as exc:
+        raise CorruptionError(f"filter columns cannot be decoded: {exc}", path=path) from exc
+    if len(cols) != rows:
+        raise CorruptionError("filter columns have the wrong row count", path=path)
+    return cols
+
+
 def remove_segment_files(fs: FileSystem, directory: str, segment_id: int) -> None:
     for ext in SEGMENT_EXTENSIONS:
         fs.remove(os.path.join(directory, segment_file_name(segment_id, ext)))
@@ -285,16 +299,7 @@ class Segment:
                         self.metadata_many(list(range(self.rows)))
                     )
                     return self._columns
-                path, payload = read_columns(self.fs, self.directory, self.segment_id, self.rows)
-                try:
-                    cols = MetadataColumns.from_bytes(payload)
-                except ValueError as exc:
-                    raise CorruptionError(
-                        f"filter columns cannot be decoded: {exc}", path=path
-                    ) from exc
-                if len(cols) != self.rows:
-                    raise CorruptionError("filter columns have the wrong row count", path=path)
-                self._columns = cols
+                self._columns = load_columns(self.fs, self.directory, self.segment_id, self.rows)
             return self._columns
 
     def filter_mask(self, flt: Any) -> np.ndarray:
