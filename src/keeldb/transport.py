@@ -86,7 +86,7 @@ class _Http11Connection:
     the server closing before a complete answer raises ``ConnectionResetError``.
     """
 
-    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+    def __init__(self, host: str, port: int, timeout_s: float, headers: bytes = b"") -> None:
         self.host = host
         self.port = port
         self.timeout = timeout_s
@@ -97,7 +97,8 @@ class _Http11Connection:
             name = netloc.encode("ascii")
         except UnicodeEncodeError:
             name = netloc.encode("idna")  # an internationalised host name
-        self._host_line = b"Host: %s:%d\r\n" % (name, port)
+        # Sent with every request: Host, then ``headers`` (``Name: value\r\n`` lines).
+        self._fixed_headers = b"Host: %s:%d\r\n" % (name, port) + headers
 
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
@@ -109,16 +110,11 @@ class _Http11Connection:
         if sock is not None:
             sock.close()
 
-    @property
-    def idle_clean(self) -> bool:
-        """No unread bytes left over from the last answer."""
-        return not self._buf
-
-    def send(self, method: str, target: str, headers: bytes, content: bytes | None) -> None:
-        """Send one request; ``headers`` is a block of ``Name: value\\r\\n`` lines."""
+    def send(self, method: str, target: str, content: bytes | None) -> None:
+        """Send one request."""
         assert self.sock is not None
         head = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), target.encode("ascii"))
-        head += self._host_line + headers
+        head += self._fixed_headers
         if content is not None or method in ("POST", "PUT", "PATCH"):
             head += b"Content-Length: %d\r\n" % (len(content) if content else 0)
         head += b"\r\n"
@@ -253,15 +249,13 @@ class _Http11Connection:
 class _StdlibConnection:
     """An ``http.client`` connection behind the same small interface (``https://``)."""
 
-    def __init__(self, conn: http.client.HTTPConnection) -> None:
+    def __init__(self, conn: http.client.HTTPConnection, headers: dict[str, str]) -> None:
         self._conn = conn
-        self._headers: dict[str, str] = {}
+        self._headers = headers
 
     @property
     def sock(self) -> socket.socket | None:
         return self._conn.sock
-
-    idle_clean = True
 
     def connect(self) -> None:
         self._conn.connect()
@@ -269,11 +263,8 @@ class _StdlibConnection:
     def close(self) -> None:
         self._conn.close()
 
-    def send(self, method: str, target: str, headers: bytes, content: bytes | None) -> None:
-        fields = dict(
-            line.split(": ", 1) for line in headers.decode("latin-1").split("\r\n") if line
-        )
-        self._conn.request(method, target, body=content, headers=fields)
+    def send(self, method: str, target: str, content: bytes | None) -> None:
+        self._conn.request(method, target, body=content, headers=self._headers)
 
     def read_response(self, method: str) -> tuple[int, bytes, bool]:
         if self._conn.sock is None:
@@ -330,7 +321,8 @@ class PooledTransport:
             raise InvalidArgumentError(f"server URL has a bad port: {url!r}") from exc
         self._prefix = parts.path.rstrip("/")
         self._url = url
-        self._headers = _header_block(headers)
+        self._headers = headers
+        self._header_block = _header_block(headers)  # also refuses CR/LF injection
         self._timeout = timeout_s
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
@@ -344,9 +336,10 @@ class PooledTransport:
     def _new_connection(self) -> _Connection:
         if self._https:
             return _StdlibConnection(
-                http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout)
+                http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout),
+                self._headers,
             )
-        return _Http11Connection(self._host, self._port, self._timeout)
+        return _Http11Connection(self._host, self._port, self._timeout, self._header_block)
 
     def _connect(self) -> _Connection:
         for attempt in range(CONNECT_RETRIES + 1):
@@ -376,7 +369,7 @@ class PooledTransport:
 
     def _checkin(self, conn: _Connection) -> None:
         with self._lock:
-            if not self._closed and len(self._idle) < MAX_IDLE and conn.idle_clean:
+            if not self._closed and len(self._idle) < MAX_IDLE:
                 self._idle.append(conn)
                 return
         conn.close()
@@ -385,7 +378,7 @@ class PooledTransport:
         conn = self._checkout()
         try:
             try:
-                conn.send(method, self._prefix + path, self._headers, content)
+                conn.send(method, self._prefix + path, content)
             except UnicodeEncodeError as exc:
                 raise InvalidArgumentError(f"request path must be ASCII: {path!r}") from exc
             status, data, will_close = conn.read_response(method)

@@ -340,9 +340,11 @@ def test_header_injection_is_refused(headers: dict[str, str]) -> None:
 def test_host_header_for_ipv6_long_and_international_names() -> None:
     from keeldb.transport import _Http11Connection
 
-    assert _Http11Connection("::1", 9, 1.0)._host_line == b"Host: [::1]:9\r\n"
+    assert _Http11Connection("::1", 9, 1.0)._fixed_headers == b"Host: [::1]:9\r\n"
     long_name = "a" * 70  # one label over 63 characters: still sent as given
-    assert _Http11Connection(long_name, 80, 1.0)._host_line == f"Host: {long_name}:80\r\n".encode()
-    assert _Http11Connection("bücher.example", 80, 1.0)._host_line == (
+    assert (
+        _Http11Connection(long_name, 80, 1.0)._fixed_headers == f"Host: {long_name}:80\r\n".encode()
+    )
+    assert _Http11Connection("bücher.example", 80, 1.0)._fixed_headers == (
         b"Host: xn--bcher-kva.example:80\r\n"
     )
