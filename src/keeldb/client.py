@@ -61,12 +61,17 @@ def _as_matrix(vectors: Any) -> np.ndarray:
         raise InvalidArgumentError(f"vectors: not an array of numbers: {exc}") from exc
 
 
-def _add_exact(body: dict[str, Any], exact: Any) -> None:
-    """``exact`` goes on the wire only when True (servers before 0.2 refuse the field)."""
+def _add_options(body: dict[str, Any], exact: Any, with_metadata: Any) -> None:
+    """``exact`` goes on the wire only when True, ``with_metadata`` only when False
+    (servers before 0.2 refuse either field, so the defaults keep working with them)."""
     if not isinstance(exact, bool):
         raise InvalidArgumentError(f"exact must be True or False, got {exact!r}")
+    if not isinstance(with_metadata, bool):
+        raise InvalidArgumentError(f"with_metadata must be True or False, got {with_metadata!r}")
     if exact:
         body["exact"] = True
+    if not with_metadata:
+        body["with_metadata"] = False
 
 
 class Client:
@@ -295,6 +300,7 @@ class RemoteCollection:
         ef: int | None = None,
         filter: dict[str, Any] | None = None,
         exact: bool = False,
+        with_metadata: bool = True,
     ) -> list[Hit]:
         """The ``k`` nearest records to ``vector``, closest first (see the embedded
         ``Collection.search``)."""
@@ -304,7 +310,7 @@ class RemoteCollection:
             "ef": ef,
             "filter": filter,
         }
-        _add_exact(body, exact)
+        _add_options(body, exact, with_metadata)
         return [wire.hit_from_wire(h) for h in self._call("search", body)["hits"]]
 
     def search_batch(
@@ -315,6 +321,7 @@ class RemoteCollection:
         ef: int | None = None,
         filter: dict[str, Any] | None = None,
         exact: bool = False,
+        with_metadata: bool = True,
     ) -> list[list[Hit]]:
         """:meth:`search` for each row of ``vectors``, in one request."""
         body = {
@@ -323,7 +330,7 @@ class RemoteCollection:
             "ef": ef,
             "filter": filter,
         }
-        _add_exact(body, exact)
+        _add_options(body, exact, with_metadata)
         results = self._call("search_batch", body)["results"]
         return [[wire.hit_from_wire(h) for h in hits] for hits in results]
 

@@ -42,11 +42,14 @@ class Record:
 
 class Hit(NamedTuple):
     """One search result: smaller ``distance`` is closer (cosine: 1 - cos; l2: Euclidean
-    distance; ip: -dot). A named tuple: ``hit.id`` or ``id, distance, metadata = hit``."""
+    distance; ip: -dot). A named tuple: ``hit.id`` or ``id, distance, metadata = hit``.
+
+    ``metadata`` is a fresh dict (``{}`` when the record has none), or None when the
+    search was made with ``with_metadata=False``."""
 
     id: str
     distance: float
-    metadata: Metadata
+    metadata: Metadata | None
 
 
 @dataclass(frozen=True, slots=True)

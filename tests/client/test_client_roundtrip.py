@@ -142,6 +142,15 @@ def test_search_and_search_batch_match_exact_neighbours(col: RemoteCollection) -
         col.search_batch(vectors[:2], k=5, ef=32, exact=True)
     with pytest.raises(InvalidArgumentError, match="exact must be"):
         col.search(query, k=5, exact=1)  # type: ignore[arg-type]
+    # with_metadata=False goes over the wire: the same hits, metadata null
+    bare = col.search(query, k=5, with_metadata=False)
+    assert [(h.id, h.distance) for h in bare] == [(h.id, h.distance) for h in hits]
+    assert all(h.metadata is None for h in bare)
+    bare_batch = col.search_batch(vectors[:3], k=1, with_metadata=False)
+    assert [r[0].id for r in bare_batch] == ["id0", "id1", "id2"]
+    assert all(r[0].metadata is None for r in bare_batch)
+    with pytest.raises(InvalidArgumentError, match="with_metadata must be"):
+        col.search_batch(vectors[:2], k=1, with_metadata=0)  # type: ignore[arg-type]
 
 
 def test_scan_stats_flush_compact(col: RemoteCollection) -> None:
@@ -283,8 +292,10 @@ def test_client_side_bad_input_is_invalid_argument(col: RemoteCollection) -> Non
         col.upsert(["a"], np.ones((1, 8)), [{"when": object()}])
 
 
-def test_exact_is_sent_only_when_true() -> None:
-    """Servers before 0.2 refuse unknown fields: a plain search must not mention exact."""
+@pytest.mark.parametrize(("field", "other"), [("exact", True), ("with_metadata", False)])
+def test_search_options_are_sent_only_when_not_the_default(field: str, other: bool) -> None:
+    """Servers before 0.2 refuse unknown fields: a plain search must mention neither
+    ``exact`` nor ``with_metadata``; a search that changes one sends just that one."""
     bodies: list[dict[str, Any]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -294,9 +305,14 @@ def test_exact_is_sent_only_when_true() -> None:
     with Client("http://test", transport=httpx.MockTransport(handler)) as client:
         info = keeldb.CollectionInfo("c", "default", 2, "l2", 0, 16, 200, 64, 0.0, "flat")
         col = RemoteCollection(client, info)
-        col.search([1.0, 2.0], k=3)
+        col.search([1.0, 2.0], k=3, **{field: not other})
         col.search_batch([[1.0, 2.0]], k=3)
-        col.search([1.0, 2.0], k=3, exact=True)
-        col.search_batch([[1.0, 2.0]], k=3, exact=True)
-    assert ["exact" in b for b in bodies] == [False, False, True, True]
-    assert bodies[2]["exact"] is True and bodies[3]["exact"] is True
+        col.search([1.0, 2.0], k=3, **{field: other})
+        col.search_batch([[1.0, 2.0]], k=3, **{field: other})
+    assert [sorted(set(b) - {"vector", "vectors", "k", "ef", "filter"}) for b in bodies] == [
+        [],
+        [],
+        [field],
+        [field],
+    ]
+    assert bodies[2][field] is other and bodies[3][field] is other

@@ -59,11 +59,13 @@ def check_index_params(dim: Any, metric: Any, m: Any, ef_construction: Any, ef_s
         raise InvalidArgumentError(f"metric must be one of {METRICS}, got {metric!r}")
 
 
-def check_k(k: Any, ef: Any, exact: Any = False) -> None:
-    """``k`` >= 1 (at most 100000); ``ef`` None or >= 1; ``exact`` a bool, and with
-    ``exact=True`` no ``ef`` (an exact search walks no graph)."""
+def check_k(k: Any, ef: Any, exact: Any = False, with_metadata: Any = True) -> None:
+    """``k`` >= 1 (at most 100000); ``ef`` None or >= 1; ``exact`` and ``with_metadata``
+    bools, and with ``exact=True`` no ``ef`` (an exact search walks no graph)."""
     if not isinstance(exact, bool):
         raise InvalidArgumentError(f"exact must be True or False, got {exact!r}")
+    if not isinstance(with_metadata, bool):
+        raise InvalidArgumentError(f"with_metadata must be True or False, got {with_metadata!r}")
     if exact and ef is not None:
         raise InvalidArgumentError("ef has no meaning with exact=True: pass one or the other")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100_000:

@@ -166,12 +166,13 @@ class SearchRequest(_Request):
     ef: int | None = None
     filter: Filter | None = None
     exact: StrictBool = False
+    with_metadata: StrictBool = True
 
 
 class HitModel(BaseModel):
     id: str
     distance: float
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] | None  # null when the search had with_metadata=false
 
 
 class SearchResponse(BaseModel):
@@ -184,6 +185,7 @@ class SearchBatchRequest(_Request):
     ef: int | None = None
     filter: Filter | None = None
     exact: StrictBool = False
+    with_metadata: StrictBool = True
 
 
 class SearchBatchResponse(BaseModel):

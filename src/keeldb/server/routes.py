@@ -104,9 +104,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
         def work() -> dict[str, Any]:
             vector = wire.decode_vector(_plain(body.vector))
-            hits = collection(ws, name).search(
-                vector, k=body.k, ef=body.ef, filter=body.filter, exact=body.exact
-            )
+            hits = collection(ws, name).search(vector, **_search_options(body))
             return {"hits": [wire.hit_to_wire(h) for h in hits]}
 
         return await state.run_json(work)
@@ -127,9 +125,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
         def work() -> dict[str, Any]:
             vectors = wire.decode_vectors(_plain(body.vectors))
             check_query_batch(vectors.shape[0], cfg)
-            results = collection(ws, name).search_batch(
-                vectors, k=body.k, ef=body.ef, filter=body.filter, exact=body.exact
-            )
+            results = collection(ws, name).search_batch(vectors, **_search_options(body))
             return {"results": [[wire.hit_to_wire(h) for h in hits] for hits in results]}
 
         return await state.run_json(work)
@@ -372,3 +368,14 @@ def add_open_routes(router: APIRouter, state: ServerState) -> None:
 def _plain(value: Any) -> Any:
     """A pydantic-parsed vector field back as plain data for :mod:`wire` to decode."""
     return value.model_dump() if hasattr(value, "model_dump") else value
+
+
+def _search_options(body: SearchRequest | SearchBatchRequest) -> dict[str, Any]:
+    """The keyword arguments of ``Collection.search`` / ``search_batch`` in ``body``."""
+    return {
+        "k": body.k,
+        "ef": body.ef,
+        "filter": body.filter,
+        "exact": body.exact,
+        "with_metadata": body.with_metadata,
+    }

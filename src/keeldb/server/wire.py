@@ -179,8 +179,11 @@ def hit_to_wire(hit: Hit) -> dict[str, Any]:
 
 
 def hit_from_wire(obj: Mapping[str, Any]) -> Hit:
-    """Rebuild a :class:`Hit`."""
-    return Hit(id=obj["id"], distance=float(obj["distance"]), metadata=dict(obj["metadata"]))
+    """Rebuild a :class:`Hit` (``metadata`` null: a search with ``with_metadata=False``)."""
+    meta = obj["metadata"]
+    return Hit(
+        id=obj["id"], distance=float(obj["distance"]), metadata=None if meta is None else dict(meta)
+    )
 
 
 def page_from_wire(obj: Mapping[str, Any]) -> Page:
