@@ -62,6 +62,10 @@ def plots(res: dict[str, dict[str, Any]], img: Path) -> dict[str, str]:
     fig.savefig(img / files["recall_qps"], dpi=110)
     plt.close(fig)
 
+    filtered = _filtered_plot(res, img, plt)
+    if filtered:
+        files["filtered"] = filtered
+
     names = [n for n in ORDER if case(res.get(n, {}), "ingest")]
     if names:
         fig, ax = plt.subplots(figsize=(10, 0.6 * len(names) + 1.5))
@@ -81,3 +85,49 @@ def plots(res: dict[str, dict[str, Any]], img: Path) -> dict[str, str]:
         fig.savefig(img / files["ingest"], dpi=110)
         plt.close(fig)
     return files
+
+
+def _filtered_plot(res: dict[str, dict[str, Any]], img: Path, plt: Any) -> str | None:
+    """Per filtered case: KeelDB's recall / QPS over its filtered ef sweep (and exact=True),
+    every other system's single filtered result as a point."""
+    from bench.targets import keeldb_filtered_settings
+
+    settings = keeldb_filtered_settings(res.get("keeldb"))
+    if not settings:
+        return None
+    case_ids = list(settings[0][1])
+    fig, axes = plt.subplots(1, len(case_ids), figsize=(5.2 * len(case_ids), 4.8), squeeze=False)
+    for ax, cid in zip(axes[0], case_ids, strict=True):
+        hnsw = [
+            (c[cid]["recall"], c[cid]["qps"])
+            for lab, c in settings
+            if lab != "exact=True" and cid in c
+        ]
+        exact = [
+            (c[cid]["recall"], c[cid]["qps"])
+            for lab, c in settings
+            if lab == "exact=True" and cid in c
+        ]
+        if hnsw:
+            ax.plot(*zip(*hnsw, strict=True), "o-", linewidth=2, label="KeelDB (ef sweep)")
+        if exact:
+            ax.plot(*zip(*exact, strict=True), "*", markersize=12, label="KeelDB exact=True")
+        for name in ORDER:
+            if name == "keeldb":
+                continue
+            f = case(res.get(name, {}), "filtered")
+            c = next((c for c in (f or {}).get("cases", []) if c.get("case") == cid), None)
+            if c and c.get("status") == "ok":
+                ax.plot([c["recall"]], [c["qps"]], "s", markersize=6, label=label(name))
+        ax.set_yscale("log")
+        ax.set_xlabel("filtered recall@10")
+        ax.set_ylabel("queries per second (log)")
+        ax.set_title(cid)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Filtered recall@10 vs QPS, one query per call, pypi-minilm")
+    fig.tight_layout()
+    name = "bench-filtered.png"
+    fig.savefig(img / name, dpi=110)
+    plt.close(fig)
+    return name

@@ -315,12 +315,17 @@ def ef_at_target(points: list[dict[str, Any]]) -> int | None:
     return points[-1]["ef"] if points else None  # type: ignore[no-any-return]
 
 
-def case_filtered(ad: Adapter, ctx: RunContext) -> dict[str, Any]:
+def case_filtered(ad: Adapter, ctx: RunContext, ef: Any = None) -> dict[str, Any]:
+    """Every filtered case, one query per call, at ``ef`` (default: the sweep's
+    ``ef_at_target``, the first swept ef reaching recall@10 >= 0.95 unfiltered; an
+    explicit ``ef`` must be one of the swept values, whose unfiltered point is the
+    reference for ``qps_vs_unfiltered``)."""
     data, reps = ctx.data, ctx.args.repeats
     sweep = ctx.result["cases"].get("sweep", {})
     if sweep.get("status") != "ok":
         raise RuntimeError("needs the sweep case")
-    ef = sweep["ef_at_target"]
+    if ef is None:
+        ef = sweep["ef_at_target"]
     ref = next(p for p in sweep["points"] if p["ef"] == ef)
     n = ref["n_queries"]
     qs = np.ascontiguousarray(data.queries[:n])

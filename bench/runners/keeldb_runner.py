@@ -143,21 +143,24 @@ class KeelDB(Adapter):
                 "stats": self.stats_after_index,
             }
         if (ctx.result["cases"].get("filtered") or {}).get("status") == "ok":
-            # The same filtered cases with exact=True: recall 1.0 by construction, at
-            # the cost of comparing every matching row.
-            self.exact = True
             reopen = self.col is None  # cold_open / footprint closed the store
+            if reopen:
+                self.open(ctx.store, ctx.data.dim)
             try:
-                if reopen:
-                    self.open(ctx.store, ctx.data.dim)
-                out["filtered_exact"] = case_filtered(self, ctx)
-            except Exception as exc:
-                out["filtered_exact"] = {
-                    "status": "failed",
-                    "error": f"{type(exc).__name__}: {exc}",
-                }
+                # The same filtered cases with exact=True: recall 1.0 by construction,
+                # at the cost of comparing every matching row.
+                self.exact = True
+                try:
+                    out["filtered_exact"] = case_filtered(self, ctx)
+                except Exception as exc:
+                    out["filtered_exact"] = _failed(exc)
+                finally:
+                    self.exact = False
+                try:
+                    out["filtered_sweep"] = self._filtered_sweep(ctx)
+                except Exception as exc:
+                    out["filtered_sweep"] = _failed(exc)
             finally:
-                self.exact = False
                 if reopen:
                     self.close()
         if (ctx.result["cases"].get("sweep") or {}).get("status") == "ok":
@@ -171,6 +174,19 @@ class KeelDB(Adapter):
             except Exception as exc:
                 out["big_open"] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         return out
+
+    def _filtered_sweep(self, ctx: RunContext) -> dict[str, Any]:
+        """The filtered cases again at every swept ef above the one the ``filtered``
+        case used: KeelDB's filtered recall / QPS curve (more ef buys recall)."""
+        sweep = ctx.result["cases"]["sweep"]
+        start = sweep["ef_at_target"]
+        efs = [p["ef"] for p in sweep["points"] if start is not None and p["ef"] > start]
+        points = []
+        for ef in efs:
+            res = case_filtered(self, ctx, ef=ef)
+            points.append({"ef": ef, "cases": res["cases"]})
+        self.set_ef(start)
+        return {"status": "ok", "points": points}
 
     def _paired(self, ctx: RunContext) -> dict[str, Any]:
         """Reopen the store and time KeelDB against raw faiss, interleaved (keeldb_paired)."""
@@ -277,3 +293,7 @@ if __name__ == "__main__":
         big_open_child(sys.argv[2])
         sys.exit(0)
     sys.exit(main(KeelDB()))
+
+
+def _failed(exc: Exception) -> dict[str, Any]:
+    return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

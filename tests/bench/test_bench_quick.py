@@ -58,9 +58,15 @@ def test_quick_mode_results_are_sane(quick_results: Path) -> None:
     exact = keel["filtered_exact"]["cases"]
     assert [c["case"] for c in exact] == [c["case"] for c in keel["filtered"]["cases"]]
     assert all(c["status"] == "ok" and c["recall"] == 1.0 for c in exact), exact
+    sweep = keel["filtered_sweep"]
+    assert sweep["status"] == "ok", sweep
+    above = [p["ef"] for p in points if p["ef"] > keel["sweep"]["ef_at_target"]]
+    assert [p["ef"] for p in sweep["points"]] == above  # every swept ef above ef_at_target
+    assert all(c["status"] == "ok" for p in sweep["points"] for c in p["cases"])
     paired = keel["paired_faiss"]
     assert paired["status"] == "ok", paired
     assert paired["single_qps_ratio"] > 0 and paired["batch_qps_ratio"] > 0
+    assert paired["single_qps_ratio_bare"] > 0 and paired["batch_qps_ratio_bare"] > 0
     assert min(paired["recall"].values()) >= 0.8, paired["recall"]
     assert paired["faiss_build_s"] > 0
     # a peer whose environment is absent is reported, not dropped
@@ -86,3 +92,5 @@ def test_report_is_generated_from_quick_results(quick_results: Path, tmp_path: P
     assert "PASS" in text or "FAIL" in text
     assert (tmp_path / "img" / "bench-recall-qps.png").stat().st_size > 0
     assert (tmp_path / "img" / "bench-ingest.png").stat().st_size > 0
+    assert (tmp_path / "img" / "bench-filtered.png").stat().st_size > 0
+    assert "KeelDB setting" in text  # the filtered ef sweep's table

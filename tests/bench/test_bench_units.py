@@ -101,3 +101,56 @@ def test_filtered_qps_counts_the_queries_actually_timed() -> None:
     assert row["status"] == "ok" and row["n_queries"] < n_q
     assert row["qps"] == row["n_queries"] / row["times_s"][0]
     assert row["qps"] < 1 / 0.004
+
+
+def _fres(ef: object, cases: dict[str, tuple[float, float]]) -> dict[str, object]:
+    return {
+        "status": "ok",
+        "ef": ef,
+        "cases": [
+            {"case": c, "status": "ok", "recall": r, "qps": q} for c, (r, q) in cases.items()
+        ],
+    }
+
+
+def test_filtered_targets_compare_recall_at_the_peers_speed() -> None:
+    """A peer is beaten in a case only by a KeelDB setting that is at least as accurate
+    *and* faster; the first such setting (lowest ef, exact last) is named, and one case
+    lost fails the row."""
+    from bench import targets
+
+    keel = {
+        "cases": {
+            "filtered": _fres(48, {"a": (0.95, 2000.0), "b": (1.0, 3000.0)}),
+            "filtered_sweep": {
+                "status": "ok",
+                "points": [
+                    {"ef": 128, "cases": _fres(128, {"a": (0.99, 1000.0)})["cases"]},
+                    {"ef": 256, "cases": _fres(256, {"a": (0.995, 600.0)})["cases"]},
+                ],
+            },
+            "filtered_exact": _fres(None, {"a": (1.0, 100.0), "b": (1.0, 4000.0)}),
+        }
+    }
+    peers = {
+        "chroma": {"cases": {"filtered": _fres(64, {"a": (0.98, 50.0), "b": (1.0, 20.0)})}},
+        "lancedb": {"cases": {"filtered": _fres(48, {"a": (1.0, 1.0), "b": (1.0, 1.0)})}},
+        "milvus-lite": {"cases": {"filtered": _fres(48, {"a": (1.0, 500.0), "b": (0.5, 1.0)})}},
+    }
+    rows = {
+        r["target"]: r
+        for r in targets._filtered_rows({"keeldb": keel, **peers})  # type: ignore[arg-type]
+    }
+
+    def row(peer: str) -> dict[str, str]:
+        return next(r for t, r in rows.items() if targets.systems.BY_NAME[peer].label in t)
+
+    assert row("chroma")["verdict"] == "**PASS**"
+    assert "a ef=128: 0.9900 @ 1,000 QPS" in row("chroma")["measured"]  # not ef=256
+    assert "b ef=48: 1.0000 @ 3,000 QPS" in row("chroma")["measured"]  # not exact=True
+    assert row("lancedb")["verdict"] == "**PASS**"
+    assert "a exact=True" in row("lancedb")["measured"]
+    # recall 1.0 at 500 QPS: only exact=True is as accurate, and it is slower
+    assert row("milvus-lite")["verdict"] == "**FAIL**"
+    assert "a: none of KeelDB's settings" in row("milvus-lite")["measured"]
+    assert row("qdrant-local")["verdict"] == "n/a"  # no result for it
