@@ -95,7 +95,7 @@ def _filtered_plot(res: dict[str, dict[str, Any]], img: Path, plt: Any) -> str |
     settings = keeldb_filtered_settings(res.get("keeldb"))
     if not settings:
         return None
-    case_ids = list(settings[0][1])
+    case_ids = list(dict.fromkeys(cid for _, cases in settings for cid in cases))
     fig, axes = plt.subplots(1, len(case_ids), figsize=(5.2 * len(case_ids), 4.8), squeeze=False)
     for ax, cid in zip(axes[0], case_ids, strict=True):
         hnsw = [

@@ -5,6 +5,17 @@ Lite, Qdrant local) on QPS at recall@10 >= 0.95, ingest rate, filtered recall an
 cold-open time; within 0.8x raw faiss on single-query QPS at recall@10 >= 0.95. From the
 engine's issues: ratios to raw faiss at the same ef, ingest rate with fsync, time to fully
 indexed vs faiss build, 1M-vector cold open, filtered recall and filtered QPS.
+
+Two targets have two rows each, because the issue's words allow two readings and the
+report shows both verdicts:
+
+* "ahead on filtered recall": recall at equal or higher speed (one KeelDB setting at least
+  as accurate and faster than the peer in every case), and the earlier reading, mean
+  recall with each system at its own ef (where the systems run 50-4,000x apart in speed,
+  and an exact-only peer at 1.0 cannot be passed);
+* KeelDB vs raw faiss: like with like (KeelDB's ids + distances, ``with_metadata=False``,
+  the output faiss gives), and KeelDB's default call, which also decodes a metadata dict
+  per hit.
 """
 
 from __future__ import annotations
@@ -75,6 +86,8 @@ def _ahead(
             rows.append(_row(f"{what}: KeelDB ahead of {lab}", f"no usable result for {why}", None))
             continue
         ok = k > p if higher else k < p
+        if what.startswith("filtered recall"):
+            ok = k >= p  # recall is capped at 1: "ahead" means not behind
         rows.append(
             _row(
                 f"{what}: KeelDB ahead of {lab}",
@@ -106,20 +119,30 @@ def keeldb_filtered_settings(k: dict[str, Any] | None) -> list[tuple[str, dict[s
     return out
 
 
+def _recall_on(kc: dict[str, Any], n: int) -> float:
+    """KeelDB's recall of a case over its first ``n`` queries (the prefix a slower system
+    was timed on), from its per-query hits; its overall recall if those are absent."""
+    hits = kc.get("hits_per_query")
+    if hits and len(hits) >= n:
+        return float(sum(hits[:n])) / (10 * n)
+    return float(kc["recall"])
+
+
 def _filtered_rows(res: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
-    """Filtered recall at equal or higher speed: against each peer's filtered result,
-    KeelDB is ahead when, in every case, one of its settings (an ef of the filtered sweep,
-    or exact=True) has recall@10 not lower *and* QPS higher. The first such setting
-    (lowest ef; exact=True last) is shown. This is the filtered analogue of "QPS at
-    recall@10 >= 0.95": recall is bought with time, so recall is compared at (at least)
-    the peer's speed."""
+    """Filtered recall at equal or higher speed: against each peer's filtered results,
+    KeelDB is ahead when one of its settings (an ef of the filtered case or its sweep, or
+    exact=True) has, in every case, recall@10 not lower (on the same query prefix as the
+    peer's) *and* QPS higher. The first such setting (lowest ef; exact=True last) is
+    shown. This is the filtered analogue of "QPS at recall@10 >= 0.95": recall is bought
+    with time, so it is compared at (at least) the peer's speed. The mean recall at each
+    system's own ef (the earlier reading) is kept beside it."""
     rows = []
     settings = keeldb_filtered_settings(res.get("keeldb"))
     for peer in EMBEDDED:
         lab = systems.BY_NAME[peer].label
         what = (
-            f"filtered recall@10 at ≥ the peer's QPS: KeelDB ahead of {lab} in every case "
-            "(recall ≥ and QPS >, at some KeelDB ef or exact=True)"
+            f"filtered recall@10 at ≥ the peer's speed: KeelDB ahead of {lab} (one KeelDB "
+            "setting with recall ≥ and QPS > the peer's in every case)"
         )
         pf = _case(res.get(peer), "filtered")
         pcases = [c for c in (pf or {}).get("cases", []) if c.get("status") == "ok"]
@@ -127,28 +150,32 @@ def _filtered_rows(res: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
             why = "KeelDB" if not settings else lab
             rows.append(_row(what, f"no usable result for {why}", None))
             continue
-        parts, ok = [], True
-        for c in pcases:
-            wins = [
-                (kc["qps"], label, kc)
-                for label, kcases in settings
-                if (kc := kcases.get(c["case"])) is not None
-                and kc["recall"] >= c["recall"]
+        chosen = None
+        for label, kcases in settings:
+            if all(
+                (kc := kcases.get(c["case"])) is not None
+                and _recall_on(kc, c["n_queries"]) >= c["recall"]
                 and kc["qps"] > c["qps"]
-            ]
-            if not wins:
-                ok = False
-                parts.append(
-                    f"{c['case']}: none of KeelDB's settings ({c['recall']:.4f} @ "
-                    f"{_num(c['qps'])} QPS)"
-                )
-                continue
-            _, label, kc = wins[0]  # the least effort: lowest ef, exact=True last
-            parts.append(
-                f"{c['case']} {label}: {kc['recall']:.4f} @ {_num(kc['qps'])} QPS vs "
-                f"{c['recall']:.4f} @ {_num(c['qps'])}"
-            )
-        rows.append(_row(what, "; ".join(parts), ok))
+                for c in pcases
+            ):
+                chosen = (label, kcases)
+                break
+        if chosen is None:
+            best = ", ".join(f"{c['case']} {c['recall']:.4f} @ {_num(c['qps'])}" for c in pcases)
+            rows.append(_row(what, f"no single KeelDB setting beats {lab}'s {best}", False))
+            continue
+        label, kcases = chosen
+        parts = [
+            f"{c['case']} {_recall_on(kcases[c['case']], c['n_queries']):.4f} @ "
+            f"{_num(kcases[c['case']]['qps'])} QPS vs {c['recall']:.4f} @ {_num(c['qps'])} "
+            f"({c['n_queries']} queries)"
+            for c in pcases
+        ]
+        rows.append(_row(what, f"KeelDB {label}: " + "; ".join(parts), True))
+    rows += [
+        {**r, "target": r["target"] + " (earlier reading: each system at its own ef, not speed)"}
+        for r in _ahead(res, "filtered recall@10, mean of cases", filtered_mean, True, "")
+    ]
     return rows
 
 
@@ -173,28 +200,26 @@ def _faiss_targets(k: dict[str, Any] | None, f: dict[str, Any] | None) -> list[d
             )
         if pair:
             # Like with like: KeelDB returning ids and distances (with_metadata=False), as
-            # faiss does; the default call, which also decodes a metadata dict per hit, is
-            # shown beside it. (Results from before 2026-12 have the default call only.)
-            bare = f"{key}_qps_ratio_bare" in pair
-            kk = f"{key}_bare" if bare else key
-            r = pair[f"{key}_qps_ratio{'_bare' if bare else ''}"]
-            what = "ids + distances (`with_metadata=False`, what faiss returns)" if bare else ""
-            default = (
-                f"; default call (a metadata dict per hit as well): "
-                f"{pair[f'keeldb_qps_{key}']:,.0f} QPS, {pair[f'{key}_qps_ratio']:.2f}×"
-                if bare
-                else ""
-            )
-            rows.append(
-                _row(
-                    target,
-                    f"ef={pair['ef']}, paired{', ' + what if what else ''}: "
-                    f"{pair[f'keeldb_qps_{kk}']:,.0f} vs {pair[f'faiss_qps_{key}']:,.0f} QPS, "
-                    f"median per-round ratio {r:.2f}× (KeelDB recall "
-                    f"{pair['recall'][f'k_{kk}']:.4f}){default}{sep}",
-                    r >= need and pair["recall"][f"k_{kk}"] >= RECALL,
+            # faiss does. The default call, which also decodes a metadata dict per hit,
+            # gets its own row and verdict. (Paired results without *_bare keys predate
+            # with_metadata: only the default call was timed.)
+            variants = [("", "default call, a metadata dict per hit as well")]
+            if f"{key}_qps_ratio_bare" in pair:
+                variants.insert(
+                    0, ("_bare", "ids + distances (`with_metadata=False`, what faiss returns)")
                 )
-            )
+            for suffix, how in variants:
+                r = pair[f"{key}_qps_ratio{suffix}"]
+                rec = pair["recall"][f"k_{key}{suffix}"]
+                rows.append(
+                    _row(
+                        target + (f", {how}" if len(variants) > 1 else ""),
+                        f"ef={pair['ef']}, paired: {pair[f'keeldb_qps_{key}{suffix}']:,.0f} vs "
+                        f"{pair[f'faiss_qps_{key}']:,.0f} QPS, median per-round ratio "
+                        f"{r:.2f}× (KeelDB recall {rec:.4f}){sep if not suffix else ''}",
+                        r >= need and rec >= RECALL,
+                    )
+                )
         else:
             rows.append(_row(target, f"no paired result{sep}", None))
     k1, f1 = qps_at_recall(k, "qps_single"), qps_at_recall(f, "qps_single")

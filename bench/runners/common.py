@@ -94,6 +94,29 @@ class Dataset:
         return int(self.base.shape[1])
 
 
+def hits_per_query(
+    base: np.ndarray,
+    queries: np.ndarray,
+    results: list[list[int]],
+    gt_sims: np.ndarray,
+    mask: np.ndarray | None = None,
+    k: int = K,
+) -> list[int]:
+    """For each query, how many of ``results``' first ``k`` rows (row indices, -1 =
+    padding) are true top-``k`` neighbours (tie-aware; only rows in ``mask`` count)."""
+    out = []
+    for qi, row in enumerate(results):
+        ids = np.unique(np.asarray([i for i in row[:k] if i >= 0], dtype=np.int64))
+        if ids.size == 0:
+            out.append(0)
+            continue
+        if mask is not None:
+            ids = ids[mask[ids]]
+        sims = base[ids] @ queries[qi]
+        out.append(min(k, int(np.count_nonzero(sims >= gt_sims[qi, k - 1] - TIE_EPS))))
+    return out
+
+
 def recall_at_k(
     base: np.ndarray,
     queries: np.ndarray,
@@ -103,16 +126,7 @@ def recall_at_k(
     k: int = K,
 ) -> float:
     """Mean tie-aware recall@k of ``results`` (row indices, -1 = padding)."""
-    total = 0
-    for qi, row in enumerate(results):
-        ids = np.unique(np.asarray([i for i in row[:k] if i >= 0], dtype=np.int64))
-        if ids.size == 0:
-            continue
-        if mask is not None:
-            ids = ids[mask[ids]]
-        sims = base[ids] @ queries[qi]
-        total += min(k, int(np.count_nonzero(sims >= gt_sims[qi, k - 1] - TIE_EPS)))
-    return total / (k * len(results))
+    return sum(hits_per_query(base, queries, results, gt_sims, mask, k)) / (k * len(results))
 
 
 class Adapter:
@@ -345,6 +359,10 @@ def case_filtered(ad: Adapter, ctx: RunContext, ef: Any = None) -> dict[str, Any
                 n_queries=nf,
                 selectivity=float(case.mask.mean()),
                 recall=recall_at_k(data.base, qf, res, case.gt_sims[:nf], mask=case.mask),
+                # per query, so a system's recall can be compared on another's prefix
+                hits_per_query=hits_per_query(
+                    data.base, qf, res, case.gt_sims[:nf], mask=case.mask
+                ),
                 times_s=times,
                 qps=nf / median(times),
                 unfiltered_qps_same_ef=ref["qps_single"],

@@ -182,10 +182,12 @@ class KeelDB(Adapter):
         start = sweep["ef_at_target"]
         efs = [p["ef"] for p in sweep["points"] if start is not None and p["ef"] > start]
         points = []
-        for ef in efs:
-            res = case_filtered(self, ctx, ef=ef)
-            points.append({"ef": ef, "cases": res["cases"]})
-        self.set_ef(start)
+        try:
+            for ef in efs:
+                res = case_filtered(self, ctx, ef=ef)
+                points.append({"ef": ef, "cases": res["cases"]})
+        finally:
+            self.set_ef(start)
         return {"status": "ok", "points": points}
 
     def _paired(self, ctx: RunContext) -> dict[str, Any]:
@@ -288,12 +290,12 @@ def big_open_child(path: str) -> None:
     )
 
 
+def _failed(exc: Exception) -> dict[str, Any]:
+    return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--big-open-child":
         big_open_child(sys.argv[2])
         sys.exit(0)
     sys.exit(main(KeelDB()))
-
-
-def _failed(exc: Exception) -> dict[str, Any]:
-    return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

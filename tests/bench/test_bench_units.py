@@ -103,30 +103,37 @@ def test_filtered_qps_counts_the_queries_actually_timed() -> None:
     assert row["qps"] < 1 / 0.004
 
 
-def _fres(ef: object, cases: dict[str, tuple[float, float]]) -> dict[str, object]:
+def _fres(ef: object, cases: dict[str, tuple[float, float]], n: int = 100) -> dict[str, object]:
     return {
         "status": "ok",
         "ef": ef,
         "cases": [
-            {"case": c, "status": "ok", "recall": r, "qps": q} for c, (r, q) in cases.items()
+            {"case": c, "status": "ok", "recall": r, "qps": q, "n_queries": n}
+            for c, (r, q) in cases.items()
         ],
     }
 
 
 def test_filtered_targets_compare_recall_at_the_peers_speed() -> None:
-    """A peer is beaten in a case only by a KeelDB setting that is at least as accurate
-    *and* faster; the first such setting (lowest ef, exact last) is named, and one case
-    lost fails the row."""
+    """A peer is beaten only by one KeelDB setting that, in every case, is at least as
+    accurate on the peer's own query prefix *and* faster; the first such setting (lowest
+    ef, exact last) is named. The earlier mean-recall reading is reported beside it."""
     from bench import targets
 
+    sweep128 = _fres(128, {"a": (0.99, 1000.0), "b": (1.0, 2900.0)})
+    # ef=128 misses 1 of 10 on each of the first 10 queries: 0.99 overall, 0.9 on them
+    sweep128["cases"][0]["hits_per_query"] = [9] * 10 + [10] * 90  # type: ignore[index]
     keel = {
         "cases": {
             "filtered": _fres(48, {"a": (0.95, 2000.0), "b": (1.0, 3000.0)}),
             "filtered_sweep": {
                 "status": "ok",
                 "points": [
-                    {"ef": 128, "cases": _fres(128, {"a": (0.99, 1000.0)})["cases"]},
-                    {"ef": 256, "cases": _fres(256, {"a": (0.995, 600.0)})["cases"]},
+                    {"ef": 128, "cases": sweep128["cases"]},
+                    {
+                        "ef": 256,
+                        "cases": _fres(256, {"a": (0.995, 600.0), "b": (1.0, 2800.0)})["cases"],
+                    },
                 ],
             },
             "filtered_exact": _fres(None, {"a": (1.0, 100.0), "b": (1.0, 4000.0)}),
@@ -134,23 +141,42 @@ def test_filtered_targets_compare_recall_at_the_peers_speed() -> None:
     }
     peers = {
         "chroma": {"cases": {"filtered": _fres(64, {"a": (0.98, 50.0), "b": (1.0, 20.0)})}},
-        "lancedb": {"cases": {"filtered": _fres(48, {"a": (1.0, 1.0), "b": (1.0, 1.0)})}},
+        "lancedb": {"cases": {"filtered": _fres(48, {"a": (0.96, 5.0), "b": (1.0, 1.0)}, n=10)}},
         "milvus-lite": {"cases": {"filtered": _fres(48, {"a": (1.0, 500.0), "b": (0.5, 1.0)})}},
     }
-    rows = {
-        r["target"]: r
-        for r in targets._filtered_rows({"keeldb": keel, **peers})  # type: ignore[arg-type]
-    }
+    rows = targets._filtered_rows({"keeldb": keel, **peers})  # type: ignore[arg-type]
 
-    def row(peer: str) -> dict[str, str]:
-        return next(r for t, r in rows.items() if targets.systems.BY_NAME[peer].label in t)
+    def row(peer: str, earlier: bool = False) -> dict[str, str]:
+        lab = targets.systems.BY_NAME[peer].label
+        return next(
+            r for r in rows if lab in r["target"] and ("earlier reading" in r["target"]) == earlier
+        )
 
     assert row("chroma")["verdict"] == "**PASS**"
-    assert "a ef=128: 0.9900 @ 1,000 QPS" in row("chroma")["measured"]  # not ef=256
-    assert "b ef=48: 1.0000 @ 3,000 QPS" in row("chroma")["measured"]  # not exact=True
+    assert row("chroma")["measured"].startswith("KeelDB ef=128: a 0.9900 @ 1,000 QPS")
+    # on lancedb's 10-query prefix ef=128 has recall 0.9 < 0.96: ef=256 is the first winner
     assert row("lancedb")["verdict"] == "**PASS**"
-    assert "a exact=True" in row("lancedb")["measured"]
+    assert row("lancedb")["measured"].startswith("KeelDB ef=256: a 0.9950 @ 600 QPS")
     # recall 1.0 at 500 QPS: only exact=True is as accurate, and it is slower
     assert row("milvus-lite")["verdict"] == "**FAIL**"
-    assert "a: none of KeelDB's settings" in row("milvus-lite")["measured"]
+    assert "no single KeelDB setting" in row("milvus-lite")["measured"]
     assert row("qdrant-local")["verdict"] == "n/a"  # no result for it
+    # the earlier reading: mean recall at ef=48 (0.975) vs the peer's mean
+    assert row("chroma", earlier=True)["verdict"] == "**FAIL**"  # 0.975 < 0.99
+    assert row("milvus-lite", earlier=True)["verdict"] == "**PASS**"  # 0.975 >= 0.75
+
+
+def test_runner_scripts_define_everything_before_running() -> None:
+    """The runners run as scripts: a helper defined after the ``__main__`` block does not
+    exist yet when ``main`` runs (regression: a failing extra case hit a NameError in its
+    error handler and lost the whole KeelDB result)."""
+    import ast
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "bench" / "runners").glob("*.py")):
+        body = ast.parse(path.read_text()).body
+        mains = [
+            i
+            for i, node in enumerate(body)
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+        ]
+        assert mains in ([], [len(body) - 1]), f"{path.name}: code after the __main__ block"

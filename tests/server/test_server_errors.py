@@ -61,6 +61,7 @@ BAD_BODIES: list[tuple[str, Any]] = [
     ("search", {"vector": [1, 2, 3, 4], "exact": True, "ef": 10}),
     ("search", {"vector": [1, 2, 3, 4], "with_metadata": 0}),
     ("search_batch", {"vectors": [[1, 2, 3, 4]], "with_metadata": "false"}),
+    ("search", {"vector": [1, 2, 3, 4], "with_metadata": None}),
     ("search", {"vector": []}),
     ("search", {"vector": [[1, 2], [3]]}),
     ("search", {"vector": [1, 2, 3]}),
