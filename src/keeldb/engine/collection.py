@@ -321,8 +321,9 @@ class Collection:
         """Apply a logged batch to memory (write lock held). Cannot fail on valid input."""
         counts = {"upserted": 0, "deleted": 0, "replaced": 0}
         for op in batch:
-            locations = self._locate(self._state, op.ids)
             if isinstance(op, UpsertOp):
+                hashes = id_hashes(op.ids)  # kept by the memtable: the seal reuses them
+                locations = self._locate(self._state, op.ids, hashes)
                 metas: list[dict[str, Any]] = []
                 for i, loc in enumerate(locations):
                     meta = op.metadata[i]
@@ -335,10 +336,10 @@ class Collection:
                     metas.append({} if meta is None else meta)
                 # Old rows die before the new ones are published: a concurrent search may
                 # miss a record being replaced, but never sees it twice.
-                self._state.active.append(op.ids, op.vectors, metas)
+                self._state.active.append(op.ids, op.vectors, metas, hashes)
                 counts["upserted"] += len(op.ids)
             else:
-                for loc in locations:
+                for loc in self._locate(self._state, op.ids):
                     if loc is not None:
                         _kill(*loc)
                         counts["deleted"] += 1
@@ -368,8 +369,11 @@ class Collection:
         if self._maintainer is not None:
             self._maintainer.wake()
 
-    def _locate(self, state: State, ids: list[str]) -> list[Location | None]:
-        """Where each id currently lives (live rows only)."""
+    def _locate(
+        self, state: State, ids: list[str], hashes: np.ndarray | None = None
+    ) -> list[Location | None]:
+        """Where each id currently lives (live rows only); ``hashes`` are
+        ``id_hashes(ids)`` when the caller has them."""
         found: list[Location | None] = [None] * len(ids)
         missing = list(range(len(ids)))
         for mem in reversed(state.memtables):
@@ -387,9 +391,9 @@ class Collection:
             missing = still
         if missing and state.segments:
             sub = [ids[i] for i in missing]
-            hashes = id_hashes(sub)
+            sub_hashes = id_hashes(sub) if hashes is None else hashes[missing]
             for seg in reversed(state.segments):
-                for j, row in seg.locate(sub, hashes).items():
+                for j, row in seg.locate(sub, sub_hashes).items():
                     if found[missing[j]] is None:
                         found[missing[j]] = (seg, row)
         return found

@@ -293,6 +293,7 @@ class Maintainer:
                 encode_metadata_rows(metas),
                 None,  # a flat segment: filter columns are built on first use
                 None,
+                mem.hashes[keep],
             )
             segment = Segment(
                 col.fs, col.directory, SegmentEntry(seg_id, len(keep), "flat"), col.config
@@ -395,6 +396,7 @@ class Maintainer:
         for i in inputs:
             ids.extend(i.segment.ids.ids_at(i.taken))
             raw_meta.extend(i.segment.meta.raw_at(r) for r in i.taken.tolist())
+        hashes = np.concatenate([i.segment.ids.row_hashes(i.taken) for i in inputs])
         metas = None
         index = None
         new_row = None  # output row of each merged row, when the rows are reordered
@@ -412,13 +414,14 @@ class Maintainer:
             vectors = stored_vectors(index)
             rows = order.tolist()
             ids = [ids[r] for r in rows]
+            hashes = hashes[order]
             raw_meta = [raw_meta[r] for r in rows]
             metas = [metas[r] for r in rows]
             new_row = np.empty_like(order)
             new_row[order] = np.arange(len(order))
         seg_id = self._allocate_segment_id()
         write_segment(
-            col.fs, col.directory, seg_id, col.config, vectors, ids, raw_meta, metas, index
+            col.fs, col.directory, seg_id, col.config, vectors, ids, raw_meta, metas, index, hashes
         )
         del vectors, index  # the vectors may be a view of the index
         try:

@@ -34,6 +34,7 @@ class Memtable:
         self.vectors = np.empty((capacity, dim), dtype=np.float32)
         self.sq_norms = np.empty(capacity, dtype=np.float32)
         self.dead = np.zeros(capacity, dtype=bool)
+        self.hashes = np.empty(capacity, dtype=np.uint64)  # id_hashes of ids, for the seal
         self.ids: list[str] = []
         self.metadata: list[dict[str, Any]] = []
         self.row_of: dict[str, int] = {}  # id -> newest row (live unless dead[row])
@@ -50,6 +51,7 @@ class Memtable:
         self.vectors.fill(0)
         self.sq_norms.fill(0)
         self.dead.fill(False)
+        self.hashes.fill(0)
 
     def __len__(self) -> int:
         return self.n
@@ -76,19 +78,27 @@ class Memtable:
             return
         while cap < need:
             cap *= 2
-        for name in ("vectors", "sq_norms", "dead"):
+        for name in ("vectors", "sq_norms", "dead", "hashes"):
             old = getattr(self, name)
             new = (np.zeros if name == "dead" else np.empty)((cap, *old.shape[1:]), dtype=old.dtype)
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
 
-    def append(self, ids: list[str], vectors: np.ndarray, metadata: list[dict[str, Any]]) -> None:
-        """Append rows (ids must not be live here: the caller kills old rows first)."""
+    def append(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        metadata: list[dict[str, Any]],
+        hashes: np.ndarray,
+    ) -> None:
+        """Append rows (ids must not be live here: the caller kills old rows first);
+        ``hashes`` are ``id_hashes(ids)``."""
         assert not self.frozen, "a frozen memtable takes no appends"
         k = len(ids)
         self._reserve(k)
         start = self.n
         self.vectors[start : start + k] = vectors
+        self.hashes[start : start + k] = hashes
         if self.metric == "l2":
             self.sq_norms[start : start + k] = np.einsum("ij,ij->i", vectors, vectors)
         self.ids.extend(ids)

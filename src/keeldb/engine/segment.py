@@ -137,8 +137,11 @@ def write_segment(
     metadata_json: list[bytes],
     metadata: list[dict[str, Any]] | None,
     index: faiss.Index | None,
+    hashes: np.ndarray | None = None,
 ) -> int:
     """Write every file of a new segment (fsynced, under final names). Returns bytes.
+
+    ``hashes`` are the ids' ``id_hashes`` when the caller already has them.
 
     The filter-column file is written when ``metadata`` (the decoded rows) is given: for
     HNSW segments. A flat segment is short-lived (merged into HNSW as the collection
@@ -148,7 +151,7 @@ def write_segment(
     from keeldb.filtering import MetadataColumns
 
     total = write_vectors(fs, directory, segment_id, vectors)
-    total += write_ids(fs, directory, segment_id, ids)
+    total += write_ids(fs, directory, segment_id, ids, hashes)
     total += write_metadata(fs, directory, segment_id, metadata_json)
     if metadata is not None:
         total += write_columns(
@@ -382,10 +385,19 @@ class Segment:
         """Live rows of ``ids`` here: {index in ids: row}."""
         found: dict[int, int] = {}
         table = self.ids
-        lo = np.searchsorted(table.hashes, hashes, side="left")
-        hi = np.searchsorted(table.hashes, hashes, side="right")
-        for i in np.flatnonzero(hi > lo).tolist():
-            for row in table.order[lo[i] : hi[i]].tolist():
+        sorted_hashes = table.hashes
+        if len(sorted_hashes) == 0:
+            return found
+        # One binary search per id; most upserted ids are new, so only the few whose
+        # hash is present here need the range of equal hashes and an id comparison.
+        lo = np.searchsorted(sorted_hashes, hashes, side="left")
+        present = sorted_hashes[np.minimum(lo, len(sorted_hashes) - 1)] == hashes
+        for i in np.flatnonzero(present).tolist():
+            start = int(lo[i])
+            end = start + 1
+            while end < len(sorted_hashes) and sorted_hashes[end] == hashes[i]:
+                end += 1
+            for row in table.order[start:end].tolist():
                 if not self.dead[row] and table.id_at(row) == ids[i]:
                     found[i] = row
                     break

@@ -79,14 +79,11 @@ def _release(view: Any) -> None:
 
 
 def id_hashes(ids: Sequence[str]) -> np.ndarray:
-    """Stable 64-bit hashes of ids (BLAKE2b, 8 bytes), the key of the on-disk id index."""
-    return np.array(
-        [
-            int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little")
-            for i in ids
-        ],
-        dtype=np.uint64,
-    )
+    """Stable 64-bit hashes of ids (BLAKE2b, 8 bytes read little-endian), the key of the
+    on-disk id index."""
+    b2 = hashlib.blake2b
+    digests = b"".join([b2(i.encode(), digest_size=8).digest() for i in ids])
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def _blob(items: Sequence[bytes]) -> tuple[np.ndarray, bytes]:
@@ -143,10 +140,19 @@ def map_vectors(directory: str, segment_id: int, rows: int, dim: int) -> MappedV
 # --- ids -----------------------------------------------------------------------------------
 
 
-def write_ids(fs: FileSystem, directory: str, segment_id: int, ids: Sequence[str]) -> int:
+def write_ids(
+    fs: FileSystem,
+    directory: str,
+    segment_id: int,
+    ids: Sequence[str],
+    hashes: np.ndarray | None = None,
+) -> int:
+    """Write the id file; ``hashes`` are ``id_hashes(ids)`` when the caller has them."""
     path = os.path.join(directory, segment_file_name(segment_id, "ids"))
     offsets, blob = _blob([i.encode() for i in ids])
-    hashes = id_hashes(ids)
+    if hashes is None:
+        hashes = id_hashes(ids)
+    assert len(hashes) == len(ids)
     order = np.argsort(hashes, kind="stable")
     arrays = [offsets, hashes[order].astype("<u8"), order.astype("<u4")]
     chunks: list[bytes | memoryview] = [np.ascontiguousarray(a).data.cast("B") for a in arrays]
@@ -212,6 +218,13 @@ class IdTable:
 
     def all_ids(self) -> list[str]:
         return [self.id_at(i) for i in range(self.rows)]
+
+    def row_hashes(self, rows: np.ndarray) -> np.ndarray:
+        """``id_hashes`` of the ids of ``rows``, read from the hash index (no hashing)."""
+        by_row = np.empty(self.rows, dtype=np.uint64)
+        by_row[self.order] = self.hashes
+        out: np.ndarray = by_row[rows]
+        return out
 
     def candidate_rows(self, hashes: np.ndarray) -> list[np.ndarray]:
         """For each hash, the rows whose id has that hash (usually 0 or 1 rows)."""
