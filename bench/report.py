@@ -680,11 +680,11 @@ METHOD = """## Method
   verdict; the systems run at very different speeds there (section 3's QPS columns), and
   a peer that only searches exactly (recall 1.0) cannot be passed on it.
 - Cold open: warm page cache (the store was just written); no cache dropping.
-- "Acknowledged" is each system's own promise when its write call returns: KeelDB's
-  (`durability="fsync"`) is that the WAL record is on disk; raw faiss and hnswlib write
-  and fsync their index file at the end; Milvus Lite's default WAL is not fsynced per
-  write, so its ingest includes a `flush()`; Chroma, LanceDB and Qdrant local are measured
-  with their defaults. A faster acknowledgement may promise less.
+- "Acknowledged" ends when the data is durable: KeelDB's write returns once its WAL
+  record is fsynced (`durability="fsync"`); raw faiss, hnswlib, Chroma, LanceDB and
+  Qdrant local get an fsync of every file of their store after the last batch (runs
+  before 2026-12-01 measured Chroma, LanceDB and Qdrant with their defaults, without
+  it: see each system's notes); Milvus Lite's ingest includes a `flush()`.
 """
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Adapter, FilterCase, main  # noqa: E402
+from common import Adapter, FilterCase, fsync_tree, main  # noqa: E402
 
 M, EF_CONSTRUCTION = 16, 200
 NAME = "docs"
@@ -49,6 +49,7 @@ class Chroma(Adapter):
 
     def notes(self) -> list[str]:
         return [
+            "durable = every file of the store fsynced after the last batch",
             "null metadata values are omitted (Chroma stores no nulls); 'rank is not "
             "null' is translated to rank >= -2**62",
             "'indexed' = the first query after the last add returned (Chroma indexes "
@@ -57,6 +58,7 @@ class Chroma(Adapter):
 
     def create(self, path: str, dim: int, expected_rows: int) -> None:
         self.path, self.dim = path, dim
+        self.store = path
         self.client = chromadb.PersistentClient(path=path)
         self.col = self.client.create_collection(
             NAME,
@@ -65,6 +67,12 @@ class Chroma(Adapter):
                 "hnsw": {"space": "cosine", "max_neighbors": M, "ef_construction": EF_CONSTRUCTION}
             },
         )
+
+    def make_durable(self) -> None:
+        # The ingest case runs until the data is durable: after the last batch every
+        # file of the store is fsynced (as for raw faiss and hnswlib), whatever the
+        # system's own default promises.
+        fsync_tree(self.store)
 
     def ingest(self, ids: np.ndarray, vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
         self.col.add(
@@ -121,6 +129,7 @@ class Chroma(Adapter):
 
     def open(self, path: str, dim: int) -> None:
         self.path, self.dim = path, dim
+        self.store = path
         self.client = chromadb.PersistentClient(path=path)
         self.col = self.client.get_collection(NAME, embedding_function=None)
 

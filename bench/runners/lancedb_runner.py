@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Adapter, FilterCase, main  # noqa: E402
+from common import Adapter, FilterCase, fsync_tree, main  # noqa: E402
 
 M, EF_CONSTRUCTION = 16, 200
 NAME = "docs"
@@ -48,6 +48,7 @@ class LanceDB(Adapter):
 
     def notes(self) -> list[str]:
         return [
+            "durable = every file of the store fsynced after the last batch",
             "'indexed' = create_index after the last add (LanceDB indexes on request)",
             "filters: SQL where with prefilter=True, no scalar index",
         ]
@@ -67,9 +68,16 @@ class LanceDB(Adapter):
         )
 
     def create(self, path: str, dim: int, expected_rows: int) -> None:
+        self.store = path
         self.db = lancedb.connect(path)
         self.schema = self._schema(dim)
         self.tbl = self.db.create_table(NAME, schema=self.schema)
+
+    def make_durable(self) -> None:
+        # The ingest case runs until the data is durable: after the last batch every
+        # file of the store is fsynced (as for raw faiss and hnswlib), whatever the
+        # system's own default promises.
+        fsync_tree(self.store)
 
     def ingest(self, ids: np.ndarray, vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
         dim = vectors.shape[1]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Adapter, FilterCase, main  # noqa: E402
+from common import Adapter, FilterCase, fsync_tree, main  # noqa: E402
 
 M, EF_CONSTRUCTION = 16, 200
 NAME = "docs"
@@ -43,17 +43,25 @@ class QdrantLocal(Adapter):
 
     def notes(self) -> list[str]:
         return [
+            "durable = every file of the store fsynced after the last batch",
             "local mode has no HNSW index: exact brute-force search, no ef sweep",
             "'indexed' = acknowledged (nothing to build)",
         ]
 
     def create(self, path: str, dim: int, expected_rows: int) -> None:
+        self.store = path
         self.client = QdrantClient(path=path)
         self.client.create_collection(
             NAME,
             vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
             hnsw_config=models.HnswConfigDiff(m=M, ef_construct=EF_CONSTRUCTION),
         )
+
+    def make_durable(self) -> None:
+        # The ingest case runs until the data is durable: after the last batch every
+        # file of the store is fsynced (as for raw faiss and hnswlib), whatever the
+        # system's own default promises.
+        fsync_tree(self.store)
 
     def ingest(self, ids: np.ndarray, vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
         self.client.upsert(
