@@ -25,6 +25,7 @@ from typing import Any
 from bench import systems
 
 RECALL = 0.95
+K = 10  # recall@10, as the runners measure it
 EMBEDDED = [s.name for s in systems.SYSTEMS if s.embedded_db]
 
 
@@ -124,7 +125,7 @@ def _recall_on(kc: dict[str, Any], n: int) -> float:
     was timed on), from its per-query hits; its overall recall if those are absent."""
     hits = kc.get("hits_per_query")
     if hits and len(hits) >= n:
-        return float(sum(hits[:n])) / (10 * n)
+        return float(sum(hits[:n])) / (K * n)
     return float(kc["recall"])
 
 

@@ -354,15 +354,14 @@ def case_filtered(ad: Adapter, ctx: RunContext, ef: Any = None) -> dict[str, Any
             times, res = _time_passes(
                 lambda flt=flt, qf=qf: [ad.search_filtered(q, K, flt) for q in qf], reps
             )
+            hits = hits_per_query(data.base, qf, res, case.gt_sims[:nf], mask=case.mask)
             row.update(
                 status="ok",
                 n_queries=nf,
                 selectivity=float(case.mask.mean()),
-                recall=recall_at_k(data.base, qf, res, case.gt_sims[:nf], mask=case.mask),
+                recall=sum(hits) / (K * nf),
                 # per query, so a system's recall can be compared on another's prefix
-                hits_per_query=hits_per_query(
-                    data.base, qf, res, case.gt_sims[:nf], mask=case.mask
-                ),
+                hits_per_query=hits,
                 times_s=times,
                 qps=nf / median(times),
                 unfiltered_qps_same_ef=ref["qps_single"],

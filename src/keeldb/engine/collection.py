@@ -774,14 +774,13 @@ def _payload(
     unless ``with_metadata``)."""
     if not rows:
         return [], []
-    if not with_metadata:
-        ids = [unit.ids[r] for r in rows] if isinstance(unit, Memtable) else unit.ids.ids_many(rows)
-        return ids, [None] * len(rows)
     if isinstance(unit, Memtable):
-        return [unit.ids[r] for r in rows], orjson.loads(
-            orjson.dumps([unit.metadata[r] for r in rows])
-        )
-    return unit.ids.ids_many(rows), unit.metadata_many(rows)
+        ids = [unit.ids[r] for r in rows]
+        if not with_metadata:
+            return ids, [None] * len(rows)
+        return ids, orjson.loads(orjson.dumps([unit.metadata[r] for r in rows]))
+    ids = unit.ids.ids_many(rows)
+    return ids, unit.metadata_many(rows) if with_metadata else [None] * len(rows)
 
 
 def _kill(unit: Memtable | Segment, row: int) -> None:

@@ -38,7 +38,6 @@ from keeldb.storage.manifest import CollectionConfig, SegmentEntry
 from keeldb.storage.segment_files import (
     IdTable,
     MetadataTable,
-    id_hashes,
     map_vectors,
     read_columns,
     read_tombstones,
@@ -572,10 +571,6 @@ def _pad(a: np.ndarray, width: int, fill: float) -> np.ndarray:
     out = np.full((a.shape[0], width), fill, dtype=a.dtype)
     out[:, : a.shape[1]] = a
     return out
-
-
-def ids_hashes(ids: list[str]) -> np.ndarray:
-    return id_hashes(ids)
 
 
 def storage_error(exc: Exception) -> StorageError:
