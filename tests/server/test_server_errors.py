@@ -167,3 +167,11 @@ def test_encoded_shape_whose_size_wraps_int64_is_400(api: Any) -> None:
     resp = api.post(f"{COL}/c/search_batch", json=body)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"] == "invalid_argument"
+
+
+@pytest.mark.parametrize("limit", [10**7, 2**63, 10**30])
+def test_scan_limit_past_the_batch_limit_is_413_at_any_size(api: Any, limit: int) -> None:
+    """Regression (found by the schemathesis fuzz): a limit past a C ssize_t overflowed
+    the batch-size check and answered 500."""
+    create(api, dim=4, metric="l2")
+    assert_error(api.post(f"{COL}/c/scan", json={"limit": limit}), 413, "payload_too_large")

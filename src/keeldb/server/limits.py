@@ -22,6 +22,7 @@ __all__ = [
     "BodyLimitMiddleware",
     "BodyTooLarge",
     "check_batch",
+    "check_count",
     "check_ef",
     "check_filter",
     "check_k",
@@ -131,10 +132,14 @@ def check_ef(ef: int | None, config: ServerConfig) -> None:
 
 def check_batch(items: Sized, config: ServerConfig, what: str = "ids") -> None:
     """Raise :class:`PayloadTooLargeError` when a batch holds more than ``max_batch``."""
-    if len(items) > config.max_batch:
-        raise PayloadTooLargeError(
-            f"{len(items)} {what} in one request; the limit is {config.max_batch}"
-        )
+    check_count(len(items), config, what)
+
+
+def check_count(n: int, config: ServerConfig, what: str) -> None:
+    """Raise :class:`PayloadTooLargeError` when ``n`` (any int, e.g. a requested scan
+    limit) is more than ``max_batch``."""
+    if n > config.max_batch:
+        raise PayloadTooLargeError(f"{n} {what} in one request; the limit is {config.max_batch}")
 
 
 def check_query_batch(n: int, config: ServerConfig) -> None:

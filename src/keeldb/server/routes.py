@@ -28,6 +28,7 @@ from keeldb.server import wire
 from keeldb.server.app import ServerState, collection_body, public, requires
 from keeldb.server.limits import (
     check_batch,
+    check_count,
     check_ef,
     check_filter,
     check_k,
@@ -202,7 +203,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
         req = body or ScanRequest()
         if req.limit < 1:
             raise InvalidArgumentError(f"limit must be at least 1, got {req.limit}")
-        check_batch(range(req.limit), cfg, "records (scan limit)")
+        check_count(req.limit, cfg, "records (scan limit)")
         check_filter(req.filter, cfg)
 
         def work() -> dict[str, Any]:
