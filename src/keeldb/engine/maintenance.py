@@ -32,7 +32,13 @@ from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment, remove_segment_files, write_segment
 from keeldb.engine.state import State
 from keeldb.errors import CorruptionError, KeelError, StorageError
-from keeldb.index.hnsw import build_hnsw, extend_hnsw, locality_order, stored_vectors
+from keeldb.index.hnsw import (
+    build_hnsw,
+    extend_hnsw,
+    locality_order,
+    stored_vectors,
+    stores_exact_vectors,
+)
 from keeldb.storage.format import is_collection_file, parse_wal_name, segment_file_name
 from keeldb.storage.manifest import Manifest, SegmentEntry, write_manifest
 from keeldb.storage.segment_files import encode_metadata_rows, write_tombstones
@@ -409,9 +415,12 @@ class Maintainer:
             # Rows in breadth-first graph order: a search's rows sit close in memory.
             order = locality_order(index)
             index.permute_entries(order)
-            # The index's own (now reordered) copy of the vectors: no third copy.
-            del vectors
-            vectors = stored_vectors(index)
+            if stores_exact_vectors(index):
+                # The index's own (now reordered) float32 copy of the vectors: no third copy.
+                del vectors
+                vectors = stored_vectors(index)
+            else:
+                vectors = vectors[order]  # the graph holds float16 copies only
             rows = order.tolist()
             ids = [ids[r] for r in rows]
             hashes = hashes[order]

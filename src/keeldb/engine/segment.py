@@ -29,6 +29,7 @@ from keeldb.index.exact import (
     SUBSET_IN_PLACE_MAX_QUERIES,
     exact_rerank,
     exact_search,
+    rescore,
     similarity_to_distance,
 )
 from keeldb.index.hnsw import HnswFile, build_hnsw, hnsw_stats, load_hnsw, save_hnsw, search_hnsw
@@ -269,7 +270,9 @@ class Segment:
     @property
     def payload_bytes(self) -> int:
         """Bytes of the large payloads whose checksum may be deferred at open."""
-        return int(self.vectors.header.payload_len) * (2 if self.hnsw is not None else 1)
+        hnsw = self.hnsw
+        extra = 0 if hnsw is None else int(hnsw.header.payload_len - hnsw.header.aux3)
+        return int(self.vectors.header.payload_len) + extra
 
     def verify_payloads(self) -> None:
         """Full checksum of the large payloads deferred at open (vectors, HNSW storage).
@@ -478,11 +481,17 @@ class Segment:
         if want_stats:
             stats = faiss.cvar.hnsw_stats
             ndis0, hops0 = stats.ndis, stats.nhops
-        scores, labels = search_hnsw(self.hnsw.index, queries, k, ef_eff, bitmap)
+        hnsw = self.hnsw
+        scores, labels = search_hnsw(hnsw.index, queries, k, ef_eff, bitmap)
         work = hops = 0
         if want_stats:
             work, hops = max(stats.ndis - ndis0, 0), max(stats.nhops - hops0, 0)
-        dist = similarity_to_distance(self.metric, scores)
+        if hnsw.exact_scores:
+            dist = similarity_to_distance(self.metric, scores)
+        else:
+            # A float16 graph: score the rows it found against their float32 vectors,
+            # so distances (and their order) are exact, as from every other unit.
+            dist, labels = rescore(vectors, queries, self.metric, labels)
         missing = labels < 0
         plan = "hnsw" if match is None else "hnsw-filtered"
         if not missing.any():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-__all__ = ["exact_search", "similarity_to_distance", "top_k"]
+__all__ = ["exact_rerank", "exact_search", "rescore", "similarity_to_distance", "top_k"]
 
 # Up to this many queries a subset search reads the chosen rows in place (faiss
 # ``knn_*_by_idx``); beyond it, gathering them once and running one matrix product wins.
@@ -169,6 +169,28 @@ def exact_rerank(
     row numbers, no -1), reading those rows in place."""
     subset = np.ascontiguousarray(candidates, dtype=np.int64)
     return _by_index(vectors, queries, k, metric, subset, subset.shape[1])
+
+
+def rescore(
+    vectors: np.ndarray, queries: np.ndarray, metric: str, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances from each query to its own rows ``labels`` (q, c; -1 for none),
+    each query's rows re-sorted by them (ascending; -1 rows last with distance inf).
+    Returns (distances (q, c), row numbers (q, c)). Reads the rows in place."""
+    if labels.size == 0 or int(labels.min()) >= 0:
+        return exact_rerank(vectors, queries, labels.shape[1], metric, labels)
+    # Some queries found fewer than c rows (rare: heavy filtering or deletes).
+    missing = labels < 0
+    rows = vectors[np.where(missing, 0, labels)]  # (q, c, d)
+    if metric == "l2":
+        diff = rows - queries[:, None, :]
+        dist = np.sqrt(np.einsum("qcd,qcd->qc", diff, diff), dtype=np.float32)
+    else:
+        dist = similarity_to_distance(metric, np.einsum("qcd,qd->qc", rows, queries))
+    dist[missing] = np.inf
+    order = np.argsort(dist, axis=1, kind="stable")
+    out_rows = np.take_along_axis(np.where(missing, -1, labels), order, axis=1)
+    return np.take_along_axis(dist, order, axis=1).astype(np.float32, copy=False), out_rows
 
 
 def _by_index(
