@@ -12,6 +12,11 @@ recall check is done afterwards (it is harness work, and differs between the two
 KeelDB is timed twice per round: as called by default (each hit with a freshly decoded
 metadata dict) and with ``with_metadata=False`` (ids and distances only: the same output
 as faiss). The ``*_bare`` figures are the latter.
+
+A third index is timed for reference (no target): raw faiss ``IndexHNSWSQ`` with float16
+vectors, the kind of graph KeelDB keeps for cosine segments (docs/format.md), built here
+with the same parameters. KeelDB's ratio to it is its overhead over the same algorithm;
+its ratio to ``IndexHNSWFlat`` (the targets) includes the float16 graph's speed-up.
 """
 
 from __future__ import annotations
@@ -48,6 +53,15 @@ def paired_vs_faiss(
         index.add(data.base[s : s + bs])
     faiss_build_s = time.perf_counter() - t0
     index.hnsw.efSearch = ef
+    index16 = faiss.IndexHNSWSQ(
+        data.dim, faiss.ScalarQuantizer.QT_fp16, m, faiss.METRIC_INNER_PRODUCT
+    )
+    index16.hnsw.efConstruction = ef_construction
+    t0 = time.perf_counter()
+    for s in range(0, data.base.shape[0], bs):
+        index16.add(data.base[s : s + bs])
+    faiss16_build_s = time.perf_counter() - t0
+    index16.hnsw.efSearch = ef
 
     # Timed: the calls and what they return (KeelDB: hits with string ids and metadata;
     # faiss: arrays of row numbers). Turning both into row-number lists for the recall
@@ -70,19 +84,27 @@ def paired_vs_faiss(
     def f_batch() -> Any:
         return index.search(qs, K)[1]
 
+    def f16_single() -> list[Any]:
+        return [index16.search(q.reshape(1, -1), K)[1] for q in qs]
+
+    def f16_batch() -> Any:
+        return index16.search(qs, K)[1]
+
     def row_numbers(name: str, out: Any) -> list[list[int]]:
         if name.startswith("k_"):
             return [[int(h.id) for h in hits] for hits in out]
-        if name == "f_single":
+        if name in ("f_single", "f16_single"):
             return [labels[0].tolist() for labels in out]
         return out.tolist()  # type: ignore[no-any-return]
 
     fns = {
         "k_single": k_single,
         "f_single": f_single,
+        "f16_single": f16_single,
         "k_single_bare": k_single_bare,
         "k_batch": k_batch,
         "f_batch": f_batch,
+        "f16_batch": f16_batch,
         "k_batch_bare": k_batch_bare,
     }
     times: dict[str, list[float]] = {name: [] for name in fns}
@@ -117,5 +139,12 @@ def paired_vs_faiss(
         "single_qps_ratio_bare": ratio("k_single_bare", "f_single"),
         "batch_qps_ratio_bare": ratio("k_batch_bare", "f_batch"),
         "faiss_build_s": faiss_build_s,
+        "faiss16_qps_single": n / med["f16_single"],
+        "faiss16_qps_batch": n / med["f16_batch"],
+        "single_qps_ratio_vs16": ratio("k_single", "f16_single"),
+        "batch_qps_ratio_vs16": ratio("k_batch", "f16_batch"),
+        "single_qps_ratio_bare_vs16": ratio("k_single_bare", "f16_single"),
+        "batch_qps_ratio_bare_vs16": ratio("k_batch_bare", "f16_batch"),
+        "faiss16_build_s": faiss16_build_s,
         "faiss_threads": faiss.omp_get_max_threads(),
     }

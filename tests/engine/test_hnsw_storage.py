@@ -89,8 +89,10 @@ def test_float16_merge_reorders_vectors_with_the_rows(db_path: str, sample: dict
         db.close()
 
 
-def test_float32_graph_of_an_older_cosine_segment_still_works(db_path: str, sample: dict) -> None:
-    """Segments written before 0.3 have float32 cosine graphs: they load, answer with
+def test_float32_graph_of_an_cosine_segment_written_by_0_1_still_works(
+    db_path: str, sample: dict
+) -> None:
+    """Segments written by 0.1 have float32 cosine graphs: they load, answer with
     exact distances, and a merge extends them."""
     db, col = _build(db_path, sample)
     (seg,) = [s for s in col._state.segments if s.hnsw is not None]

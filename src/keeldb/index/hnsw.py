@@ -7,7 +7,7 @@ recall on real embeddings (docs/benchmarks.md), and the file is half as large. T
 segment then re-scores each returned row against its float32 ``.vec`` row, so returned
 distances and their order are exact. Under ``l2`` and ``ip`` the vectors' range is
 unbounded (float16 overflows past 65504 and loses precision on large offsets), so the
-graph keeps float32 (``IndexHNSWFlat``), as every segment did before 0.3.
+graph keeps float32 (``IndexHNSWFlat``), as every segment did in 0.1.
 
 File layout (``docs/format.md``): faiss's own serialisation of the index, unchanged, then a
 64-byte KeelDB trailer (the framed-file header struct, magic ``KEELHNSW``) holding the
