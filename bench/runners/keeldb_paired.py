@@ -146,5 +146,7 @@ def paired_vs_faiss(
         "single_qps_ratio_bare_vs16": ratio("k_single_bare", "f16_single"),
         "batch_qps_ratio_bare_vs16": ratio("k_batch_bare", "f16_batch"),
         "faiss16_build_s": faiss16_build_s,
+        "faiss16_single_ratio": ratio("f16_single", "f_single"),
+        "faiss16_batch_ratio": ratio("f16_batch", "f_batch"),
         "faiss_threads": faiss.omp_get_max_threads(),
     }

@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 
 import keeldb
+from keeldb.errors import CorruptionError
 from keeldb.index.exact import rescore
-from keeldb.index.hnsw import build_hnsw, load_hnsw, save_hnsw, stores_exact_vectors
+from keeldb.index.hnsw import build_hnsw, hnsw_stats, load_hnsw, save_hnsw, stores_exact_vectors
+from keeldb.storage import segment_files
 from keeldb.storage.fileio import OsFileSystem
+from keeldb.storage.format import HEADER_SIZE
+from keeldb.storage.framed import pack_header, unpack_header
 
 
 @pytest.mark.parametrize(("metric", "exact"), [("cosine", False), ("l2", True), ("ip", True)])
@@ -89,11 +93,9 @@ def test_float16_merge_reorders_vectors_with_the_rows(db_path: str, sample: dict
         db.close()
 
 
-def test_float32_graph_of_an_cosine_segment_written_by_0_1_still_works(
-    db_path: str, sample: dict
-) -> None:
-    """Segments written by 0.1 have float32 cosine graphs: they load, answer with
-    exact distances, and a merge extends them."""
+def _written_by_0_1(db_path: str, sample: dict) -> str:
+    """Build the 2,000-row collection, closed, with its graph replaced by the float32
+    graph 0.1 wrote for cosine (trailer version 1). Returns the graph file's path."""
     db, col = _build(db_path, sample)
     (seg,) = [s for s in col._state.segments if s.hnsw is not None]
     vectors = np.array(seg.vectors.array)
@@ -105,7 +107,16 @@ def test_float32_graph_of_an_cosine_segment_written_by_0_1_still_works(
     old.add(vectors)
     os.remove(path)
     save_hnsw(OsFileSystem(), path, old)
-    assert load_hnsw(path, len(vectors), 384).exact_scores
+    return path
+
+
+def test_float32_graph_of_a_cosine_segment_written_by_0_1_still_works(
+    db_path: str, sample: dict
+) -> None:
+    """Segments written by 0.1 have float32 cosine graphs: they load, answer with
+    exact distances, and a merge extends them."""
+    path = _written_by_0_1(db_path, sample)
+    assert load_hnsw(path, 2000, 384).exact_scores
     with keeldb.open(db_path, memtable_rows=1000, hnsw_min_rows=1000, background=False) as db2:
         col2 = db2.get_collection("c")
         (seg2,) = [s for s in col2._state.segments if s.hnsw is not None]
@@ -114,6 +125,9 @@ def test_float32_graph_of_an_cosine_segment_written_by_0_1_still_works(
         col2.upsert([str(i) for i in range(2000, 2500)], sample["vectors"][2000:2500])
         col2.compact()
         _check_exact_distances(col2, sample, 2500)
+        # the merge extended the old graph, so it is still float32, trailer version 1
+        (seg3,) = [s for s in col2._state.segments if s.hnsw is not None]
+        assert seg3.hnsw.exact_scores and seg3.hnsw.header.version == 1
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
@@ -144,3 +158,107 @@ def test_rescore_orders_rows_and_puts_missing_last(metric: str) -> None:
                 d[qi, : len(found)], [dist(queries[qi], x) for x in want], atol=1e-5
             )
             assert np.isinf(d[qi, len(found) :]).all()
+
+
+def test_filtered_and_short_searches_on_a_float16_graph_are_exact(
+    db_path: str, sample: dict
+) -> None:
+    """The filtered HNSW plan re-scores too, and so do searches whose graph walk comes back
+    short (-1 labels) after heavy deletes, before the exact fallback fills them."""
+    db, col = _build(db_path, sample)
+    try:
+        base = sample["vectors"][:2000].astype(np.float64)
+        queries = sample["queries"][:30]
+        flt = {"year": {"$gte": 2015}}  # most rows: the HNSW plan with a selector
+        stats: list[keeldb.SearchStats] = []
+        col.on_search(stats.append)
+        for qi, hits in enumerate(col.search_batch(queries, k=10, ef=64, filter=flt)):
+            assert len(hits) == 10 and all(h.metadata["year"] >= 2015 for h in hits)
+            want = 1.0 - base[[int(h.id) for h in hits]] @ queries[qi].astype(np.float64)
+            np.testing.assert_allclose([h.distance for h in hits], want, rtol=0, atol=2e-6)
+        assert any(p.startswith("hnsw-filtered") for p in stats[-1].plans.values())
+        # delete all but 60 rows of the graph: walks find fewer than k live rows
+        keep = set(range(0, 2000, 33))
+        col.delete([str(i) for i in range(2000) if i not in keep])
+        short = col.search_batch(queries, k=40, ef=16)
+        assert any("exact-fallback" in p for p in stats[-1].plans.values())
+        for qi, hits in enumerate(short):
+            assert len(hits) == 40 and {int(h.id) for h in hits} <= keep
+            want = 1.0 - base[[int(h.id) for h in hits]] @ queries[qi].astype(np.float64)
+            got = [h.distance for h in hits]
+            np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+            assert got == sorted(got)
+            exact = col.search(queries[qi], k=40, exact=True)
+            assert [h.id for h in hits] == [h.id for h in exact]
+    finally:
+        db.close()
+
+
+def test_damaged_float32_cosine_graph_is_rebuilt_as_float16(db_path: str, sample: dict) -> None:
+    path = _written_by_0_1(db_path, sample)
+    with open(path, "r+b") as f:  # damage the graph region
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with keeldb.open(db_path, background=False) as db2:
+        col2 = db2.get_collection("c")
+        (seg2,) = [s for s in col2._state.segments if s.hnsw is not None]
+        assert seg2.rebuilt_index and not seg2.hnsw.exact_scores
+        _check_exact_distances(col2, sample, 2000)
+
+
+def test_trailer_version_marks_float16_graphs(tmp_path: object, sample: dict) -> None:
+    """Version 2 in the trailer means a float16 graph: 0.1 (which knows only version 1)
+    refuses the file and rebuilds a float32 graph rather than answer with float16
+    distances. A trailer that disagrees with the index kind is damage."""
+    vectors = sample["vectors"][:500]
+    fs = OsFileSystem()
+    p16 = os.path.join(str(tmp_path), "a.hnsw")
+    save_hnsw(fs, p16, build_hnsw(vectors, "cosine", 8, 40))
+    f16 = load_hnsw(p16, 500, 384)
+    assert f16.header.version == 2 and not f16.exact_scores
+    p32 = os.path.join(str(tmp_path), "b.hnsw")
+    save_hnsw(fs, p32, build_hnsw(vectors, "ip", 8, 40))
+    assert load_hnsw(p32, 500, 384).header.version == 1
+    with open(p16, "rb") as f:
+        raw = f.read()
+    with pytest.raises(CorruptionError, match="format version 2"):
+        unpack_header(raw[-HEADER_SIZE:], b"KEELHNSW", p16)  # what 0.1 does
+    # relabel the float16 file as version 1: refused as damage
+    h = f16.header
+    relabelled = type(h)(
+        h.magic, 1, h.flags, h.rows, h.aux, h.payload_len, h.payload_crc, h.aux2, h.aux3
+    )
+    with open(p16, "r+b") as f:
+        f.seek(len(raw) - HEADER_SIZE)
+        f.write(pack_header(relabelled))
+    with pytest.raises(CorruptionError, match="disagrees with the index kind"):
+        load_hnsw(p16, 500, 384)
+
+
+def test_float16_sizes_in_stats_and_payload_bytes(db_path: str, sample: dict) -> None:
+    db, col = _build(db_path, sample)
+    try:
+        (seg,) = [s for s in col._state.segments if s.hnsw is not None]
+        assert hnsw_stats(seg.hnsw.index).memory_bytes < 2000 * (384 * 2 + 300)
+        storage = seg.hnsw.header.payload_len - seg.hnsw.header.aux3
+        assert 2000 * 384 * 2 <= storage < 2000 * 384 * 2 + 4096
+        assert seg.payload_bytes == seg.vectors.header.payload_len + storage
+    finally:
+        db.close()
+
+
+def test_reordered_vectors_are_written_a_slice_at_a_time(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(1000, 16)).astype(np.float32)
+    order = rng.permutation(1000)
+    monkeypatch.setattr(segment_files, "GATHER_BYTES", 64 * 7)  # 7 rows per slice
+    directory = str(tmp_path)
+    size = segment_files.write_vectors(OsFileSystem(), directory, 3, vectors, order)
+    mapped = segment_files.map_vectors(directory, 3, 1000, 16)
+    mapped.verify()
+    assert size == os.path.getsize(mapped.path)
+    np.testing.assert_array_equal(mapped.array, vectors[order])

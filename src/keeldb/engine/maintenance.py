@@ -406,6 +406,7 @@ class Maintainer:
         metas = None
         index = None
         new_row = None  # output row of each merged row, when the rows are reordered
+        vector_order = None  # row i of the output takes vectors[vector_order[i]]
         if kind == "hnsw":
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
             if base is not None and base.hnsw is not None:
@@ -420,7 +421,9 @@ class Maintainer:
                 del vectors
                 vectors = stored_vectors(index)
             else:
-                vectors = vectors[order]  # the graph holds float16 copies only
+                # The graph holds float16 copies only: the .vec writer gathers the rows in
+                # the new order a slice at a time (no whole reordered copy).
+                vector_order = order
             rows = order.tolist()
             ids = [ids[r] for r in rows]
             hashes = hashes[order]
@@ -430,7 +433,17 @@ class Maintainer:
             new_row[order] = np.arange(len(order))
         seg_id = self._allocate_segment_id()
         write_segment(
-            col.fs, col.directory, seg_id, col.config, vectors, ids, raw_meta, metas, index, hashes
+            col.fs,
+            col.directory,
+            seg_id,
+            col.config,
+            vectors,
+            ids,
+            raw_meta,
+            metas,
+            index,
+            hashes,
+            vector_order,
         )
         del vectors, index  # the vectors may be a view of the index
         try:

@@ -138,10 +138,13 @@ def write_segment(
     metadata: list[dict[str, Any]] | None,
     index: faiss.Index | None,
     hashes: np.ndarray | None = None,
+    vector_order: np.ndarray | None = None,
 ) -> int:
     """Write every file of a new segment (fsynced, under final names). Returns bytes.
 
-    ``hashes`` are the ids' ``id_hashes`` when the caller already has them.
+    ``hashes`` are the ids' ``id_hashes`` when the caller already has them. With
+    ``vector_order``, row i's vector is ``vectors[vector_order[i]]`` (the other arguments
+    are already in the segment's row order).
 
     The filter-column file is written when ``metadata`` (the decoded rows) is given: for
     HNSW segments. A flat segment is short-lived (merged into HNSW as the collection
@@ -150,7 +153,7 @@ def write_segment(
     """
     from keeldb.filtering import MetadataColumns
 
-    total = write_vectors(fs, directory, segment_id, vectors)
+    total = write_vectors(fs, directory, segment_id, vectors, vector_order)
     total += write_ids(fs, directory, segment_id, ids, hashes)
     total += write_metadata(fs, directory, segment_id, metadata_json)
     if metadata is not None:
@@ -423,6 +426,7 @@ class Segment:
         shared by all threads, so concurrent searches blur them; off by default because
         reading them costs as much as a small search).
         """
+        hnsw = self.hnsw  # read once: close() may clear it during a search
         dead_count = self.dead_count
         fstate: FilterState | None = None
         match: np.ndarray | None = None
@@ -458,7 +462,7 @@ class Segment:
             plan = choose_plan(count, ef_eff, len(queries), self.config.dim, compact_ok)
             if plan == "compact":
                 return self._search_compact(fstate, queries, k)
-        if self.hnsw is None or plan == "exact":
+        if hnsw is None or plan == "exact":
             if match is None:
                 exclude = self.dead if dead_count else None
                 d, r = exact_search(
@@ -481,7 +485,6 @@ class Segment:
         if want_stats:
             stats = faiss.cvar.hnsw_stats
             ndis0, hops0 = stats.ndis, stats.nhops
-        hnsw = self.hnsw
         scores, labels = search_hnsw(hnsw.index, queries, k, ef_eff, bitmap)
         work = hops = 0
         if want_stats:

@@ -176,21 +176,37 @@ def rescore(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact distances from each query to its own rows ``labels`` (q, c; -1 for none),
     each query's rows re-sorted by them (ascending; -1 rows last with distance inf).
-    Returns (distances (q, c), row numbers (q, c)). Reads the rows in place."""
-    if labels.size == 0 or int(labels.min()) >= 0:
-        return exact_rerank(vectors, queries, labels.shape[1], metric, labels)
-    # Some queries found fewer than c rows (rare: heavy filtering or deletes).
-    missing = labels < 0
-    rows = vectors[np.where(missing, 0, labels)]  # (q, c, d)
-    if metric == "l2":
-        diff = rows - queries[:, None, :]
-        dist = np.sqrt(np.einsum("qcd,qcd->qc", diff, diff), dtype=np.float32)
-    else:
-        dist = similarity_to_distance(metric, np.einsum("qcd,qd->qc", rows, queries))
+    Returns (distances (q, c), row numbers (q, c)). The rows are read in place (no copy
+    of them), so the memory is that of the (q, c) results."""
+    nq, width = labels.shape
+    if labels.size == 0:
+        return np.empty((nq, width), np.float32), labels.astype(np.int64)
+    ids = np.ascontiguousarray(labels, dtype=np.int64)
+    if int(ids.min()) >= 0:
+        # Every query found c rows (the common case): faiss scores and sorts them.
+        return exact_rerank(vectors, queries, width, metric, ids)
+    # Some queries found fewer (heavy filtering or deletes): faiss scores the found rows
+    # in place (``fvec_*_by_idx`` skips negative ids), then each row is sorted here.
+    assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
+    assert int(ids.max()) < len(vectors)  # faiss takes raw pointers
+    xq = np.ascontiguousarray(queries, dtype=np.float32)
+    scores = np.empty((nq, width), dtype=np.float32)
+    fn = faiss.fvec_L2sqr_by_idx if metric == "l2" else faiss.fvec_inner_products_by_idx
+    fn(
+        faiss.swig_ptr(scores),
+        faiss.swig_ptr(xq),
+        faiss.swig_ptr(vectors),
+        faiss.swig_ptr(ids),
+        xq.shape[1],
+        nq,
+        width,
+    )
+    dist = similarity_to_distance(metric, scores)
+    missing = ids < 0
     dist[missing] = np.inf
     order = np.argsort(dist, axis=1, kind="stable")
-    out_rows = np.take_along_axis(np.where(missing, -1, labels), order, axis=1)
-    return np.take_along_axis(dist, order, axis=1).astype(np.float32, copy=False), out_rows
+    rows = np.take_along_axis(np.where(missing, -1, ids), order, axis=1)
+    return np.take_along_axis(dist, order, axis=1), rows
 
 
 def _by_index(

@@ -33,7 +33,7 @@ import numpy as np
 
 from keeldb.errors import CorruptionError, translate_os_error
 from keeldb.storage.fileio import FileSystem
-from keeldb.storage.format import FORMAT_VERSION, HEADER_SIZE, MAGIC_HNSW
+from keeldb.storage.format import FORMAT_VERSION, HEADER_SIZE, HNSW_FP16_VERSION, MAGIC_HNSW
 from keeldb.storage.framed import (
     FrameHeader,
     crc32c,
@@ -156,7 +156,7 @@ def save_hnsw(fs: FileSystem, path: str, index: faiss.Index) -> int:
     trailer = pack_header(
         FrameHeader(
             MAGIC_HNSW,
-            FORMAT_VERSION,
+            FORMAT_VERSION if stores_exact_vectors(index) else HNSW_FP16_VERSION,
             0,
             index.ntotal,
             index.d,
@@ -175,7 +175,11 @@ class HnswFile:
     index: faiss.Index
     header: FrameHeader
     path: str
-    exact_scores: bool = True  # float32 storage (see stores_exact_vectors)
+
+    @property
+    def exact_scores(self) -> bool:
+        """The graph keeps float32 vectors, so its scores are exact (else float16)."""
+        return stores_exact_vectors(self.index)
 
     def verify_storage(self) -> None:
         """Check the CRC of the vector region (deferred at load). Raises CorruptionError."""
@@ -202,7 +206,11 @@ def load_hnsw(path: str, rows: int, dim: int) -> HnswFile:
                 view = memoryview(mm)
                 try:
                     header = unpack_header(
-                        view[size - HEADER_SIZE :], MAGIC_HNSW, path, size - HEADER_SIZE
+                        view[size - HEADER_SIZE :],
+                        MAGIC_HNSW,
+                        path,
+                        size - HEADER_SIZE,
+                        (FORMAT_VERSION, HNSW_FP16_VERSION),
                     )
                     if header.payload_len != size - HEADER_SIZE:
                         raise CorruptionError(
@@ -226,7 +234,11 @@ def load_hnsw(path: str, rows: int, dim: int) -> HnswFile:
         raise CorruptionError(f"faiss cannot read the index: {exc}", path=path) from exc
     if index.ntotal != rows or index.d != dim:
         raise CorruptionError("HNSW index size disagrees with its trailer", path=path)
-    return HnswFile(index, header, path, stores_exact_vectors(index))
+    if stores_exact_vectors(index) != (header.version == FORMAT_VERSION):
+        raise CorruptionError(
+            f"HNSW trailer version {header.version} disagrees with the index kind", path=path
+        )
+    return HnswFile(index, header, path)
 
 
 _PARAMS: dict[int, Any] = {}

@@ -11,6 +11,10 @@ import re
 import struct
 
 FORMAT_VERSION = 1
+# The version in the trailer of an ``.hnsw`` file whose graph keeps float16 vectors
+# (cosine, since 0.2). 0.1 refuses the version and rebuilds a float32 graph from ``.vec``
+# instead of answering with float16 distances (docs/format.md).
+HNSW_FP16_VERSION = 2
 
 # --- the 64-byte file header shared by every framed file ---------------------------------
 # offset size field

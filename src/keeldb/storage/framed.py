@@ -69,11 +69,17 @@ def pack_header(h: FrameHeader) -> bytes:
     return body[:60] + crc32c(body[:60]).to_bytes(4, "little")
 
 
-def unpack_header(raw: bytes | memoryview, magic: bytes, path: str, offset: int = 0) -> FrameHeader:
+def unpack_header(
+    raw: bytes | memoryview,
+    magic: bytes,
+    path: str,
+    offset: int = 0,
+    versions: tuple[int, ...] = (FORMAT_VERSION,),
+) -> FrameHeader:
     """Decode and verify a header read from ``path`` at ``offset``.
 
-    Raises CorruptionError on a short header, a bad header CRC, a wrong magic or an
-    unknown format version (an unknown version is refused, never half-read).
+    Raises CorruptionError on a short header, a bad header CRC, a wrong magic or a
+    format version not in ``versions`` (an unknown version is refused, never half-read).
     """
     if len(raw) < HEADER_SIZE:
         raise CorruptionError("truncated header", path=path, offset=offset)
@@ -86,7 +92,7 @@ def unpack_header(raw: bytes | memoryview, magic: bytes, path: str, offset: int 
         raise CorruptionError(
             f"bad magic {fields[0]!r}, expected {magic!r}", path=path, offset=offset
         )
-    if fields[1] != FORMAT_VERSION:
+    if fields[1] not in versions:
         raise CorruptionError(
             f"unsupported format version {fields[1]}", path=path, offset=offset + 8
         )

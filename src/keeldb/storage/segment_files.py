@@ -19,8 +19,9 @@ import hashlib
 import mmap
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ import orjson
 from keeldb.errors import CorruptionError
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import (
+    FORMAT_VERSION,
     HEADER_SIZE,
     MAGIC_COLUMNS,
     MAGIC_IDS,
@@ -40,7 +42,9 @@ from keeldb.storage.format import (
 )
 from keeldb.storage.framed import (
     FrameHeader,
+    crc32c,
     map_framed,
+    pack_header,
     read_framed,
     verify_payload_streaming,
     write_framed,
@@ -96,8 +100,37 @@ def _blob(items: Sequence[bytes]) -> tuple[np.ndarray, bytes]:
 # --- vectors -------------------------------------------------------------------------------
 
 
-def write_vectors(fs: FileSystem, directory: str, segment_id: int, vectors: np.ndarray) -> int:
+# Rows of a reordered ``.vec`` are gathered this many bytes at a time.
+GATHER_BYTES = 64 << 20
+
+
+def write_vectors(
+    fs: FileSystem,
+    directory: str,
+    segment_id: int,
+    vectors: np.ndarray,
+    order: np.ndarray | None = None,
+) -> int:
+    """Write the new ``.vec`` of ``segment_id``: ``vectors``, or ``vectors[order]`` when
+    ``order`` is given, gathered a slice at a time (twice: checksum, then write) so the
+    reordered copy is never whole in memory. Returns bytes written."""
     path = os.path.join(directory, segment_file_name(segment_id, "vec"))
+    if order is not None:
+        n, dim = len(order), int(vectors.shape[1])
+        step = max(1, GATHER_BYTES // (4 * dim))
+
+        def gathered() -> Iterator[memoryview]:
+            for s in range(0, n, step):
+                part = np.ascontiguousarray(vectors[order[s : s + step]], dtype="<f4")
+                yield part.data.cast("B")
+
+        crc = 0
+        for part in gathered():
+            crc = crc32c(part, crc)
+        length = n * dim * 4
+        header = pack_header(FrameHeader(MAGIC_VECTORS, FORMAT_VERSION, 0, n, dim, length, crc))
+        fs.write_new(path, chain([header], gathered()))
+        return HEADER_SIZE + length
     data = np.ascontiguousarray(vectors, dtype="<f4")
     return write_framed(
         fs,
