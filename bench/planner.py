@@ -1,7 +1,8 @@
 """Measure the filtered-search planner's cost-model constants on this machine.
 
-Prints, for a 100k x 384 HNSW segment of the pypi-minilm dataset: faiss distance
-computations and latency per ef (-> HNSW_NDIS_COEF/EXP, HNSW_US_PER_DIS_DIM), the
+Prints, for 100k x 384 HNSW graphs of the pypi-minilm dataset (float32 and float16
+vectors): faiss distance computations and latency per ef (-> HNSW_NDIS_COEF/EXP,
+HNSW_US_PER_DIS_DIM and HNSW16_US_PER_DIS_DIM), the
 in-place exact-scan cost per row for growing subsets (-> EXACT_US_PER_ROW_DIM), and the
 batched gather+BLAS cost (-> GEMM_US_PER_ROW_DIM) and the scan of a compact fp16 copy
 (-> COMPACT_US_PER_ROW_DIM). Compare with the constants in
@@ -42,26 +43,36 @@ def main() -> None:
     q = np.load(os.path.join(args.data, "queries.f16.npy"))[: args.queries].astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     dim = base.shape[1]
-    print(f"building HNSW over {len(base)} x {dim} (m=16, ef_construction=200) ...", flush=True)
-    index = build_hnsw(base, "cosine", 16, 200)
     pc = time.perf_counter
     stats = faiss.cvar.hnsw_stats
-    print("\nHNSW: ef, distance computations per query, median latency, us per distance per dim")
-    for ef in (16, 32, 64, 128, 256, 512):
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = ef
-        stats.reset()
-        times = []
-        for i in range(len(q)):
-            t = pc()
-            index.search(q[i : i + 1], 10, params=params)
-            times.append(pc() - t)
-        ndis = stats.ndis / len(q)
-        med = float(np.median(times)) * 1e6
+    # The two kinds of graph KeelDB builds: float32 vectors (l2, ip) and float16 (cosine).
+    for kind, metric in (("float32 (l2, ip)", "ip"), ("float16 (cosine)", "cosine")):
         print(
-            f"  ef={ef:4d} ndis={ndis:7.0f} ({ndis / ef**0.82:5.1f} * ef^0.82)"
-            f"  {med:7.0f} us  {med / ndis / dim:.2e}"
+            f"\nbuilding a {kind} HNSW graph over {len(base)} x {dim} (m=16, "
+            "ef_construction=200) ...",
+            flush=True,
         )
+        index = build_hnsw(base, metric, 16, 200)
+        print(
+            f"HNSW {kind}: ef, distance computations per query, median latency, "
+            "us per distance per dim"
+        )
+        for ef in (16, 32, 64, 128, 256, 512):
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = ef
+            stats.reset()
+            times = []
+            for i in range(len(q)):
+                t = pc()
+                index.search(q[i : i + 1], 10, params=params)
+                times.append(pc() - t)
+            ndis = stats.ndis / len(q)
+            med = float(np.median(times)) * 1e6
+            print(
+                f"  ef={ef:4d} ndis={ndis:7.0f} ({ndis / ef**0.82:5.1f} * ef^0.82)"
+                f"  {med:7.0f} us  {med / ndis / dim:.2e}"
+            )
+        del index
     rng = np.random.default_rng(0)
     tmp = tempfile.mkdtemp()
     try:

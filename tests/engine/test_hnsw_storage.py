@@ -262,3 +262,14 @@ def test_reordered_vectors_are_written_a_slice_at_a_time(
     mapped.verify()
     assert size == os.path.getsize(mapped.path)
     np.testing.assert_array_equal(mapped.array, vectors[order])
+
+
+def test_planner_prices_a_float16_walk_cheaper() -> None:
+    """Between the two graphs' break-even row counts, a float16 graph is walked while a
+    float32 one would have its matching rows scanned exactly."""
+    from keeldb.engine.segment import choose_plan
+
+    assert choose_plan(1300, 64, 1, 384, False, fp16=False) == "exact"
+    assert choose_plan(1300, 64, 1, 384, False, fp16=True) == "hnsw"
+    assert choose_plan(900, 64, 1, 384, False, fp16=True) == "exact"
+    assert choose_plan(2000, 64, 1, 384, False, fp16=False) == "hnsw"

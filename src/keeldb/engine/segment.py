@@ -59,10 +59,15 @@ __all__ = ["Segment", "UnitResult", "choose_plan", "write_segment"]
 # * a batch of queries gathers the rows once and runs one BLAS product:
 #   GEMM_US_PER_ROW_DIM per row, dimension and query, plus the gather;
 # * an HNSW walk computes about HNSW_NDIS_COEF * ef ** HNSW_NDIS_EXP distances (faiss
-#   counters, 100k x 384 graph, m = 16) at HNSW_US_PER_DIS_DIM each per dimension.
+#   counters, 100k x 384 graph, m = 16) at HNSW_US_PER_DIS_DIM each per dimension on a
+#   float32 graph, HNSW16_US_PER_DIS_DIM on a float16 (cosine) graph: 0.72x, the ratio of
+#   the two graphs' per-distance costs measured side by side by bench/planner.py (its
+#   runs at 25f3784: 5.6e-4 and 4.0e-4 at ef 64 - 128, on a faster phase of the machine
+#   than the run that gave the constants here).
 EXACT_US_PER_ROW_DIM = 6.0e-4
 GEMM_US_PER_ROW_DIM = 1.7e-4
 HNSW_US_PER_DIS_DIM = 7.8e-4
+HNSW16_US_PER_DIS_DIM = 0.72 * HNSW_US_PER_DIS_DIM
 HNSW_NDIS_COEF = 40.0
 HNSW_NDIS_EXP = 0.82
 # Tombstones and filters hide rows from the graph walk; ef is raised to
@@ -82,10 +87,14 @@ COMPACT_US_PER_ROW_DIM = 6.2e-5
 COMPACT_RERANK_FACTOR = 4
 
 
-def choose_plan(count: int, ef: int, queries: int, dim: int, compact: bool) -> str:
+def choose_plan(
+    count: int, ef: int, queries: int, dim: int, compact: bool, fp16: bool = False
+) -> str:
     """The cheapest of ``exact``, ``hnsw`` and (when ``compact`` is allowed) ``compact``
-    for ``queries`` queries over ``count`` allowed rows (the cost model above)."""
-    costs = {"hnsw": queries * HNSW_NDIS_COEF * ef**HNSW_NDIS_EXP * HNSW_US_PER_DIS_DIM * dim}
+    for ``queries`` queries over ``count`` allowed rows (the cost model above); ``fp16``:
+    the segment's graph keeps float16 vectors."""
+    per_dis = HNSW16_US_PER_DIS_DIM if fp16 else HNSW_US_PER_DIS_DIM
+    costs = {"hnsw": queries * HNSW_NDIS_COEF * ef**HNSW_NDIS_EXP * per_dis * dim}
     if queries > SUBSET_IN_PLACE_MAX_QUERIES:
         costs["exact"] = count * dim * (EXACT_US_PER_ROW_DIM + queries * GEMM_US_PER_ROW_DIM)
     else:
@@ -459,7 +468,8 @@ class Segment:
                 and count * self.config.dim * 2 <= COMPACT_MAX_BYTES
                 and count > COMPACT_RERANK_FACTOR * k
             )
-            plan = choose_plan(count, ef_eff, len(queries), self.config.dim, compact_ok)
+            fp16 = hnsw is not None and not hnsw.exact_scores
+            plan = choose_plan(count, ef_eff, len(queries), self.config.dim, compact_ok, fp16)
             if plan == "compact":
                 return self._search_compact(fstate, queries, k)
         if hnsw is None or plan == "exact":
@@ -495,6 +505,8 @@ class Segment:
             # A float16 graph: score the rows it found against their float32 vectors,
             # so distances (and their order) are exact, as from every other unit.
             dist, labels = rescore(vectors, queries, self.metric, labels)
+            if want_stats:
+                work += int(np.count_nonzero(labels >= 0))  # the re-scoring distances
         missing = labels < 0
         plan = "hnsw" if match is None else "hnsw-filtered"
         if not missing.any():
