@@ -2,8 +2,9 @@
 
 Graph storage: under ``cosine`` (unit vectors, every component in [-1, 1]) the graph keeps
 its own copy of the vectors in float16 (``IndexHNSWSQ``, ``QT_fp16``): a search reads half
-the bytes per distance, which makes it about 1.5x faster at the same ``ef`` with the same
-recall on real embeddings (docs/benchmarks.md), and the file is half as large. The
+the bytes per distance, which makes it about 1.4x faster at the same ``ef`` with the same
+recall on real embeddings (docs/benchmarks.md, the paired case), and the file is about
+half as large. The
 segment then re-scores each returned row against its float32 ``.vec`` row, so returned
 distances and their order are exact. Under ``l2`` and ``ip`` the vectors' range is
 unbounded (float16 overflows past 65504 and loses precision on large offsets), so the
