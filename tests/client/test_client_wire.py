@@ -76,3 +76,14 @@ def test_value_types_roundtrip() -> None:
     assert wire.stats_from_wire(json.loads(json.dumps(wire.stats_to_wire(stats)))) == stats
     report = CompactionReport(3, 1, 5, 10, 0.5)
     assert wire.report_from_wire(json.loads(json.dumps(wire.report_to_wire(report)))) == report
+
+
+def test_stats_from_a_newer_server_ignore_fields_this_client_does_not_know() -> None:
+    """A later server may add fields to a collection's or a segment's stats; this client
+    keeps the ones it knows instead of failing."""
+    seg = SegmentStats(3, "hnsw", 10, 9, 1, 100, 200, {0: 9, 1: 2}, 7.5)
+    stats = CollectionStats("c", "w", 9, 1, [seg], "hnsw", {0: 9, 1: 2}, 7.5, 200, 100, 64)
+    obj = json.loads(json.dumps(wire.stats_to_wire(stats)))
+    obj["future_total"] = 1
+    obj["segments"][0]["hnsw_vectors"] = "float16"
+    assert wire.stats_from_wire(obj) == stats

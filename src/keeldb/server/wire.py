@@ -252,9 +252,14 @@ def _levels(obj: Mapping[str, Any]) -> dict[int, int]:
 
 
 def stats_from_wire(obj: Mapping[str, Any]) -> CollectionStats:
-    """Rebuild a :class:`CollectionStats` (level keys back to ``int``)."""
+    """Rebuild a :class:`CollectionStats` (level keys back to ``int``). Fields this
+    version does not know (added by a later server) are ignored."""
+    known = SegmentStats.__dataclass_fields__
     segments = [
-        SegmentStats(**{**s, "hnsw_levels": _levels(s.get("hnsw_levels", {}))})
+        SegmentStats(
+            **{k: v for k, v in s.items() if k in known and k != "hnsw_levels"},
+            hnsw_levels=_levels(s.get("hnsw_levels", {})),
+        )
         for s in obj["segments"]
     ]
     fields = {k: obj[k] for k in CollectionStats.__dataclass_fields__ if k != "segments"}
