@@ -205,8 +205,7 @@ def rescore(
     missing = ids < 0
     dist[missing] = np.inf
     order = np.argsort(dist, axis=1, kind="stable")
-    rows = np.take_along_axis(np.where(missing, -1, ids), order, axis=1)
-    return np.take_along_axis(dist, order, axis=1), rows
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
 def _by_index(

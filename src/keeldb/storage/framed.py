@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import crc32c as _crc32c
 
@@ -116,13 +117,30 @@ def write_framed(
     commit point, so they need no rename). Returns the file size in bytes.
     """
     views = [memoryview(c).cast("B") for c in chunks]
+    return write_framed_stream(fs, path, magic, lambda: views, rows=rows, aux=aux, atomic=atomic)
+
+
+def write_framed_stream(
+    fs: FileSystem,
+    path: str,
+    magic: bytes,
+    chunks: Callable[[], Iterable[bytes | memoryview]],
+    *,
+    rows: int = 0,
+    aux: int = 0,
+    atomic: bool = True,
+) -> int:
+    """:func:`write_framed` of a payload produced piece by piece: ``chunks()`` is called
+    twice (checksum, then write) and must give the same bytes both times, so a payload
+    built a slice at a time is never whole in memory. Returns the file size in bytes."""
     crc = 0
     length = 0
-    for v in views:
+    for c in chunks():
+        v = memoryview(c).cast("B")
         crc = crc32c(v, crc)
         length += len(v)
     header = pack_header(FrameHeader(magic, FORMAT_VERSION, 0, rows, aux, length, crc))
-    parts: Iterable[bytes | memoryview] = [header, *views]
+    parts: Iterable[bytes | memoryview] = chain([header], chunks())
     if atomic:
         atomic_write(fs, path, parts)
     else:

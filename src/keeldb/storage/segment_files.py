@@ -21,7 +21,6 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,6 @@ import orjson
 from keeldb.errors import CorruptionError
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import (
-    FORMAT_VERSION,
     HEADER_SIZE,
     MAGIC_COLUMNS,
     MAGIC_IDS,
@@ -42,12 +40,11 @@ from keeldb.storage.format import (
 )
 from keeldb.storage.framed import (
     FrameHeader,
-    crc32c,
     map_framed,
-    pack_header,
     read_framed,
     verify_payload_streaming,
     write_framed,
+    write_framed_stream,
 )
 
 __all__ = [
@@ -116,21 +113,17 @@ def write_vectors(
     reordered copy is never whole in memory. Returns bytes written."""
     path = os.path.join(directory, segment_file_name(segment_id, "vec"))
     if order is not None:
-        n, dim = len(order), int(vectors.shape[1])
+        dim = int(vectors.shape[1])
         step = max(1, GATHER_BYTES // (4 * dim))
 
         def gathered() -> Iterator[memoryview]:
-            for s in range(0, n, step):
+            for s in range(0, len(order), step):
                 part = np.ascontiguousarray(vectors[order[s : s + step]], dtype="<f4")
                 yield part.data.cast("B")
 
-        crc = 0
-        for part in gathered():
-            crc = crc32c(part, crc)
-        length = n * dim * 4
-        header = pack_header(FrameHeader(MAGIC_VECTORS, FORMAT_VERSION, 0, n, dim, length, crc))
-        fs.write_new(path, chain([header], gathered()))
-        return HEADER_SIZE + length
+        return write_framed_stream(
+            fs, path, MAGIC_VECTORS, gathered, rows=len(order), aux=dim, atomic=False
+        )
     data = np.ascontiguousarray(vectors, dtype="<f4")
     return write_framed(
         fs,
