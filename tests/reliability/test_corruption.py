@@ -60,7 +60,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Model]:
         b = wl.batch()
         write_batch(col, b)
         model.apply(b)
-    col._maintainer._checkpoint()  # type: ignore[union-attr]  # tombstones file on disk
+    col.versions.checkpoint()  # tombstones file on disk
     FaultyFileSystem.abandon(db)
     names = os.listdir(root / "db" / "workspaces" / "default" / "c")
     for kind in KINDS:
