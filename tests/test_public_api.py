@@ -8,6 +8,7 @@ from keeldb import errors
 EXPECTED = [
     "AlreadyExistsError",
     "AuthError",
+    "BackupReport",
     "BusyError",
     "CheckReport",
     "Client",
@@ -37,6 +38,7 @@ EXPECTED = [
     "Transaction",
     "check",
     "open",
+    "restore",
 ]
 
 

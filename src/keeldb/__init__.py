@@ -13,6 +13,7 @@ See ``docs/api.md`` for the whole API and the README for the durability contract
 
 from typing import Any
 
+from keeldb.engine.backup import BackupReport, restore
 from keeldb.engine.check import CheckReport, check
 from keeldb.engine.collection import Collection
 from keeldb.engine.database import Database, open
@@ -51,6 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyExistsError",
     "AuthError",
+    "BackupReport",
     "BusyError",
     "CheckReport",
     "Client",
@@ -80,6 +82,7 @@ __all__ = [
     "Transaction",
     "check",
     "open",
+    "restore",
 ]
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, cast
 
@@ -136,6 +136,19 @@ class Collection:
         if self._state.active.n >= self.options.memtable_rows:
             with self._locked_for_write():
                 self.freeze()
+
+    @contextmanager
+    def pinned_files(self) -> Iterator[list[tuple[str, int | None]]]:
+        """Hold upkeep (no seal, merge or checkpoint commits, so no file is removed or
+        replaced) and yield the files of a consistent copy (see
+        :meth:`VersionSet.snapshot`). Writes go on meanwhile; a merge in progress is
+        waited for."""
+        self._check_open()
+        maintainer = self._maintainer
+        assert maintainer is not None
+        with maintainer.merge_lock, maintainer.lock:
+            _manifest, files = self.versions.snapshot()
+            yield files
 
     def mark_damaged(self, exc: KeelError) -> None:
         """Refuse every further call with ``exc`` (damaged data found after open): never

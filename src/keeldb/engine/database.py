@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keeldb.engine.collection import Collection
 from keeldb.engine.recovery import open_collection
@@ -45,6 +45,9 @@ from keeldb.storage.framed import read_framed, write_framed
 from keeldb.storage.lock import DirectoryLock
 from keeldb.storage.manifest import CollectionConfig, Manifest, write_manifest
 from keeldb.types import CollectionInfo
+
+if TYPE_CHECKING:
+    from keeldb.engine.backup import BackupReport
 
 __all__ = ["Database", "open"]
 
@@ -288,6 +291,18 @@ class Database:
             self.fs.rename(self._collection_dir(workspace, name), trash)
             self.fs.sync_dir(ws_dir)
             self.fs.rmtree(trash)
+
+    def backup(self, dest: str | os.PathLike[str], *, hard_links: bool = False) -> BackupReport:
+        """Write a consistent copy of every collection to the new directory ``dest`` while
+        writers go on: every write acknowledged before the call is in it, none half
+        applied, every checksum verified. Restore it with :func:`keeldb.restore`.
+        ``hard_links=True`` links immutable files instead of copying them (same file
+        system only; the backup then shares the source's disk blocks). See
+        :func:`keeldb.engine.backup.backup` for the contract and errors."""
+        from keeldb.engine.backup import backup
+
+        self._check_open()
+        return backup(self, dest, hard_links=hard_links)
 
     def __repr__(self) -> str:
         return f"<keeldb.Database {self.path}>"

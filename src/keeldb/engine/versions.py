@@ -215,6 +215,28 @@ class VersionSet:
             pass  # a file removed meanwhile: the figure is an estimate
         return total
 
+    def snapshot(self) -> tuple[Manifest, list[tuple[str, int | None]]]:
+        """What a consistent copy of the collection needs, as of now: the committed
+        manifest and ``(file name, length)`` for each file to copy (length None: the whole
+        file; the WAL file being appended to: up to its last record). Every acknowledged
+        record is durable first. The caller keeps upkeep from committing (which removes
+        files) until the copy is done; writers may go on."""
+        with self.locked():
+            wal = self._wal
+            if wal is not None:
+                self.sync(wal, wal.size_bytes)
+            manifest = self._manifest
+            present = set(self.fs.listdir(self.directory))
+            files: list[tuple[str, int | None]] = [
+                (name, None) for name in sorted(live_files(manifest) & present)
+            ]
+            for _first, name in list_wal_files(self.fs, self.directory):
+                if wal is not None and name == os.path.basename(wal.path):
+                    files.append((name, wal.size_bytes))
+                else:
+                    files.append((name, None))
+        return manifest, files
+
     # --- segment ids ------------------------------------------------------------------------
 
     def allocate_segment_id(self) -> int:

@@ -42,6 +42,7 @@ MAGIC_MANIFEST = b"KEELMANI"
 MAGIC_WAL = b"KEELWAL\x00"
 MAGIC_HNSW = b"KEELHNSW"
 MAGIC_MARKER = b"KEELDB\x00\x00"
+MAGIC_BACKUP = b"KEELBKUP"
 # The payload of a ``.cols`` file (inside its framed envelope) starts with its own magic.
 MAGIC_FILTER_COLUMNS = b"KEELFLT\x00"
 FILTER_COLUMNS_VERSION = 1
@@ -68,6 +69,7 @@ OP_DELETE = 2
 # Database root: LOCK, the KEELDB marker, and workspaces/<workspace>/<collection>/.
 LOCK_NAME = "LOCK"
 MARKER_NAME = "KEELDB"
+BACKUP_NAME = "BACKUP"  # in a backup directory only, written last (engine/backup.py)
 WORKSPACES_DIR = "workspaces"
 # A collection directory: MANIFEST, wal-*.log, seg-* files.
 MANIFEST_NAME = "MANIFEST"
