@@ -32,12 +32,14 @@ EXPECTED = [
     "PermissionDeniedError",
     "Record",
     "RemoteError",
+    "RepairReport",
     "SearchStats",
     "SegmentStats",
     "StorageError",
     "Transaction",
     "check",
     "open",
+    "repair",
     "restore",
 ]
 

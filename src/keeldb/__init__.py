@@ -17,6 +17,7 @@ from keeldb.engine.backup import BackupReport, restore
 from keeldb.engine.check import CheckReport, check
 from keeldb.engine.collection import Collection
 from keeldb.engine.database import Database, open
+from keeldb.engine.repair import RepairReport, repair
 from keeldb.engine.transaction import Transaction
 from keeldb.errors import (
     AlreadyExistsError,
@@ -76,12 +77,14 @@ __all__ = [
     "PermissionDeniedError",
     "Record",
     "RemoteError",
+    "RepairReport",
     "SearchStats",
     "SegmentStats",
     "StorageError",
     "Transaction",
     "check",
     "open",
+    "repair",
     "restore",
 ]
 

@@ -31,7 +31,7 @@ from keeldb.storage.segment_files import (
 )
 from keeldb.storage.wal import list_wal_files, read_wal
 
-__all__ = ["CheckReport", "check"]
+__all__ = ["CheckReport", "check", "check_collection"]
 
 
 @dataclass
@@ -76,13 +76,15 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
                 if name.startswith("."):
                     continue
                 report.collections += 1
-                _check_collection(os.path.join(ws_dir, name), f"{ws}/{name}", report)
+                check_collection(os.path.join(ws_dir, name), f"{ws}/{name}", report)
     finally:
         lock.release()
     return report
 
 
-def _check_collection(directory: str, label: str, report: CheckReport) -> None:
+def check_collection(directory: str, label: str, report: CheckReport) -> None:
+    """Verify one collection directory (not open), adding what is found to ``report``
+    with ``label`` (``workspace/name``) before each message."""
     fs = OsFileSystem()
     try:
         manifest = read_manifest(fs, directory)

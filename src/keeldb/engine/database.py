@@ -28,7 +28,10 @@ from keeldb.errors import (
     AlreadyExistsError,
     ClosedError,
     CollectionNotFoundError,
+    CorruptionError,
     InvalidArgumentError,
+    KeelError,
+    StorageError,
 )
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import (
@@ -43,7 +46,7 @@ from keeldb.storage.format import (
 )
 from keeldb.storage.framed import read_framed, write_framed
 from keeldb.storage.lock import DirectoryLock
-from keeldb.storage.manifest import CollectionConfig, Manifest, write_manifest
+from keeldb.storage.manifest import CollectionConfig, Manifest, read_manifest, write_manifest
 from keeldb.types import CollectionInfo
 
 if TYPE_CHECKING:
@@ -263,7 +266,9 @@ class Database:
 
     def list_collections(self, workspace: str | None = None) -> list[CollectionInfo]:
         """Info for every collection (of ``workspace``, or of all workspaces), sorted by
-        workspace and name. Opens collections not opened yet."""
+        workspace and name. Opens collections not opened yet. A collection that cannot be
+        opened or used because of damage is listed with ``damaged`` set (see
+        :class:`CollectionInfo`); the others are listed and keep working."""
         self._check_open()
         if workspace is not None:
             check_name(workspace, "workspace")
@@ -271,8 +276,20 @@ class Database:
         out: list[CollectionInfo] = []
         for ws in spaces:
             for name in self._names_in(ws):
-                out.append(self.get_collection(name, workspace=ws).info())
+                try:
+                    out.append(self.get_collection(name, workspace=ws).info())
+                except (CorruptionError, StorageError) as exc:
+                    # One damaged collection must not hide the healthy ones.
+                    out.append(self._damaged_info(ws, name, exc))
         return out
+
+    def _damaged_info(self, workspace: str, name: str, exc: KeelError) -> CollectionInfo:
+        try:
+            c = read_manifest(self.fs, self._collection_dir(workspace, name)).config
+            params = (c.dim, c.metric, -1, c.m, c.ef_construction, c.ef_search, c.created_at)
+        except KeelError:
+            params = (0, "", -1, 0, 0, 0, 0.0)
+        return CollectionInfo(name, workspace, *params, "damaged", str(exc))
 
     def drop_collection(self, name: str, *, workspace: str = "default") -> None:
         """Delete a collection and every file of it; CollectionNotFoundError if absent.
