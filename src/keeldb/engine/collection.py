@@ -248,6 +248,50 @@ class Collection:
                 return 0
             return self._write([DeleteOp(matched)], locked=True)["deleted"]
 
+    def update(
+        self,
+        ids: Sequence[str],
+        metadata: Sequence[dict[str, Any]],
+        *,
+        mode: str = "merge",
+    ) -> list[str]:
+        """Change the metadata of existing records, keeping their vectors (all or nothing).
+
+        ``mode="merge"`` (default, as Chroma's ``update``): each given key is set, and a
+        key given as None is removed; other keys are kept. ``mode="replace"``: the record's
+        metadata becomes exactly the given dict. Ids that do not exist are not created:
+        they are returned (the others are updated). Durable per the durability mode.
+        """
+        if mode not in ("merge", "replace"):
+            raise InvalidArgumentError(f"mode must be 'merge' or 'replace', got {mode!r}")
+        id_list = validate_ids(ids)
+        metas, _ = validate_metadata(metadata, len(id_list))
+        if any(m is None for m in metas):
+            raise InvalidArgumentError("update takes a metadata dict for every id")
+        self._check_writable()
+        with self._locked_for_write():
+            records = self.get(id_list)
+            found = [i for i, rec in enumerate(records) if rec is not None]
+            missing = [id_list[i] for i, rec in enumerate(records) if rec is None]
+            if not found:
+                return missing
+            new_metas: list[dict[str, Any] | None] = []
+            for i in found:
+                given = cast(dict[str, Any], metas[i])
+                if mode == "replace":
+                    new_metas.append(given)
+                    continue
+                old = cast(Record, records[i]).metadata
+                merged = {**old, **given}
+                new_metas.append({k: v for k, v in merged.items() if v is not None})
+            op = UpsertOp(
+                [id_list[i] for i in found],
+                np.stack([cast(Record, records[i]).vector for i in found]),
+                new_metas,
+            )
+            self._write([op], locked=True)
+        return missing
+
     def transaction(self) -> Transaction:
         """A context manager staging upserts and deletes, applied all or nothing on exit
         (one WAL record); an exception inside the block discards everything."""
