@@ -14,9 +14,11 @@ See ``docs/api.md`` for the whole API and the README for the durability contract
 from typing import Any
 
 from keeldb._version import __version__ as __version__
+from keeldb.engine.backup import BackupReport, restore
 from keeldb.engine.check import CheckReport, check
 from keeldb.engine.collection import Collection
 from keeldb.engine.database import Database, open
+from keeldb.engine.repair import RepairReport, repair
 from keeldb.engine.transaction import Transaction
 from keeldb.errors import (
     AlreadyExistsError,
@@ -50,6 +52,7 @@ from keeldb.types import (
 __all__ = [
     "AlreadyExistsError",
     "AuthError",
+    "BackupReport",
     "BusyError",
     "CheckReport",
     "Client",
@@ -73,12 +76,15 @@ __all__ = [
     "PermissionDeniedError",
     "Record",
     "RemoteError",
+    "RepairReport",
     "SearchStats",
     "SegmentStats",
     "StorageError",
     "Transaction",
     "check",
     "open",
+    "repair",
+    "restore",
 ]
 
 
