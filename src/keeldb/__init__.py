@@ -13,6 +13,7 @@ See ``docs/api.md`` for the whole API and the README for the durability contract
 
 from typing import Any
 
+from keeldb._version import __version__ as __version__
 from keeldb.engine.backup import BackupReport, restore
 from keeldb.engine.check import CheckReport, check
 from keeldb.engine.collection import Collection
@@ -47,8 +48,6 @@ from keeldb.types import (
     SearchStats,
     SegmentStats,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExistsError",
@@ -90,7 +89,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The HTTP client is imported lazily: it needs the optional httpx dependency.
+    # The HTTP client (base install only) is imported lazily, so that ``import keeldb``
+    # does not load the HTTP stack embedded use never needs.
     if name == "Client":
         from keeldb.client import Client
 

@@ -1,7 +1,7 @@
-"""The wire form of KeelDB values, shared by the server and :mod:`keeldb.client`.
+"""The wire form of KeelDB values, shared by :mod:`keeldb.server` and :mod:`keeldb.client`.
 
-This module imports only numpy and the standard library (never FastAPI), so the client and
-the CLI can use it with the base install.
+This module imports only numpy, the standard library and KeelDB's error and value types
+(never FastAPI), so the client and the CLI can use it with the base install.
 
 Vectors travel in one of two forms, and every endpoint that takes vectors accepts both:
 
