@@ -103,13 +103,19 @@ def validate_ids(ids: Any, *, unique: bool = True) -> list[str]:
 
 def validate_vectors(vectors: Any, n: int, dim: int, metric: str) -> np.ndarray:
     """An (n, dim) float32 array with finite values (and, under cosine, no zero vector),
-    normalised to unit length under cosine. Always a fresh array (caller may keep it)."""
+    normalised to unit length under cosine. Always a fresh array (caller may keep it).
+
+    An empty batch (``n == 0``) may be ``[]``, a (0,) array or a (0, dim) array; it
+    validates to a (0, dim) array (a (0, other) array is still a dimension mismatch)."""
     try:
         arr = np.array(vectors, dtype=np.float32, copy=True)
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(f"vectors must be a numeric (n, {dim}) array: {exc}") from exc
     if arr.ndim == 1 and n == 1 and arr.shape[0] == dim:
         arr = arr.reshape(1, dim)
+    if n == 0 and arr.shape == (0,):
+        # An empty batch: ``[]`` (or a (0,) array) has no width to check (issue 17).
+        arr = arr.reshape(0, dim)
     if arr.ndim != 2:
         raise InvalidArgumentError(
             f"vectors must be 2-dimensional (n, {dim}), got shape {arr.shape}"
