@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeelError as exc:
         print(f"keeldb {args.command}: error: {exc.code}: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file the command reads or writes: say which, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"keeldb {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"keeldb {args.command}: interrupted", file=sys.stderr)
         return 130
