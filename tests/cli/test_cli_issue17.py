@@ -346,13 +346,13 @@ def test_no_command_prints_a_traceback_for_a_missing_database(
     assert not os.path.exists(missing)
 
 
-def test_serve_usage_errors_exit_2_without_a_traceback(
+def test_serve_start_errors_are_one_line_with_their_status(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = str(tmp_path / "db")
     code, _, err = run(capsys, "serve", db, "--api-key", "short", "--port", "1")
-    assert code == 2 and "at least 8 characters" in err
+    assert code == 1 and "at least 8 characters" in err
     code, _, err = run(capsys, "serve", db, "--keys-file", str(tmp_path / "none.json"))
-    assert code == 2 and "none.json" in err
+    assert code == 1 and "none.json" in err
     code, _, err = run(capsys, "serve", db, "--host", "0.0.0.0", "--port", "1")
     assert code == 2 and "without API keys" in err

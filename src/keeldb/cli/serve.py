@@ -14,9 +14,10 @@ __all__ = ["add_parser", "run_serve"]
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the database at PATH until SIGTERM/SIGINT. Returns 0 after a clean stop.
 
-    Exit statuses (docs/cli.md): 2 for a usage error (an unsafe bind without keys, a
-    short API key, a bad keys file), 1 for a KeelDB error (e.g. the database is locked),
-    3 when uvicorn cannot start (e.g. the port is taken: its ``sys.exit(3)``).
+    Exit statuses (docs/cli.md): 2 for an unsafe bind without keys (a usage error), 1
+    for a KeelDB error (a short API key, a bad keys file, a locked database: each
+    ``invalid_argument`` or ``database_locked``), 3 when uvicorn cannot start (e.g. the
+    port is taken: its ``sys.exit(3)``).
     """
     from keeldb.server.config import ServerConfig
 
@@ -30,12 +31,8 @@ def run_serve(args: argparse.Namespace) -> int:
         ) from exc
     from keeldb.server.runner import serve
 
-    try:
-        keys = ServerConfig.collect_keys(args.api_key, args.keys_file)
-    except InvalidArgumentError as exc:  # a short key, an unreadable or malformed keys file
-        raise CliError(str(exc), exit_code=2) from exc
     config = ServerConfig(
-        keys=keys,
+        keys=ServerConfig.collect_keys(args.api_key, args.keys_file),
         max_body_bytes=args.max_body_bytes,
         max_k=args.max_k,
         max_ef=args.max_ef,
