@@ -65,10 +65,6 @@ def test_empty_operations_inside_a_transaction(db_path: str, empty: object) -> N
         assert db.get_collection("z").count() == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coordinator applies fix in collection.py + transaction.py: empty batch, no WAL record",
-)
 def test_empty_upsert_writes_no_wal_record(db: keeldb.Database) -> None:
     col = db.create_collection("z", dim=4)
     col.upsert(["a"], _vecs(1))

@@ -9,7 +9,6 @@ import keeldb
 from keeldb import AlreadyExistsError
 
 
-@pytest.mark.xfail(strict=True, reason="coordinator applies fix in database.py")
 @pytest.mark.parametrize(
     ("changed", "expected"),
     [

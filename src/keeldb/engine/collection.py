@@ -225,7 +225,11 @@ class Collection:
         under cosine, JSON metadata): on error nothing is written. Returns once the batch
         is durable per the database's durability mode.
         """
-        self._write([self._upsert_op(ids, vectors, metadata)])
+        op = self._upsert_op(ids, vectors, metadata)
+        if not op.ids:  # an empty batch is a no-op: no WAL record (issue 17)
+            self._check_writable()
+            return
+        self._write([op])
 
     def _upsert_op(self, ids: Any, vectors: Any, metadata: Any) -> UpsertOp:
         id_list = validate_ids(ids)
@@ -240,6 +244,9 @@ class Collection:
             raise InvalidArgumentError("delete takes exactly one of ids or filter")
         if ids is not None:
             id_list = validate_ids(ids, unique=False)
+            if not id_list:  # an empty batch is a no-op: no WAL record (issue 17)
+                self._check_writable()
+                return 0
             return self._write([DeleteOp(list(dict.fromkeys(id_list)))])["deleted"]
         flt = self._compile(filter)
         with self._locked_for_write():
