@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from keeldb.engine.segment import load_columns
 from keeldb.errors import DatabaseLockedError, KeelError
-from keeldb.index.hnsw import load_hnsw
+from keeldb.index.hnsw import HnswIndex
 from keeldb.storage.fileio import OsFileSystem
 from keeldb.storage.format import LOCK_NAME, is_collection_file, parse_wal_name, segment_file_name
 from keeldb.storage.manifest import read_manifest
@@ -127,8 +127,11 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
             report.problems.append(f"{label}: segment {sid}: {exc}")
         if entry.kind == "hnsw":
             try:
-                hnsw = load_hnsw(
-                    os.path.join(directory, segment_file_name(sid, "hnsw")), entry.rows, config.dim
+                hnsw = HnswIndex.load(
+                    os.path.join(directory, segment_file_name(sid, "hnsw")),
+                    entry.rows,
+                    config.dim,
+                    config.metric,
                 )
                 hnsw.verify_storage()
                 report.files_checked += 1

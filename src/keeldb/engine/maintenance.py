@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,13 +32,7 @@ from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment, remove_segment_files, write_segment
 from keeldb.engine.state import State
 from keeldb.errors import CorruptionError, KeelError, StorageError
-from keeldb.index.hnsw import (
-    build_hnsw,
-    extend_hnsw,
-    locality_order,
-    stored_vectors,
-    stores_exact_vectors,
-)
+from keeldb.index.hnsw import HnswIndex
 from keeldb.storage.format import is_collection_file, parse_wal_name, segment_file_name
 from keeldb.storage.manifest import Manifest, SegmentEntry, write_manifest
 from keeldb.storage.segment_files import encode_metadata_rows, write_tombstones
@@ -312,7 +306,7 @@ class Maintainer:
                 row_map = np.full(n, -1, dtype=np.int64)
                 row_map[keep] = np.arange(len(keep))
                 later = np.flatnonzero(mem.dead[:n] & ~snapshot)
-                _mark_dead(segment, row_map[later])
+                segment.kill(row_map[later])
             state = col._state
             memtables = tuple(m for m in state.memtables if m is not mem)
             segments = state.segments + ((segment,) if segment is not None else ())
@@ -410,16 +404,18 @@ class Maintainer:
         if kind == "hnsw":
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
             if base is not None and base.hnsw is not None:
-                index = extend_hnsw(base.hnsw.path, vectors[base.rows :])
+                index = base.hnsw.extend(vectors[base.rows :])
             else:
-                index = build_hnsw(vectors, col.metric, col.config.m, col.config.ef_construction)
+                index = HnswIndex.build(
+                    vectors, col.metric, col.config.m, col.config.ef_construction
+                )
             # Rows in breadth-first graph order: a search's rows sit close in memory.
-            order = locality_order(index)
-            index.permute_entries(order)
-            if stores_exact_vectors(index):
+            order = index.locality_order()
+            index.permute(order)
+            if index.exact_scores:
                 # The index's own (now reordered) float32 copy of the vectors: no third copy.
                 del vectors
-                vectors = stored_vectors(index)
+                vectors = index.stored_vectors()
             else:
                 # The graph holds float16 copies only: the .vec writer gathers the rows in
                 # the new order a slice at a time (no whole reordered copy).
@@ -465,7 +461,7 @@ class Maintainer:
                     # deleted since the snapshot are carried over too.
                     now_dead = i.segment.dead[i.taken]
                     merged = i.offset + np.flatnonzero(now_dead)
-                    _mark_dead(out, merged if new_row is None else new_row[merged])
+                    out.kill(merged if new_row is None else new_row[merged])
             gone = {id(i.segment) for i in inputs}
             state = col._state
             kept = tuple(s for s in state.segments if id(s) not in gone)
@@ -583,15 +579,6 @@ class Maintainer:
                 log.error("keeldb: %s", exc)
                 self.col._damaged = exc
                 return
-
-
-def _mark_dead(seg: Segment, rows: Any) -> None:
-    rows = np.asarray(rows, dtype=np.int64)
-    rows = rows[rows >= 0]
-    if len(rows):
-        seg.dead[rows] = True
-        seg.dead_count = int(np.count_nonzero(seg.dead))
-        seg.dead_version += 1
 
 
 def _segment_id_of(name: str) -> int:
