@@ -127,12 +127,8 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
             report.problems.append(f"{label}: segment {sid}: {exc}")
         if entry.kind == "hnsw":
             try:
-                hnsw = HnswIndex.load(
-                    os.path.join(directory, segment_file_name(sid, "hnsw")),
-                    entry.rows,
-                    config.dim,
-                    config.metric,
-                )
+                path = os.path.join(directory, segment_file_name(sid, "hnsw"))
+                hnsw = HnswIndex.load(path, entry.rows, config.dim, config.metric)
                 hnsw.verify_storage()
                 report.files_checked += 1
             except KeelError as exc:

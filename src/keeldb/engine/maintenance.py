@@ -403,12 +403,7 @@ class Maintainer:
         vector_order = None  # row i of the output takes vectors[vector_order[i]]
         if kind == "hnsw":
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
-            if base is not None and base.hnsw is not None:
-                index = base.hnsw.extend(vectors[base.rows :])
-            else:
-                index = HnswIndex.build(
-                    vectors, col.metric, col.config.m, col.config.ef_construction
-                )
+            index = self._graph(base, vectors)
             # Rows in breadth-first graph order: a search's rows sit close in memory.
             order = index.locality_order()
             index.permute(order)
@@ -447,6 +442,14 @@ class Maintainer:
             self._install(inputs, out, new_row)
         finally:
             self._building.discard(seg_id)
+
+    def _graph(self, base: Segment | None, vectors: np.ndarray) -> HnswIndex:
+        """The graph of a merge's ``vectors``: ``base``'s graph (its rows come first)
+        extended with the rest, or a new one."""
+        if base is not None and base.hnsw is not None:
+            return base.hnsw.extend(vectors[base.rows :])
+        config = self.col.config
+        return HnswIndex.build(vectors, config.metric, config.m, config.ef_construction)
 
     def _install(
         self, inputs: list[_Input], out: Segment | None, new_row: np.ndarray | None = None
