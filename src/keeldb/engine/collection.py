@@ -372,10 +372,12 @@ class Collection:
         for mem in reversed(state.memtables):
             if not missing:
                 break
-            rows = mem.locate([ids[i] for i in missing], None)
-            for j, row in rows.items():
-                found[missing[j]] = (mem, row)
-            missing = [i for j, i in enumerate(missing) if j not in rows]
+            sub = ids if len(missing) == len(ids) else [ids[i] for i in missing]
+            rows = mem.locate(sub, None)
+            if rows:
+                for j, row in rows.items():
+                    found[missing[j]] = (mem, row)
+                missing = [i for j, i in enumerate(missing) if j not in rows]
         if missing and state.segments:
             sub = [ids[i] for i in missing]
             sub_hashes = id_hashes(sub) if hashes is None else hashes[missing]

@@ -34,6 +34,7 @@ from keeldb.storage.manifest import CollectionConfig, SegmentEntry
 from keeldb.storage.segment_files import (
     IdTable,
     MetadataTable,
+    id_hashes,
     map_vectors,
     read_columns,
     read_tombstones,
@@ -333,8 +334,6 @@ class Segment:
 
     def locate(self, ids: list[str], hashes: np.ndarray | None) -> dict[int, int]:
         """Live rows of ``ids`` here: {index in ids: row}."""
-        from keeldb.storage.segment_files import id_hashes
-
         found: dict[int, int] = {}
         table = self.ids
         sorted_hashes = table.hashes
