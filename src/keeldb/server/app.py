@@ -300,6 +300,11 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     # Outermost: the hot collection routes skip everything above (see fastlane.py).
     app.add_middleware(FastLane, state=state, routes=_fast_routes(app))
+    from keeldb.server.dashboard import install_dashboard
+    from keeldb.server.introspect import add_introspection_routes
+
+    add_introspection_routes(app.router, state)
+    install_dashboard(app)  # last: its headers middleware wraps the fast lane too
     _document_bearer_auth(app)
     return app
 
