@@ -426,7 +426,6 @@
     clear(container).append(el("div", { class: "filter-editor" }, el("label", { for: id }, opts.label || "Filter (JSON)"), input, status));
     let timer = null;
     let seq = 0;
-    const state = { value: null, valid: true, count: null };
 
     function setStatus(kind, text) {
       status.className = "filter-status " + kind;
@@ -450,30 +449,30 @@
       return value;
     }
 
-    // Full check: parse, then ask the server to count matches (it compiles the filter).
+    // Full check of the text as it is now: parse, then ask the server to count matches
+    // (it compiles the filter). Returns {value, valid, count} for that text; the status
+    // line shows the latest check only.
     async function validate() {
       const mine = ++seq;
       let value;
       try {
         value = parse();
       } catch (err) {
-        state.valid = false;
-        state.count = null;
         setStatus("error", err.message);
-        return state;
+        return { value: null, valid: false, count: null };
       }
       try {
         const body = value === null ? undefined : { filter: value };
-        const { count } = await api("POST", opts.countPath() , body);
-        if (mine !== seq) return state;
-        Object.assign(state, { value, valid: true, count });
-        setStatus("ok", (value === null ? "No filter: " : "") + fmtInt(count) + " matching record" + (count === 1 ? "" : "s"));
+        const { count } = await api("POST", opts.countPath(), body);
+        if (mine === seq) {
+          const s = count === 1 ? "" : "s";
+          setStatus("ok", (value === null ? "No filter: " : "") + fmtInt(count) + " matching record" + s);
+        }
+        return { value, valid: true, count };
       } catch (err) {
-        if (mine !== seq) return state;
-        Object.assign(state, { value, valid: false, count: null });
-        setStatus("error", "Filter rejected: " + err.message);
+        if (mine === seq) setStatus("error", "Filter rejected: " + err.message);
+        return { value, valid: false, count: null };
       }
-      return state;
     }
 
     input.addEventListener("input", () => {
