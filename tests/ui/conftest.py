@@ -13,6 +13,7 @@ tests of the same features (``test_dashboard_http.py``) run everywhere.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sys
@@ -95,11 +96,27 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def screenshot(browser: Any) -> Callable[[str], Path]:
-    """``screenshot(name)`` saves the current page as ``ARTIFACTS/name.png``."""
+    """``screenshot(name)`` saves the whole page (not just the window) as
+    ``ARTIFACTS/name.png``."""
 
     def save(name: str) -> Path:
         path = ARTIFACTS / f"{name}.png"
-        browser.save_screenshot(str(path))
+        size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        shot = browser.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {
+                    "x": 0,
+                    "y": 0,
+                    "width": size["width"],
+                    "height": min(size["height"], 4000),
+                    "scale": 1,
+                },
+            },
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
     return save

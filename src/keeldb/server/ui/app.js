@@ -653,6 +653,7 @@
     fact(dl, "mean", (sum / v.length).toPrecision(4));
     fact(dl, "first values", "[" + v.slice(0, 8).map((x) => x.toPrecision(4)).join(", ") + (v.length > 8 ? ", …]" : "]"));
     $("record-panel").hidden = false;
+    $("record-panel").scrollIntoView({ block: "nearest" });
   }
 
   // --- search --------------------------------------------------------------------------------
