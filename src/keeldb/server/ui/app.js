@@ -289,7 +289,9 @@
     let inFlight = 0;
     for (const line of text.split("\n")) {
       if (!line || line[0] === "#") continue;
-      const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.eE+-]+|NaN|\+Inf)$/.exec(line);
+      // Label values hold braces (route="/v1/workspaces/{ws}/..."): the label set runs to
+      // the last "}" of the line.
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$/.exec(line);
       if (!m) continue;
       const [, name, labels = "", value] = m;
       if (labels.includes('route="/metrics"')) continue;
@@ -401,9 +403,12 @@
         if (v === null || !isFinite(v)) return;
         const x = (W * (i + CHART_POINTS - list.length)) / (CHART_POINTS - 1);
         const y = H - pad - ((H - 2 * pad) * v) / max;
-        pts.push(x.toFixed(1) + "," + y.toFixed(1));
+        pts.push([x.toFixed(1), y.toFixed(1)]);
       });
-      if (pts.length) root.append(svg("polyline", { points: pts.join(" "), class: "series s" + k }));
+      if (!pts.length) return;
+      root.append(svg("polyline", { points: pts.map((p) => p.join(",")).join(" "), class: "series s" + k }));
+      const [x, y] = pts[pts.length - 1];
+      root.append(svg("circle", { cx: x, cy: y, r: 2.5, class: "dot d" + k }));
     });
     const label = svg("text", { x: 4, y: 12, class: "label" });
     label.textContent = values.length ? "max " + fmt(max) : "waiting for traffic…";
