@@ -110,6 +110,7 @@ def install_dashboard(app: FastAPI) -> None:
     Call it last in ``create_app``: the headers middleware must be the outermost layer so
     it also covers the fast lane's answers.
     """
+
     async def root() -> Response:
         """Redirect to the dashboard."""
         return RedirectResponse("/ui", status_code=307)

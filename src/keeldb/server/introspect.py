@@ -122,7 +122,9 @@ def add_introspection_routes(router: APIRouter, state: ServerState) -> None:
         """The calling key's role, permissions and workspaces (any valid key)."""
         return whoami(request.state.api_key)
 
-    @router.post(COLLECTION + "/explain", response_model=ExplainResponse, responses=COLLECTION_ERRORS)
+    @router.post(
+        COLLECTION + "/explain", response_model=ExplainResponse, responses=COLLECTION_ERRORS
+    )
     @requires("read")
     @collection_body(SearchRequest)
     async def explain(ws: str, name: str, body: SearchRequest) -> Response:
