@@ -40,6 +40,18 @@ from ui_util import (  # noqa: E402
     find_browser,
 )
 
+NO_BROWSER = (
+    "BROWSER TESTS SKIPPED: chromium and chromedriver are not installed "
+    "(apt-get install -y chromium chromium-driver; make dev does it)"
+)
+_SKIPPED_BROWSER: list[bool] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Repeat the skip at the very end of the run, where nobody can miss it."""
+    if _SKIPPED_BROWSER:
+        terminalreporter.write_sep("!", NO_BROWSER, red=True, bold=True)
+
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Dataset]]:
@@ -64,13 +76,8 @@ def browser() -> Iterator[Any]:
     """A headless Chromium driven by Selenium (skips loudly when none is installed)."""
     found = find_browser()
     if found is None:
-        message = (
-            "\n" + "!" * 78 + "\nBROWSER TESTS SKIPPED: chromium and chromedriver are not "
-            "installed.\nInstall them with: apt-get install -y chromium chromium-driver "
-            "(make dev does this)\n" + "!" * 78
-        )
-        print(message, file=sys.stderr)
-        pytest.skip("chromium/chromedriver not installed (see the message above)")
+        _SKIPPED_BROWSER.append(True)
+        pytest.skip(NO_BROWSER)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from selenium import webdriver
