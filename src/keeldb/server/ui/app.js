@@ -238,9 +238,11 @@
     renderCollectionsTable(collections, stats);
   }
 
-  // Columns the engine does not report yet (embedding function, text index) appear as soon
-  // as a collection's info carries them; until then they are left out rather than faked.
+  // Columns shown only when some collection's info carries the field: "damaged" (the
+  // error of a collection that failed verification), and what the engine does not report
+  // yet (embedding function, text index) — left out until then rather than faked.
   const OPTIONAL_COLUMNS = [
+    { field: "damaged", title: "damaged" },
     { field: "embedding_function", title: "embedding function" },
     { field: "text_index", title: "text index" },
   ];
@@ -262,7 +264,7 @@
         { "data-collection": c.workspace + "/" + c.name },
         el("td", {}, c.workspace),
         el("td", {}, link),
-        el("td", { class: "num rows" }, fmtInt(c.count)),
+        el("td", { class: "num rows" }, c.damaged ? "—" : fmtInt(c.count)),
         el("td", { class: "num" }, String(c.dim)),
         el("td", {}, c.metric),
         el("td", {}, c.index_type),
