@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -584,6 +584,11 @@ class Collection:
     def on_search(self, callback: Callable[[SearchStats], None]) -> None:
         """Call ``callback(SearchStats)`` after every search / search_batch."""
         self._search_callbacks.append(callback)
+
+    def off_search(self, callback: Callable[[SearchStats], None]) -> None:
+        """Stop calling ``callback`` (registered with :meth:`on_search`); no-op if absent."""
+        with suppress(ValueError):
+            self._search_callbacks.remove(callback)
 
     def on_insert(self, callback: Callable[[InsertStats], None]) -> None:
         """Call ``callback(InsertStats)`` after every acknowledged write batch."""
