@@ -41,6 +41,8 @@ MAGIC_TOMBSTONES = b"KEELTOMB"
 MAGIC_MANIFEST = b"KEELMANI"
 MAGIC_WAL = b"KEELWAL\x00"
 MAGIC_HNSW = b"KEELHNSW"
+MAGIC_DOCUMENTS = b"KEELDOCS"
+MAGIC_POSTINGS = b"KEELPOST"
 
 # --- WAL records -------------------------------------------------------------------------
 # offset size field
@@ -59,15 +61,16 @@ MAX_WAL_RECORD_BYTES = 1 << 31  # 2 GiB: a larger length field is treated as dam
 # Operations inside a batch record.
 OP_UPSERT = 1
 OP_DELETE = 2
+OP_UPSERT_DOCS = 3  # an upsert that carries documents (since 0.3; op 1 still decodes)
 
 # --- file names (the one place that builds them) -----------------------------------------
 MANIFEST_NAME = "MANIFEST"
 LOCK_NAME = "LOCK"
 TMP_SUFFIX = ".keeldb-tmp"
-SEGMENT_EXTENSIONS = ("vec", "ids", "meta", "cols", "hnsw")
+SEGMENT_EXTENSIONS = ("vec", "ids", "meta", "cols", "hnsw", "docs", "post")
 
 _WAL_RE = re.compile(r"^wal-(\d{16})\.log$")
-_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.(vec|ids|meta|cols|hnsw)$")
+_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.(vec|ids|meta|cols|hnsw|docs|post)$")
 _TOMB_RE = re.compile(r"^seg-(\d{8})\.del-(\d{8})$")
 
 

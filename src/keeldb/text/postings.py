@@ -157,6 +157,7 @@ class SealedPostings:
         self._vocab: dict[str, int] | None = None
         self._vocab_lock = threading.Lock()
         self._dead = _DeadRows(arrays.lengths, len(arrays.lengths))
+        self.keepalive: object = None  # e.g. the memory map the arrays view
 
     @classmethod
     def from_arrays(cls, arrays: PostingsArrays) -> SealedPostings:
