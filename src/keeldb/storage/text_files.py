@@ -194,7 +194,7 @@ def write_postings(
     chunks = [head, offs.data.cast("B"), rows.data.cast("B"), tf.data.cast("B"),
               lens.data.cast("B"), pad, blob]  # fmt: skip
     return write_framed(
-        fs, path, MAGIC_POSTINGS, chunks, rows=len(lens), aux=len(terms), atomic=False
+        fs, path, MAGIC_POSTINGS, chunks, rows=len(lens), aux=len(terms), atomic=atomic
     )
 
 

@@ -82,6 +82,8 @@ def chunk_spans(text: str, max_chars: int = 1000, overlap: int = 0) -> list[Chun
         nxt = j + 1
         while overlap and nxt - 1 > i and end - atoms[nxt - 1][0] <= overlap:
             nxt -= 1
+        while nxt <= j and not text[atoms[nxt][0] : atoms[nxt][1]].strip():
+            nxt += 1  # an overlap never starts with blank pieces
         i = nxt
     out = []
     for a, b in spans:
@@ -91,6 +93,8 @@ def chunk_spans(text: str, max_chars: int = 1000, overlap: int = 0) -> list[Chun
             continue
         lead = len(piece) - len(piece.lstrip())
         a2 = a + lead
+        if out and out[-1].start <= a2 and a2 + len(stripped) <= out[-1].end:
+            continue  # only blank pieces told it apart from the previous chunk
         out.append(Chunk(stripped, a2, a2 + len(stripped)))
     return out
 
