@@ -63,7 +63,11 @@ def write_documents(
     offsets = _u64_offsets(lengths)
     bits = np.packbits(present, bitorder="little")
     pad = b"\0" * ((-len(bits)) % 8)
-    chunks = [offsets.data.cast("B"), bits.tobytes() + pad, b"".join(encoded)]
+    chunks: list[bytes | memoryview] = [
+        offsets.data.cast("B"),
+        bits.tobytes() + pad,
+        b"".join(encoded),
+    ]
     return write_framed(
         fs, path, MAGIC_DOCUMENTS, chunks, rows=len(documents),
         aux=int(np.count_nonzero(present)), atomic=False,

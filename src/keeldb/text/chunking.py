@@ -85,7 +85,7 @@ def chunk_spans(text: str, max_chars: int = 1000, overlap: int = 0) -> list[Chun
         while nxt <= j and not text[atoms[nxt][0] : atoms[nxt][1]].strip():
             nxt += 1  # an overlap never starts with blank pieces
         i = nxt
-    out = []
+    out: list[Chunk] = []
     for a, b in spans:
         piece = text[a:b]
         stripped = piece.strip()

@@ -42,7 +42,9 @@ def _check(lists: Sequence[RankedList], weights: Sequence[float] | None, depth: 
     return out
 
 
-def _ranked(scores: dict[Hashable, float], first: dict[Hashable, int], k: int | None) -> list:
+def _ranked(
+    scores: dict[Hashable, float], first: dict[Hashable, int], k: int | None
+) -> list[tuple[Hashable, float]]:
     keys = sorted(scores, key=lambda key: (-scores[key], first[key]))
     if k is not None:
         keys = keys[:k]
