@@ -174,3 +174,21 @@ def test_stats_and_arguments() -> None:
         BM25Params(b=2.0)
     assert len(bm25_search([mem], [], 5)) == 0
     assert len(bm25_search([], ["a"], 5)) == 0
+
+
+def test_ties_are_broken_by_row_whatever_the_boundary() -> None:
+    # 50 identical documents tie; the top 3 must be the first 3 rows, in each unit and
+    # across units (unit, then row).
+    docs = [["x", "y"]] * 50 + [["x"]] * 5
+    sealed = SealedPostings.build(docs)
+    hits = bm25_search([sealed], ["x", "y"], 3)
+    assert hits.row.tolist() == [0, 1, 2]
+    mem = MemPostings()
+    mem.append(docs)
+    hits = bm25_search([mem, sealed], ["x", "y"], 4)
+    assert list(zip(hits.unit.tolist(), hits.row.tolist(), strict=True)) == [
+        (0, 0), (0, 1), (0, 2), (0, 3),
+    ]  # fmt: skip
+    dead = np.arange(0, 50, 2)
+    sealed.mark_dead(dead)
+    assert bm25_search([sealed], ["x", "y"], 3).row.tolist() == [1, 3, 5]

@@ -61,7 +61,7 @@ MAX_WAL_RECORD_BYTES = 1 << 31  # 2 GiB: a larger length field is treated as dam
 # Operations inside a batch record.
 OP_UPSERT = 1
 OP_DELETE = 2
-OP_UPSERT_DOCS = 3  # an upsert that carries documents (since 0.3; op 1 still decodes)
+OP_UPSERT_DOCS = 3  # an upsert that carries documents (since 0.2; op 1 still decodes)
 
 # --- file names (the one place that builds them) -----------------------------------------
 MANIFEST_NAME = "MANIFEST"

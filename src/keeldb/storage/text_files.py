@@ -195,8 +195,8 @@ def write_postings(
         len(terms), len(rows), len(blob), int(lens.sum(dtype=np.uint64)), analyzer_fingerprint, 0
     )
     pad = b"\0" * ((-len(lens)) % 2 * 4)  # the blob starts 8-byte aligned
-    chunks: list[bytes | memoryview] = [head, offs.data.cast("B"), rows.data.cast("B"), tf.data.cast("B"),
-              lens.data.cast("B"), pad, blob]  # fmt: skip
+    arrays = [offs, rows, tf, lens]
+    chunks: list[bytes | memoryview] = [head, *(a.data.cast("B") for a in arrays), pad, blob]
     return write_framed(
         fs, path, MAGIC_POSTINGS, chunks, rows=len(lens), aux=len(terms), atomic=atomic
     )

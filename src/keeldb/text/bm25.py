@@ -16,9 +16,10 @@ Defaults: ``k1 = 1.2`` (term-frequency saturation) and ``b = 0.75`` (length norm
 — Lucene's and bm25s's defaults; ``docs/text.md`` lists the measured alternatives.
 
 Scoring is term-at-a-time and vectorised: per unit, the postings of the query terms are
-concatenated and accumulated with one ``np.bincount``; the top k among the rows the
-caller allows (live ∧ filter) is exact, because every row containing a query term is
-scored. Rows containing no query term score 0 and are never returned.
+concatenated, weighted (float32) and accumulated with one ``np.bincount`` (float64); the
+top k among the rows the caller allows (live ∧ filter) is exact, because every row
+containing a query term is scored, and ties are broken by row. Rows containing no query
+term score 0 and are never returned.
 """
 
 from __future__ import annotations
@@ -123,10 +124,7 @@ def search(
     found_score: list[np.ndarray] = []
     for ui, (unit, postings) in enumerate(zip(units, per_unit, strict=True)):
         mask = None if allowed is None else allowed[ui]
-        rows, scores = _score_unit(unit, postings, idf, k1, b, avgdl, mask)
-        if len(rows) > k:
-            top = np.argpartition(-scores, k - 1)[:k]
-            rows, scores = rows[top], scores[top]
+        rows, scores = _score_unit(unit, postings, idf, k1, b, avgdl, mask, k)
         found_unit.append(np.full(len(rows), ui, dtype=np.int64))
         found_row.append(rows)
         found_score.append(scores)
@@ -147,29 +145,39 @@ def _score_unit(
     b: float,
     avgdl: float,
     allowed: np.ndarray | None,
+    k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(rows i64, scores f64) of every allowed row of ``unit`` with a positive score."""
+    """The top ``k`` (rows i64, scores f64) among allowed live rows of ``unit`` with a
+    positive score, best first, ties by row."""
     sizes = [len(p[0]) for p in postings]
     if not sum(sizes):
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    rows = np.concatenate([p[0] for p in postings]).astype(np.intp)
+    rows = np.concatenate([p[0] for p in postings])
     tf = np.concatenate([p[1] for p in postings]).astype(np.float64)
-    weight = np.repeat(idf, sizes)
-    lengths = unit.lengths
-    norm = k1 * (1.0 - b + b * (lengths[rows] / avgdl))
-    contrib = weight * (tf * (k1 + 1.0)) / (tf + norm)
-    n = unit.rows
-    if len(rows) * 8 < n:
-        # Few postings: aggregate the touched rows only (sort) instead of all n rows.
-        cand, inverse = np.unique(rows, return_inverse=True)
-        scores = np.bincount(inverse.reshape(-1), weights=contrib, minlength=len(cand))
-    else:
-        dense = np.bincount(rows, weights=contrib, minlength=n)
-        cand = np.flatnonzero(dense)
-        scores = dense[cand]
-    keep = ~unit.dead[cand]
+    # tf * (k1 + 1) * idf / (tf + k1 * (1 - b + b * len / avgdl)) (float64)
+    denom = unit.lengths[rows].astype(np.float64)
+    denom *= k1 * b / avgdl
+    denom += k1 * (1.0 - b)
+    denom += tf
+    tf *= np.repeat(idf * (k1 + 1.0), sizes)
+    tf /= denom
+    # Term-at-a-time accumulation into a dense accumulator; each posting then reads its
+    # row's total, so no pass over all n rows is needed to find the candidates.
+    totals = np.bincount(rows, weights=tf, minlength=unit.rows)[rows]
+    keep = ~unit.dead[rows] if unit.dead_count else None
     if allowed is not None:
-        keep &= allowed[cand]
-    if not keep.all():
-        cand, scores = cand[keep], scores[keep]
-    return cand.astype(np.int64), scores
+        keep = allowed[rows] if keep is None else keep & allowed[rows]
+    if keep is not None:
+        rows, totals = rows[keep], totals[keep]
+    # A row occurs at most once per term, so the best len(postings) * k postings hold
+    # the best k distinct rows; take every posting scoring at least as much as the
+    # m-th best so that rows tied at the boundary are all considered.
+    m = min(len(rows), k * len(postings))
+    if m < len(rows):
+        threshold = np.partition(totals, len(totals) - m)[len(totals) - m]
+        sel = totals >= threshold
+        rows, totals = rows[sel], totals[sel]
+    cand, first = np.unique(rows, return_index=True)
+    scores = totals[first]
+    order = np.lexsort((cand, -scores))[:k]
+    return cand[order].astype(np.int64), scores[order]
