@@ -50,6 +50,7 @@ from keeldb.text import (  # noqa: E402
 
 SHARED = Path(os.environ.get("KEELDB_SHARED", REPO.parent / "shared")) / "datasets"
 RESULTS = REPO / "bench" / "results"
+MEMTABLE_ROWS = 16_384
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -200,6 +201,7 @@ def scifact(out: dict[str, Any]) -> None:
     out["scifact_qps"]["memtable"] = qps(
         lambda q: bm25_search([mem], analyzer(q), 10), data["queries"]
     )
+    out["scifact_bm25s"] = bm25s_baseline(data["texts"], data["queries"], data["ids"], data["rel"])
 
 
 def qps(fn: Callable[[str], Any], queries: Sequence[str], min_s: float = 2.0) -> float:
@@ -214,6 +216,43 @@ def qps(fn: Callable[[str], Any], queries: Sequence[str], min_s: float = 2.0) ->
         el = time.perf_counter() - t0
         if el >= min_s:
             return done / el
+
+
+# --- bm25s baseline (same data, same run) ---------------------------------------------------
+
+
+def bm25s_baseline(
+    texts: list[str], queries: list[str], ids: list[str] | None = None,
+    rel: list[set[str]] | None = None,
+) -> dict[str, Any] | None:  # fmt: skip
+    """bm25s (English stop words, Snowball stemmer via PyStemmer): build rate, single-query
+    QPS including query tokenisation, and nDCG@10 when judgements are given. None when
+    bm25s is not installed (pip install bm25s; in keeldb[dev])."""
+    try:
+        import bm25s
+        import Stemmer
+    except ImportError:
+        print("bm25s not installed: no baseline")
+        return None
+    stemmer = Stemmer.Stemmer("english")
+    t0 = time.perf_counter()
+    corpus_tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+    retriever = bm25s.BM25()
+    retriever.index(corpus_tokens, show_progress=False)
+    t1 = time.perf_counter()
+
+    def one(q: str) -> Any:
+        qt = bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False)
+        return retriever.retrieve(qt, k=10, show_progress=False, n_threads=1)
+
+    out: dict[str, Any] = {"build_docs_per_s": len(texts) / (t1 - t0), "qps": qps(one, queries)}
+    if ids is not None and rel is not None:
+        runs = []
+        for q in queries:
+            docs, _scores = one(q)
+            runs.append([ids[int(j)] for j in docs[0]])
+        out["ndcg10"] = mean_ndcg(runs, rel, list(range(len(queries))))
+    return out
 
 
 # --- pypi ----------------------------------------------------------------------------------
@@ -242,7 +281,8 @@ def pypi(out: dict[str, Any]) -> None:
     t5 = time.perf_counter()
     n = len(texts)
     out["pypi_index"] = {
-        "docs": n, "analyse_docs_per_s_cold": n / (t1 - t0), "analyse_docs_per_s_warm": n / (t5 - t4),
+        "docs": n, "analyse_docs_per_s_cold": n / (t1 - t0),
+        "analyse_docs_per_s_warm": n / (t5 - t4),
         "sealed_build_docs_per_s": n / (t2 - t1), "memtable_append_docs_per_s": n / (t3 - t2),
         "terms": len(sp.terms), "postings": int(len(sp.arrays.post_rows)),
     }  # fmt: skip
@@ -255,12 +295,22 @@ def pypi(out: dict[str, Any]) -> None:
     t7 = time.perf_counter()
     out["pypi_index"]["merge_two_halves_docs_per_s"] = n / (t7 - t6)
     del merged_t
+    out["pypi_bm25s"] = bm25s_baseline(texts, queries)
+    # The engine's shape: sealed segments plus a memtable of up to 16,384 rows
+    # (memtable_rows, docs/params.md), filled by appends of 1,000 rows.
+    cut = n - MEMTABLE_ROWS
+    rest = SealedPostings.build(tokens[:cut])
+    recent = MemPostings()
+    for s in range(cut, n, 1000):
+        recent.append(tokens[s : min(s + 1000, n)])
+    quarters = [SealedPostings.build(tokens[i::4]) for i in range(4)]
     out["pypi_qps"] = {
         "sealed": qps(lambda q: bm25_search([sp], analyzer(q), 10), queries),
-        "memtable": qps(lambda q: bm25_search([mem], analyzer(q), 10), queries),
-        "sealed_x4_units": qps(lambda q: bm25_search(quarters, analyzer(q), 10), queries)
-        if (quarters := [SealedPostings.build(tokens[i::4]) for i in range(4)])
-        else 0.0,
+        "sealed_plus_16k_memtable": qps(
+            lambda q: bm25_search([rest, recent], analyzer(q), 10), queries
+        ),
+        "memtable_100k": qps(lambda q: bm25_search([mem], analyzer(q), 10), queries),
+        "sealed_x4_units": qps(lambda q: bm25_search(quarters, analyzer(q), 10), queries),
     }
 
 
@@ -291,9 +341,33 @@ def report(out: dict[str, Any]) -> None:
         print(f"  best of grid: {best}")
         print(f"\nSciFact index: {out['scifact_index']}")
         print(f"SciFact BM25 single-query QPS: {out['scifact_qps']}")
+        print(f"SciFact bm25s baseline (same run): {out.get('scifact_bm25s')}")
+        _ratios("SciFact", out["scifact_qps"], out["scifact_index"], out.get("scifact_bm25s"))
     if "pypi_index" in out:
         print(f"\npypi 100k index: {out['pypi_index']}")
         print(f"pypi 100k BM25 single-query QPS: {out['pypi_qps']}")
+        print(f"pypi 100k bm25s baseline (same run): {out.get('pypi_bm25s')}")
+        build = {"build_docs_per_s": 1 / (1 / out["pypi_index"]["analyse_docs_per_s_cold"]
+                 + 1 / out["pypi_index"]["sealed_build_docs_per_s"])}  # fmt: skip
+        _ratios("pypi 100k", out["pypi_qps"], build, out.get("pypi_bm25s"))
+
+
+def _ratios(
+    label: str, ours: dict[str, float], index: dict[str, Any], base: dict[str, Any] | None
+) -> None:
+    if not base:
+        return
+    if "build_docs_per_s" not in index:
+        index = {
+            "build_docs_per_s": 1
+            / (1 / index["analyse_docs_per_s"] + 1 / index["build_docs_per_s"])
+        }
+    print(
+        f"  {label} ratios vs bm25s: single-query QPS {ours['sealed'] / base['qps']:.2f}x "
+        + "".join(f"({k} {v / base['qps']:.2f}x) " for k, v in ours.items() if k != "sealed")
+        + "; "
+        f"analyse+build {index['build_docs_per_s'] / base['build_docs_per_s']:.2f}x"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

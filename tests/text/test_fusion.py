@@ -22,7 +22,7 @@ def test_rrf_formula_and_order() -> None:
 def test_rrf_depth_weights_k_and_ties() -> None:
     a = [("x", 0), ("y", 0), ("z", 0)]
     b = [("y", 0), ("x", 0)]
-    assert rrf([a, b], depth=1) == [("x", 1 / 21), ("y", 1 / 21)]  # tie: first seen first
+    assert rrf([a, b], depth=1, rrf_k=20) == [("x", 1 / 21), ("y", 1 / 21)]  # tie: first seen first
     assert [k for k, _ in rrf([a, b], weights=[0.0, 1.0])] == ["y", "x", "z"]
     assert len(rrf([a, b], k=2)) == 2
     assert rrf([[("x", 0), ("x", 0)]], rrf_k=0) == [("x", 1.0)]  # duplicate counts once

@@ -33,9 +33,10 @@ ENGLISH_STOP_WORDS: frozenset[str] = frozenset(
 
 _LANGUAGES = {"english": ENGLISH_STOP_WORDS}
 
-# One stem cache per (language) per process: stemming a word costs ~1 us in C, a dict hit
-# ~50 ns, and vocabularies are Zipfian, so nearly every word after the first batch hits.
-_STEM_CACHES: dict[str, dict[str, str]] = {}
+# One table word -> term per (stemming language, stop list) per process: stemming a word
+# costs ~1 us in C, a dict hit ~50 ns, and vocabularies are Zipfian, so nearly every word
+# after the first batch hits. Stop words map to "".
+_TABLES: dict[tuple[str | None, frozenset[str]], dict[str, str]] = {}
 _STEMMERS: dict[str, Any] = {}
 _STEM_LOCK = threading.Lock()
 _STEM_CACHE_MAX = 1 << 20  # words; the cache is cleared (not evicted) past this
@@ -49,8 +50,16 @@ def _stemmer(language: str) -> Any:
 
             stemmer = Stemmer.Stemmer(language)
             _STEMMERS[language] = stemmer
-            _STEM_CACHES[language] = {}
         return stemmer
+
+
+def _table(language: str | None, stop: frozenset[str]) -> dict[str, str]:
+    key = (language, stop)
+    table = _TABLES.get(key)
+    if table is None:
+        with _STEM_LOCK:
+            table = _TABLES.setdefault(key, {})
+    return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,30 +124,43 @@ class Analyzer:
         return self.tokenize_many([text])[0]
 
     def tokenize_many(self, texts: Sequence[str]) -> list[list[str]]:
-        """The terms of each text (one list per text). Stemming is done once per distinct
-        new word of the batch, in C, through the per-process cache."""
+        """The terms of each text (one list per text). Each word goes through a
+        per-process table word -> term ("" for a stop word), filled in C (PyStemmer) for
+        the words a batch sees for the first time."""
         findall = self._pattern().findall
         lower = self.lowercase
-        stop = self._stop
         words = [findall(t.lower() if lower else t) for t in texts]
-        if stop:
-            words = [[w for w in ws if w not in stop] for ws in words]
-        if not self._stems:
+        stop = self._stop
+        if not stop and not self._stems:
             return words
-        assert self.language is not None
-        stemmer = _stemmer(self.language)
-        cache = _STEM_CACHES[self.language]
-        new = {w for ws in words for w in ws if w not in cache}
-        if new:
-            fresh = list(new)
-            stems = stemmer.stemWords(fresh)
-            with _STEM_LOCK:
-                if len(cache) > _STEM_CACHE_MAX:
-                    cache.clear()
-                cache.update(zip(fresh, stems, strict=True))
-            get = cache.get
-            return [[get(w) or stemmer.stemWord(w) for w in ws] for ws in words]
-        return [[cache[w] for w in ws] for ws in words]
+        table = _table(self.language if self._stems else None, stop)
+        lookup = table.__getitem__
+        out: list[list[str]] = []
+        append = out.append
+        for ws in words:
+            try:
+                append([t for t in map(lookup, ws) if t])
+            except KeyError:
+                append(self._learn(table, ws, stop))
+        return out
+
+    def _learn(self, table: dict[str, str], words: list[str], stop: frozenset[str]) -> list[str]:
+        """The terms of ``words``, adding the words missing from ``table`` (stemmed in one
+        C call). Independent of the table's state afterwards (another thread may clear
+        it)."""
+        known = dict(zip(words, map(table.get, words), strict=True))
+        new = [w for w, t in known.items() if t is None]
+        terms = new
+        if self._stems:
+            assert self.language is not None
+            terms = _stemmer(self.language).stemWords(new)
+        fresh = {w: "" if w in stop else t for w, t in zip(new, terms, strict=True)}
+        known.update(fresh)
+        with _STEM_LOCK:
+            if len(table) > _STEM_CACHE_MAX:
+                table.clear()
+            table.update(fresh)
+        return [t for t in map(known.__getitem__, words) if t]
 
     # --- persistence ----------------------------------------------------------------------
 

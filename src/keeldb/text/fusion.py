@@ -23,7 +23,7 @@ from keeldb.errors import InvalidArgumentError
 __all__ = ["DEFAULT_DEPTH", "DEFAULT_RRF_K", "RankedList", "rrf", "weighted"]
 
 # Chosen by bench/text_eval.py (docs/text.md, "Hybrid defaults").
-DEFAULT_RRF_K = 20
+DEFAULT_RRF_K = 10
 DEFAULT_DEPTH = 100
 
 RankedList = Sequence[tuple[Hashable, float]]
