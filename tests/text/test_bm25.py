@@ -192,3 +192,20 @@ def test_ties_are_broken_by_row_whatever_the_boundary() -> None:
     dead = np.arange(0, 50, 2)
     sealed.mark_dead(dead)
     assert bm25_search([sealed], ["x", "y"], 3).row.tolist() == [1, 3, 5]
+
+
+def test_match_mask_all_and_any() -> None:
+    from keeldb.text import match_mask
+
+    docs = [["a", "b"], ["b"], ["a", "c", "b"], [], ["c"]]
+    sealed = SealedPostings.build(docs)
+    mem = MemPostings()
+    mem.append(docs)
+    for unit in (sealed, mem):
+        assert match_mask(unit, ["a", "b"]).tolist() == [True, False, True, False, False]
+        assert match_mask(unit, ["b", "a", "b"]).tolist() == [True, False, True, False, False]
+        assert match_mask(unit, ["a", "zzz"]).tolist() == [False] * 5
+        assert match_mask(unit, ["a", "c"], require_all=False).tolist() == [
+            True, False, True, False, True,
+        ]  # fmt: skip
+        assert not match_mask(unit, []).any()

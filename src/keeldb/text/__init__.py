@@ -16,7 +16,13 @@ from keeldb.text.bm25 import BM25Params, CollectionStats, TextHits, collection_s
 from keeldb.text.bm25 import search as bm25_search
 from keeldb.text.chunking import Chunk, ChunkRecords, chunk, chunk_records, chunk_spans
 from keeldb.text.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, rrf, weighted
-from keeldb.text.postings import MemPostings, PostingsArrays, PostingsUnit, SealedPostings
+from keeldb.text.postings import (
+    MemPostings,
+    PostingsArrays,
+    PostingsUnit,
+    SealedPostings,
+    match_mask,
+)
 
 __all__ = [
     "DEFAULT_DEPTH",
@@ -37,6 +43,7 @@ __all__ = [
     "chunk_records",
     "chunk_spans",
     "collection_stats",
+    "match_mask",
     "rrf",
     "weighted",
 ]

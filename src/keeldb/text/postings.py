@@ -26,7 +26,14 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["MemPostings", "PostingsUnit", "SealedPostings", "TermPostings", "coo_from_tokens"]
+__all__ = [
+    "MemPostings",
+    "PostingsUnit",
+    "SealedPostings",
+    "TermPostings",
+    "coo_from_tokens",
+    "match_mask",
+]
 
 TermPostings = tuple[np.ndarray, np.ndarray]  # (rows u32, tf u32) of one term in one unit
 _EMPTY_U32 = np.zeros(0, dtype=np.uint32)
@@ -507,3 +514,24 @@ def _ensure(buf: np.ndarray, n: int) -> np.ndarray:
     bigger = np.zeros(max(n, 2 * len(buf)), dtype=buf.dtype)
     bigger[: len(buf)] = buf
     return bigger
+
+
+def match_mask(unit: PostingsUnit, terms: Sequence[str], *, require_all: bool = True) -> np.ndarray:
+    """Rows of ``unit`` whose document contains every one of ``terms`` (``require_all``)
+    or any of them, as a bool mask of len ``unit.rows`` (dead rows not excluded: AND it
+    with the live mask). The terms are already analysed; no terms matches nothing. This
+    is the ``$text`` document filter's building block."""
+    unique = list(dict.fromkeys(terms))
+    mask = np.zeros(unit.rows, dtype=bool)
+    if not unique:
+        return mask
+    postings = unit.lookup(unique)
+    if require_all and any(len(p[0]) == 0 for p in postings):
+        return mask
+    rows = np.concatenate([p[0] for p in postings]).astype(np.intp)
+    if not require_all:
+        mask[rows] = True
+        return mask
+    counts = np.bincount(rows, minlength=unit.rows)
+    out: np.ndarray = counts == len(unique)
+    return out
