@@ -209,3 +209,40 @@ def test_match_mask_all_and_any() -> None:
             True, False, True, False, True,
         ]  # fmt: skip
         assert not match_mask(unit, []).any()
+
+
+def test_indexing_a_batch_never_walks_the_whole_vocabulary() -> None:
+    # Term ids are assigned per distinct term of the batch, never by a pass over the
+    # vocabulary (that would make every write O(vocabulary)).
+    class NoWalk(dict):
+        def keys(self):  # type: ignore[override]
+            raise AssertionError("walked the vocabulary")
+
+        def __iter__(self):  # type: ignore[override]
+            raise AssertionError("walked the vocabulary")
+
+    vocab = NoWalk()
+    tids, rows, tf, lengths = postings_mod.coo_from_tokens([["a", "b", "a"], ["b"]], vocab)
+    assert dict(dict.items(vocab)) == {"a": 0, "b": 1}
+    assert [tids.tolist(), rows.tolist(), tf.tolist(), lengths.tolist()] == [
+        [0, 1, 1], [0, 0, 1], [2, 1, 1], [3, 1],
+    ]  # fmt: skip
+    postings_mod.coo_from_tokens([["c", "a"]], vocab, first_row=2)
+    assert dict(dict.items(vocab)) == {"a": 0, "b": 1, "c": 2}
+
+
+def test_memtable_append_never_walks_the_whole_vocabulary() -> None:
+    # Regression: MemPostings.append listed the whole vocabulary to find its new terms.
+    class NoWalk(dict):
+        def keys(self):  # type: ignore[override]
+            raise AssertionError("walked the vocabulary")
+
+        def __iter__(self):  # type: ignore[override]
+            raise AssertionError("walked the vocabulary")
+
+    mem = MemPostings()
+    mem._vocab = NoWalk()
+    mem.append([["a", "b"], ["b"]])
+    mem.append([["c", "a"]])
+    assert mem._terms == ["a", "b", "c"]
+    assert [p[0].tolist() for p in mem.lookup(["a", "b", "c"])] == [[0, 2], [0, 1], [2]]
