@@ -41,6 +41,7 @@ EXPECTED = [
     "open",
     "repair",
     "restore",
+    "set_search_threads",
 ]
 
 

@@ -20,6 +20,7 @@ from keeldb.engine.collection import Collection
 from keeldb.engine.database import Database, open
 from keeldb.engine.repair import RepairReport, repair
 from keeldb.engine.transaction import Transaction
+from keeldb.index.threads import set_search_threads
 from keeldb.errors import (
     AlreadyExistsError,
     AuthError,
@@ -85,6 +86,7 @@ __all__ = [
     "open",
     "repair",
     "restore",
+    "set_search_threads",
 ]
 
 

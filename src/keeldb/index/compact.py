@@ -13,6 +13,7 @@ import numpy as np
 
 from keeldb.index.base import Allowed, faiss_metric
 from keeldb.index.exact import exact_rerank
+from keeldb.index.threads import search_threads
 
 __all__ = ["MIN_CANDIDATES", "RERANK_FACTOR", "CompactIndex"]
 
@@ -48,7 +49,8 @@ class CompactIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` among the copy's rows (``ef`` and ``allowed`` are ignored: the
         copy holds exactly the allowed rows)."""
-        _, local = self._index.search(queries, self.candidates(k))
+        with search_threads(len(queries)):
+            _, local = self._index.search(queries, self.candidates(k))
         candidates = self.rows[np.maximum(local, 0)]
         return exact_rerank(self.vectors, queries, k, self.metric, candidates)
 

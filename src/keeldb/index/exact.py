@@ -12,6 +12,7 @@ import faiss
 import numpy as np
 
 from keeldb.index.base import Allowed
+from keeldb.index.threads import search_threads
 
 __all__ = [
     "ExactIndex",
@@ -287,19 +288,20 @@ def _by_index(
     vals = np.empty((nq, kk), dtype=np.float32)
     ids = np.empty((nq, kk), dtype=np.int64)
     fn = faiss.knn_L2sqr_by_idx if metric == "l2" else faiss.knn_inner_products_by_idx
-    fn(
-        faiss.swig_ptr(xq),
-        faiss.swig_ptr(vectors),
-        faiss.swig_ptr(subset),
-        dim,
-        nq,
-        len(vectors),
-        width,
-        kk,
-        faiss.swig_ptr(vals),
-        faiss.swig_ptr(ids),
-        stride,
-    )
+    with search_threads(nq):
+        fn(
+            faiss.swig_ptr(xq),
+            faiss.swig_ptr(vectors),
+            faiss.swig_ptr(subset),
+            dim,
+            nq,
+            len(vectors),
+            width,
+            kk,
+            faiss.swig_ptr(vals),
+            faiss.swig_ptr(ids),
+            stride,
+        )
     dist = similarity_to_distance(metric, vals)
     dist[ids < 0] = np.inf
     return dist, ids

@@ -36,6 +36,7 @@ import numpy as np
 from keeldb.errors import CorruptionError, translate_os_error
 from keeldb.index.base import Allowed, faiss_metric
 from keeldb.index.exact import similarity_to_distance
+from keeldb.index.threads import search_threads
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import FORMAT_VERSION, HEADER_SIZE, HNSW_FP16_VERSION, MAGIC_HNSW
 from keeldb.storage.framed import (
@@ -393,7 +394,10 @@ def _search_c(
     n = xq.shape[0]
     scores = np.empty((n, k), dtype=np.float32)
     labels = np.empty((n, k), dtype=np.int64)
-    index.search_c(n, faiss.swig_ptr(xq), k, faiss.swig_ptr(scores), faiss.swig_ptr(labels), params)
+    with search_threads(n):
+        index.search_c(
+            n, faiss.swig_ptr(xq), k, faiss.swig_ptr(scores), faiss.swig_ptr(labels), params
+        )
     return scores, labels
 
 

@@ -1,0 +1,84 @@
+"""The thread policy of the engine's faiss searches (``docs/params.md``, "Threads").
+
+faiss parallelises with OpenMP. A single query's scan of a flat or compact index fans out
+over the database rows on every core; on a busy machine those threads spin against the
+other processes (measured for issue 16: a compact scan took 0.28 ms on one thread and
+4.35 ms on two with two CPU-burning processes running). So:
+
+* **one query never fans out**: it runs on ``per_query`` threads (default 1);
+* **a batch parallelises across its queries**, on at most ``per_batch`` threads (default:
+  every core), shared by the batches running at the same moment: a batch that starts
+  while ``a - 1`` others run gets ``max(1, cores // a)`` (a running batch keeps what it
+  started with), so concurrent callers (threads, server workers) do not multiply threads;
+* a caller's own OpenMP setting is a ceiling: a thread that set fewer threads (the HTTP
+  server's workers run with ``--threads-per-request``) keeps its limit.
+
+OpenMP keeps the thread count per calling thread, so setting it around one call affects
+nothing else; the caller's value is restored afterwards. numpy's BLAS (exact scans of
+large batches) has one process-wide setting and is left alone here (``keeldb serve`` limits
+it for its own process: ``keeldb.server.threads``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import faiss
+
+__all__ = ["search_threads", "set_search_threads", "thread_budget"]
+
+_CORES = os.cpu_count() or 1
+_lock = threading.Lock()
+_active_batches = 0
+_per_query = 1
+_per_batch = _CORES
+
+
+def set_search_threads(*, per_query: int = 1, per_batch: int | None = None) -> None:
+    """Set the policy for the whole process: OpenMP threads for a single query
+    (``per_query``, default 1) and at most ``per_batch`` for a batch (default: every
+    core). Raises ValueError for a count below 1."""
+    global _per_query, _per_batch
+    if per_query < 1 or (per_batch is not None and per_batch < 1):
+        raise ValueError("thread counts must be at least 1")
+    with _lock:
+        _per_query = per_query
+        _per_batch = _CORES if per_batch is None else per_batch
+
+
+def thread_budget(queries: int, concurrent_batches: int, ceiling: int) -> int:
+    """Threads for a search of ``queries`` queries while ``concurrent_batches`` batches
+    (this one included) run, under the caller's ``ceiling`` (the policy, as numbers)."""
+    if queries <= 1:
+        return max(1, min(_per_query, ceiling))
+    share = max(1, _CORES // max(concurrent_batches, 1))
+    return max(1, min(_per_batch, share, ceiling, queries))
+
+
+@contextmanager
+def search_threads(queries: int) -> Iterator[int]:
+    """Run the enclosed faiss call of ``queries`` queries on the policy's thread count
+    (yielded); the calling thread's OpenMP setting is restored on exit."""
+    global _active_batches
+    batch = queries > 1
+    if batch:
+        with _lock:
+            _active_batches += 1
+            active = _active_batches
+    else:
+        active = 1
+    previous = faiss.omp_get_max_threads()
+    n = thread_budget(queries, active, previous)
+    try:
+        if n != previous:
+            faiss.omp_set_num_threads(n)
+        yield n
+    finally:
+        if n != previous:
+            faiss.omp_set_num_threads(previous)
+        if batch:
+            with _lock:
+                _active_batches -= 1
