@@ -20,7 +20,6 @@ from keeldb.engine.collection import Collection
 from keeldb.engine.database import Database, open
 from keeldb.engine.repair import RepairReport, repair
 from keeldb.engine.transaction import Transaction
-from keeldb.index.threads import set_search_threads
 from keeldb.errors import (
     AlreadyExistsError,
     AuthError,
@@ -38,6 +37,7 @@ from keeldb.errors import (
     RemoteError,
     StorageError,
 )
+from keeldb.index.threads import set_search_threads
 from keeldb.types import (
     CollectionInfo,
     CollectionStats,
