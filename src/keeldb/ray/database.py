@@ -47,6 +47,7 @@ class ShardedDatabase:
         *,
         max_restarts: int = -1,
         unavailable_timeout_s: float = 30.0,
+        start_timeout_s: float = 300.0,
         max_concurrency: int = 4,
         ray_init: dict[str, Any] | None = None,
         **options: Any,
@@ -61,7 +62,9 @@ class ShardedDatabase:
         offers it (so it runs on the host holding its directory; ``path`` is then that
         host's path), else runs on any node. ``max_restarts`` (default -1: forever) is
         how often Ray restarts a shard's process; a shard that proves no sign of life for
-        ``unavailable_timeout_s`` makes calls raise :class:`ShardUnavailableError`.
+        ``unavailable_timeout_s`` makes calls raise :class:`ShardUnavailableError`; at
+        open, shards get ``start_timeout_s`` to start (a new worker process imports
+        KeelDB, numpy and faiss, and a shard replays its WAL).
         ``durability`` and ``options`` are ``keeldb.open``'s, for every shard.
 
         Raises :class:`InvalidArgumentError` for a bad ``shards``,
@@ -88,7 +91,11 @@ class ShardedDatabase:
             )
             sdb = cls(root, shard_set, started, durability)
             # Every shard opened its directory (or raises why not).
-            shard_set.call(range(shards), lambda actor, i, attempt: actor.describe.remote())
+            shard_set.call(
+                range(shards),
+                lambda actor, i, attempt: actor.describe.remote(),
+                timeout_s=max(start_timeout_s, unavailable_timeout_s),
+            )
             return sdb
         except BaseException:
             if shard_set is not None:

@@ -24,7 +24,7 @@ from keeldb.ray.actor import ShardServer
 from keeldb.ray.errors import ShardingError, ShardUnavailableError
 from keeldb.ray.layout import shard_directory
 
-__all__ = ["ShardSet", "start_ray"]
+__all__ = ["ShardSet", "loopback_only", "shard_resource", "start_ray"]
 
 # Errors meaning "the actor's process is gone (maybe restarting)", not "the call failed".
 _ACTOR_GONE: tuple[type[BaseException], ...] = tuple(
@@ -41,6 +41,8 @@ _ACTOR_GONE: tuple[type[BaseException], ...] = tuple(
 
 _PROBE_FAILED: tuple[type[BaseException], ...] = (*_ACTOR_GONE, ray.exceptions.RayTaskError)
 
+_SLOW_PATH: tuple[type[BaseException], ...] = (ray.exceptions.GetTimeoutError, *_PROBE_FAILED)
+
 PROBE_INTERVAL_S = 0.5
 RETRY_PAUSE_S = 0.05
 # Placement resource amount: small, so the resource pins a shard to its host without
@@ -48,21 +50,40 @@ RETRY_PAUSE_S = 0.05
 SHARD_RESOURCE_AMOUNT = 0.001
 
 
+def loopback_only() -> None:
+    """Make Ray started from this process (``ray.init``, ``ray.cluster_utils.Cluster``)
+    bind every listener to 127.0.0.1 and advertise 127.0.0.1 as the node address.
+
+    ``ray.init(_node_ip_address="127.0.0.1")`` alone is not enough with Ray 2.60: the
+    loopback address is replaced by the host's address, and the gRPC servers then listen
+    on every interface. Ray keeps a node local-only when "clusters are disabled"
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read at import); this sets that variable
+    for the processes Ray starts and the flag of the already-imported module. The tests
+    check the result (no Ray listener on a non-loopback address), so a Ray version that
+    changes this fails them instead of silently listening on the network.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def start_ray(address: str | None, init_options: dict[str, Any] | None) -> bool:
     """Connect to Ray; returns whether this call started a local instance (which the
     caller then shuts down on close).
 
     ``address=None``: reuse this process's Ray connection if there is one, else start a
-    local instance bound to 127.0.0.1 with usage statistics off and no dashboard.
-    ``"auto"`` or ``"host:port"``: join that cluster. ``init_options`` go to
-    ``ray.init`` as extra keyword arguments (e.g. ``num_cpus``, ``_temp_dir``).
+    local instance bound to 127.0.0.1 (:func:`loopback_only`) with usage statistics off
+    and no dashboard. ``"auto"`` or ``"host:port"``: join that cluster. ``init_options``
+    go to ``ray.init`` as extra keyword arguments (e.g. ``num_cpus``, ``_temp_dir``).
     """
     if ray.is_initialized():
         return False
     opts = dict(init_options or {})
     if address is None:
         # Nothing may leave the machine: no usage report, no dashboard, loopback only.
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        loopback_only()
         opts.setdefault("_node_ip_address", "127.0.0.1")
         opts.setdefault("include_dashboard", False)
         opts.setdefault("num_cpus", min(2, os.cpu_count() or 1))
@@ -123,6 +144,7 @@ class ShardSet:
         make: Callable[[Any, int, int], Any],
         *,
         allow_partial: bool = False,
+        timeout_s: float | None = None,
     ) -> tuple[dict[int, Any], list[int]]:
         """Call every shard in ``shards`` in parallel and wait for all.
 
@@ -130,19 +152,27 @@ class ShardSet:
         returns its ObjectRef; ``attempt`` is 0, then 1, 2, ... for re-sends after the
         actor's process died. Returns ``(results by shard, unavailable shards)``; the
         second list is empty unless ``allow_partial`` (otherwise the first unavailable
-        shard raises :class:`ShardUnavailableError`). A KeelDB error raised by a shard is
-        re-raised here as itself (the first, in shard order, after every shard answered);
-        anything else a shard raises becomes a :class:`ShardingError` naming it.
+        shard raises :class:`ShardUnavailableError`). ``timeout_s`` replaces
+        ``unavailable_timeout_s`` for this call (e.g. while shards start). A KeelDB
+        error raised by a shard is re-raised here as itself (the first, in shard order,
+        after every shard answered); anything else a shard raises becomes a
+        :class:`ShardingError` naming it.
         """
         wanted = list(shards)
         refs = {i: make(self.actors[i], i, 0) for i in wanted}
+        try:
+            # The common case: every shard answers promptly.
+            values = ray.get([refs[i] for i in wanted], timeout=PROBE_INTERVAL_S)
+            return dict(zip(wanted, values, strict=True)), []
+        except _SLOW_PATH:
+            pass  # sort it out shard by shard (finished calls answer at once)
         started = time.monotonic()
         results: dict[int, Any] = {}
         missing: list[int] = []
         errors: list[KeelError] = []
         for i in wanted:
             try:
-                results[i] = self._await(i, refs[i], make, started)
+                results[i] = self._await(i, refs[i], make, started, timeout_s)
             except ShardUnavailableError:
                 if not allow_partial:
                     raise
@@ -158,9 +188,15 @@ class ShardSet:
         return self.call([index], make)[0][index]
 
     def _await(
-        self, index: int, ref: Any, make: Callable[[Any, int, int], Any], started: float
+        self,
+        index: int,
+        ref: Any,
+        make: Callable[[Any, int, int], Any],
+        started: float,
+        timeout_s: float | None,
     ) -> Any:
         actor = self.actors[index]
+        limit = self.unavailable_timeout_s if timeout_s is None else timeout_s
         last_alive = started
         attempt = 0
         probe: Any = None
@@ -173,8 +209,8 @@ class ShardSet:
                 except ray.exceptions.RayTaskError as exc:
                     raise self._translate(index, exc) from None
                 except _ACTOR_GONE:
-                    if now - last_alive > self.unavailable_timeout_s:
-                        raise self._unavailable(index) from None
+                    if now - last_alive > limit:
+                        raise self._unavailable(index, limit) from None
                     time.sleep(RETRY_PAUSE_S)
                     attempt += 1
                     ref = make(actor, index, attempt)
@@ -189,14 +225,14 @@ class ShardSet:
                 except _PROBE_FAILED:
                     pass
                 probe = None
-            if now - last_alive > self.unavailable_timeout_s:
-                raise self._unavailable(index)
+            if now - last_alive > limit:
+                raise self._unavailable(index, limit)
 
-    def _unavailable(self, index: int) -> ShardUnavailableError:
+    def _unavailable(self, index: int, limit: float) -> ShardUnavailableError:
         where = " (pinned by resource " + shard_resource(index) + ")" if self.pinned[index] else ""
         return ShardUnavailableError(
             f"shard {index} ({self.directory(index)}){where} did not answer for "
-            f"{self.unavailable_timeout_s:g} s: its actor is down or restarting",
+            f"{limit:g} s: its actor is down or restarting",
             shard=index,
         )
 
