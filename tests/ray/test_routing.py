@@ -86,3 +86,23 @@ def test_merge_pages_is_a_k_way_merge_by_id() -> None:
     assert page.next_cursor == "c"
     last = merge_pages([Page([Record("f", vec, {})], None), Page([], None)], 3)
     assert [r.id for r in last.records] == ["f"] and last.next_cursor is None
+
+
+def test_public_surface() -> None:
+    import keeldb.ray
+    from keeldb.errors import error_classes
+
+    assert keeldb.ray.__all__ == [
+        "CrossShardTransactionError",
+        "PartialCount",
+        "PartialHits",
+        "ShardCountMismatchError",
+        "ShardInfo",
+        "ShardUnavailableError",
+        "ShardedCollection",
+        "ShardedDatabase",
+        "ShardingError",
+    ]
+    codes = error_classes()
+    assert codes["shard_unavailable"] is keeldb.ray.ShardUnavailableError
+    assert codes["shard_count_mismatch"].status == 409
