@@ -379,3 +379,27 @@ def test_create_collection_errors_are_the_engines(pair: tuple[Any, keeldb.Collec
     assert sdb.create_collection("docs", dim=384, exist_ok=True).name == "docs"
     with pytest.raises(keeldb.InvalidArgumentError, match="invalid collection name"):
         sdb.create_collection("no/slash", dim=4)
+
+
+def test_a_slow_shard_is_not_mistaken_for_a_dead_one(
+    pair: tuple[Any, keeldb.Collection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: shards are awaited one after another, and the unavailability clock
+    # used to start with the call, so a live shard awaited after a slow one was
+    # declared down at once (found by bench/ray_bench.py during a 2-shard compaction).
+    import time
+
+    shard_set = pair[0]._sdb.shard_set
+    monkeypatch.setattr(shard_set, "unavailable_timeout_s", 1.0)
+
+    @ray.remote(num_cpus=0)
+    def slow(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    def make(actor: Any, i: int, attempt: int) -> Any:
+        # Slow answers from live shards: each shard still answers its liveness probe.
+        return slow.remote([2.0, 4.5][i]) if i < 2 else actor.ping.remote()
+
+    results, missing = shard_set.call(range(3), make)
+    assert (results[0], results[1], missing) == (2.0, 4.5, [])
