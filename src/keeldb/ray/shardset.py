@@ -166,13 +166,12 @@ class ShardSet:
             return dict(zip(wanted, values, strict=True)), []
         except _SLOW_PATH:
             pass  # sort it out shard by shard (finished calls answer at once)
-        started = time.monotonic()
         results: dict[int, Any] = {}
         missing: list[int] = []
         errors: list[KeelError] = []
         for i in wanted:
             try:
-                results[i] = self._await(i, refs[i], make, started, timeout_s)
+                results[i] = self._await(i, refs[i], make, timeout_s)
             except ShardUnavailableError:
                 if not allow_partial:
                     raise
@@ -192,12 +191,13 @@ class ShardSet:
         index: int,
         ref: Any,
         make: Callable[[Any, int, int], Any],
-        started: float,
         timeout_s: float | None,
     ) -> Any:
         actor = self.actors[index]
         limit = self.unavailable_timeout_s if timeout_s is None else timeout_s
-        last_alive = started
+        # The clock starts when this shard is awaited, not with the call: shards are
+        # awaited one after another, and a live shard behind a slow one is not down.
+        last_alive = time.monotonic()
         attempt = 0
         probe: Any = None
         while True:
