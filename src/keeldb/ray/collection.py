@@ -74,18 +74,22 @@ class ShardedCollection:
 
     @property
     def name(self) -> str:
+        """The collection's name."""
         return self._info.name
 
     @property
     def workspace(self) -> str:
+        """The collection's workspace."""
         return self._info.workspace
 
     @property
     def dim(self) -> int:
+        """Vector dimension."""
         return self._info.dim
 
     @property
     def metric(self) -> str:
+        """Distance metric: ``cosine``, ``l2`` or ``ip``."""
         return self._info.metric
 
     def __repr__(self) -> str:
