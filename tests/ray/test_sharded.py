@@ -364,8 +364,8 @@ def test_reopen_with_another_shard_count_is_refused(local_ray: str, tmp_path: Pa
     path = tmp_path / "fixed"
     with ShardedDatabase.open(path, shards=2) as sdb:
         sdb.create_collection("c", dim=4).upsert(["a", "b", "c"], np.eye(3, 4), None)
-    with pytest.raises(ShardCountMismatchError, match="opened as shard 0 of 3"):
-        ShardedDatabase.open(path, shards=3)
+    with pytest.raises(ShardCountMismatchError, match="opened as shard 0 of 1"):
+        ShardedDatabase.open(path, shards=1)
     with ShardedDatabase.open(path, shards=2) as sdb:
         assert sdb.get_collection("c").count() == 3
     with pytest.raises(keeldb.InvalidArgumentError):
