@@ -8,6 +8,7 @@ from keeldb import errors
 EXPECTED = [
     "AlreadyExistsError",
     "AuthError",
+    "BackupReport",
     "BusyError",
     "CheckReport",
     "Client",
@@ -31,12 +32,15 @@ EXPECTED = [
     "PermissionDeniedError",
     "Record",
     "RemoteError",
+    "RepairReport",
     "SearchStats",
     "SegmentStats",
     "StorageError",
     "Transaction",
     "check",
     "open",
+    "repair",
+    "restore",
 ]
 
 

@@ -13,9 +13,12 @@ See ``docs/api.md`` for the whole API and the README for the durability contract
 
 from typing import Any
 
+from keeldb._version import __version__ as __version__
+from keeldb.engine.backup import BackupReport, restore
 from keeldb.engine.check import CheckReport, check
 from keeldb.engine.collection import Collection
 from keeldb.engine.database import Database, open
+from keeldb.engine.repair import RepairReport, repair
 from keeldb.engine.transaction import Transaction
 from keeldb.errors import (
     AlreadyExistsError,
@@ -46,11 +49,10 @@ from keeldb.types import (
     SegmentStats,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AlreadyExistsError",
     "AuthError",
+    "BackupReport",
     "BusyError",
     "CheckReport",
     "Client",
@@ -74,17 +76,21 @@ __all__ = [
     "PermissionDeniedError",
     "Record",
     "RemoteError",
+    "RepairReport",
     "SearchStats",
     "SegmentStats",
     "StorageError",
     "Transaction",
     "check",
     "open",
+    "repair",
+    "restore",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # The HTTP client is imported lazily: it needs the optional httpx dependency.
+    # The HTTP client (base install only) is imported lazily, so that ``import keeldb``
+    # does not load the HTTP stack embedded use never needs.
     if name == "Client":
         from keeldb.client import Client
 

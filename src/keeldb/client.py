@@ -13,9 +13,11 @@ from the wire ``code`` by :func:`~keeldb.errors.error_from_code`). Failures with
 answer — the server unreachable, a timeout, a proxy's HTML error page — raise
 :class:`~keeldb.errors.RemoteError`.
 
-Vectors are sent as base64 of little-endian float32 (see :mod:`keeldb.server.wire`).
-Connections are kept alive and pooled (:mod:`keeldb.transport`: the standard library's
-``http.client``, under half of httpx's CPU per call); a ``Client`` may be shared by threads.
+Vectors are sent as base64 of little-endian float32 (see :mod:`keeldb.protocol.wire`).
+Connections are kept alive and pooled (:mod:`keeldb.transport`: a minimal HTTP/1.1 client
+on the standard library's sockets, a quarter of httpx's CPU per call); a ``Client`` may be
+shared by threads. It needs only the base install: nothing from :mod:`keeldb.server`,
+FastAPI or httpx (except for a caller's own ``transport=``).
 """
 
 from __future__ import annotations
@@ -24,14 +26,19 @@ import json
 import os
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import orjson
 
 from keeldb.errors import InvalidArgumentError, KeelError, RemoteError, error_from_code
-from keeldb.server import wire
-from keeldb.server.config import API_KEY_ENV
+from keeldb.protocol import wire
+from keeldb.protocol.api import (
+    ALL_COLLECTIONS,
+    API_KEY_ENV,
+    WORKSPACES,
+    collection_path,
+    workspace_path,
+)
 from keeldb.transport import HttpxTransport, PooledTransport, Transport
 from keeldb.types import (
     CollectionInfo,
@@ -146,10 +153,6 @@ class Client:
             return RemoteError(f"HTTP {status}: {text}")
         return error_from_code(code, message)
 
-    @staticmethod
-    def _collection_path(name: str, workspace: str) -> str:
-        return f"/v1/workspaces/{quote(workspace, safe='')}/collections/{quote(name, safe='')}"
-
     # --- the Database API ---------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
@@ -178,7 +181,7 @@ class Client:
         """
         info = self._request(
             "PUT",
-            self._collection_path(name, workspace),
+            collection_path(name, workspace),
             {
                 "dim": dim,
                 "metric": metric,
@@ -192,25 +195,25 @@ class Client:
 
     def get_collection(self, name: str, *, workspace: str = "default") -> RemoteCollection:
         """The named collection; raises :class:`~keeldb.errors.CollectionNotFoundError`."""
-        info = self._request("GET", self._collection_path(name, workspace))
+        info = self._request("GET", collection_path(name, workspace))
         return RemoteCollection(self, wire.info_from_wire(info))
 
     def list_collections(self, workspace: str | None = None) -> list[CollectionInfo]:
         """Collections of ``workspace``, or of every workspace the key may see."""
         if workspace is None:
-            answer = self._request("GET", "/v1/collections")
+            answer = self._request("GET", ALL_COLLECTIONS)
         else:
-            answer = self._request("GET", f"/v1/workspaces/{quote(workspace, safe='')}/collections")
+            answer = self._request("GET", f"{workspace_path(workspace)}/collections")
         return [wire.info_from_wire(i) for i in answer["collections"]]
 
     def list_workspaces(self) -> list[str]:
         """Workspaces holding at least one collection (those the key may see)."""
-        workspaces: list[str] = self._request("GET", "/v1/workspaces")["workspaces"]
+        workspaces: list[str] = self._request("GET", WORKSPACES)["workspaces"]
         return workspaces
 
     def drop_collection(self, name: str, *, workspace: str = "default") -> None:
         """Drop a collection and its records; raises ``CollectionNotFoundError``."""
-        self._request("DELETE", self._collection_path(name, workspace))
+        self._request("DELETE", collection_path(name, workspace))
 
     def metrics(self) -> str:
         """The server's Prometheus text (needs an admin key when keys are on)."""
@@ -244,7 +247,7 @@ class RemoteCollection:
         self.workspace = info.workspace
         self.dim = info.dim
         self.metric = info.metric
-        self._path = Client._collection_path(info.name, info.workspace)
+        self._path = collection_path(info.name, info.workspace)
 
     def _call(self, action: str, body: Any = None) -> Any:
         return self._client._request("POST", f"{self._path}/{action}", body)

@@ -62,7 +62,13 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class CollectionInfo:
-    """What :meth:`Database.list_collections` reports for one collection."""
+    """What :meth:`Database.list_collections` reports for one collection.
+
+    ``damaged`` is None for a healthy collection. For one that cannot be opened or used
+    (a file failed verification), it is the error message, ``count`` is -1 and
+    ``index_type`` is ``"damaged"``; the parameters come from its manifest when that is
+    readable (else ``dim`` 0 and ``metric`` ``""``). Repair it with ``keeldb repair``.
+    """
 
     name: str
     workspace: str
@@ -74,6 +80,7 @@ class CollectionInfo:
     ef_search: int
     created_at: float
     index_type: str
+    damaged: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

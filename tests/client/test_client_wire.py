@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from keeldb.errors import InvalidArgumentError
-from keeldb.server import wire
+from keeldb.protocol import wire
 from keeldb.types import CollectionStats, CompactionReport, Hit, Record, SegmentStats
 
 finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False)

@@ -112,6 +112,7 @@ def test_empty_columns_round_trip() -> None:
         assert compile_filter({"a": None}).mask(loaded).tolist() == [True] * len(columns)
 
 
+@pytest.mark.slow  # a timing check: machines are noisy, so it runs with the benchmarks only
 def test_build_100k_rows_is_fast() -> None:
     import time
 

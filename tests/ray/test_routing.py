@@ -106,3 +106,14 @@ def test_public_surface() -> None:
     codes = error_classes()
     assert codes["shard_unavailable"] is keeldb.ray.ShardUnavailableError
     assert codes["shard_count_mismatch"].status == 409
+
+
+def test_merged_info_of_a_collection_damaged_on_one_shard_is_damaged() -> None:
+    from keeldb.ray.merge import merge_info
+    from keeldb.types import CollectionInfo
+
+    ok = CollectionInfo("c", "default", 4, "l2", 10, 16, 200, 64, 1.0, "flat")
+    bad = CollectionInfo("c", "default", 4, "l2", -1, 16, 200, 64, 1.0, "damaged", "crc")
+    assert merge_info([ok, ok]).count == 20
+    merged = merge_info([ok, bad])
+    assert (merged.count, merged.index_type, merged.damaged) == (-1, "damaged", "crc")

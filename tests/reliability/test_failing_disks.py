@@ -95,7 +95,7 @@ def test_io_error_is_surfaced_and_nothing_acknowledged_is_lost(
             # Reads keep working, and show every acknowledged write.
             verify(col, [acked, with_flight], f"{op}/{action}/{nth} before reopen")
             # Writes are refused until reopened once a write or fsync failed.
-            if col._failed is not None:
+            if col.versions.failed is not None:
                 with pytest.raises(StorageError):
                     col.upsert(["x"], np.ones((1, DIM), np.float32))
             fs.arm(None)

@@ -165,9 +165,7 @@ def test_replay_keeps_metadata_of_an_upsert_whose_tombstone_was_persisted(tmp_pa
     db = _sealed_base(tmp_path / "db")
     col = db.get_collection("c")
     col.upsert(["r0"], np.ones((1, 8), np.float32))  # keeps {"v": 0}
-    db_maintainer = col._maintainer
-    assert db_maintainer is not None
-    db_maintainer._checkpoint()  # what a background merge/vacuum commit does at any time
+    col.versions.checkpoint()  # what a background merge/vacuum commit does at any time
     FaultyFileSystem.abandon(db)  # crash: r0's new version is only in the WAL
     with keeldb.open(tmp_path / "db", **SMALL) as db2:
         rec = db2.get_collection("c").get(["r0"])[0]
@@ -190,9 +188,7 @@ def test_power_cut_never_keeps_a_tombstone_without_its_write(tmp_path: Path) -> 
     db = keeldb.open(root / "db", fs=fs, durability="none", **SMALL)
     col = db.get_collection("c")
     col.upsert(["r0"], np.ones((1, 8), np.float32), [{"v": "new"}])  # not durable yet
-    maintainer = col._maintainer
-    assert maintainer is not None
-    maintainer._checkpoint()  # what a background merge/vacuum commit does at any time
+    col.versions.checkpoint()  # what a background merge/vacuum commit does at any time
     fs.arm(Fault(nth=1, mode="power"))
     try:
         db.close()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from keeldb.server import wire
+from keeldb.protocol import wire
 from keeldb.server.config import ADMIN, READ_ONLY, ApiKey
 
 ADMIN_KEY = "admin-key-0001"

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from server_util import COL, assert_error, create
 
-from keeldb.server import wire
+from keeldb.protocol import wire
 
 
 def _upsert(api: Any, name: str = "c", n: int = 5, dim: int = 4) -> np.ndarray:

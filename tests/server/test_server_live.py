@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import keeldb
-from keeldb.server import wire
+from keeldb.protocol import wire
 from keeldb.server.testing import ServerProcess
 
 KEY = "live-test-key-1"

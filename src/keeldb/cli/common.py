@@ -48,7 +48,7 @@ def is_url(target: str) -> bool:
 def require_database_dir(path: str) -> Path:
     """``path`` as a Path; raises :class:`CliError` unless it holds a KeelDB database (so
     a typo, or ``keeldb info /tmp``, is reported instead of creating a database there)."""
-    from keeldb.engine.database import MARKER_NAME
+    from keeldb.storage.format import MARKER_NAME
 
     p = Path(path)
     if not p.is_dir():

@@ -7,16 +7,21 @@ everything else that fails verification is a problem.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from dataclasses import dataclass, field
 
 from keeldb.engine.segment import load_columns
-from keeldb.errors import DatabaseLockedError, KeelError
+from keeldb.errors import KeelError
 from keeldb.index.hnsw import load_hnsw
 from keeldb.storage.fileio import OsFileSystem
-from keeldb.storage.format import LOCK_NAME, is_collection_file, parse_wal_name, segment_file_name
-from keeldb.storage.manifest import read_manifest
+from keeldb.storage.format import (
+    WORKSPACES_DIR,
+    is_collection_file,
+    is_leftover_dir,
+    segment_file_name,
+)
+from keeldb.storage.lock import DirectoryLock
+from keeldb.storage.manifest import live_files, read_manifest, segment_files
 from keeldb.storage.records import decode_batch
 from keeldb.storage.segment_files import (
     IdTable,
@@ -24,9 +29,9 @@ from keeldb.storage.segment_files import (
     map_vectors,
     read_tombstones,
 )
-from keeldb.storage.wal import read_wal
+from keeldb.storage.wal import list_wal_files, read_wal
 
-__all__ = ["CheckReport", "check"]
+__all__ = ["CheckReport", "check", "check_collection"]
 
 
 @dataclass
@@ -55,13 +60,9 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
     if not os.path.isdir(root):
         report.problems.append(f"{root}: not a directory")
         return report
-    fd = os.open(os.path.join(root, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    lock = DirectoryLock(root, write_pid=False)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DatabaseLockedError(f"database {root} is open in another process") from None
-        ws_root = os.path.join(root, "workspaces")
+        ws_root = os.path.join(root, WORKSPACES_DIR)
         if not os.path.isdir(ws_root):
             return report
         for ws in sorted(os.listdir(ws_root)):
@@ -69,17 +70,21 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
             if not os.path.isdir(ws_dir):
                 continue
             for name in sorted(os.listdir(ws_dir)):
-                if name.startswith("."):
+                if is_leftover_dir(name):
                     report.warnings.append(f"{ws}/{name}: leftover of an interrupted create/drop")
                     continue
+                if name.startswith("."):
+                    continue
                 report.collections += 1
-                _check_collection(os.path.join(ws_dir, name), f"{ws}/{name}", report)
+                check_collection(os.path.join(ws_dir, name), f"{ws}/{name}", report)
     finally:
-        os.close(fd)
+        lock.release()
     return report
 
 
-def _check_collection(directory: str, label: str, report: CheckReport) -> None:
+def check_collection(directory: str, label: str, report: CheckReport) -> None:
+    """Verify one collection directory (not open), adding what is found to ``report``
+    with ``label`` (``workspace/name``) before each message."""
     fs = OsFileSystem()
     try:
         manifest = read_manifest(fs, directory)
@@ -88,21 +93,14 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
         return
     report.files_checked += 1
     config = manifest.config
-    referenced = {"MANIFEST"}
+    referenced = live_files(manifest)
     for entry in manifest.segments:
         sid = entry.segment_id
-        names = [segment_file_name(sid, e) for e in ("vec", "ids", "meta")]
-        cols_name = segment_file_name(sid, "cols")
+        names, _optional = segment_files(entry)
         # A flat segment may have no column file (it builds its columns in memory); one it
         # has is checked like any other.
-        has_cols = entry.kind == "hnsw" or os.path.exists(os.path.join(directory, cols_name))
-        if has_cols:
-            names.append(cols_name)
-        if entry.kind == "hnsw":
-            names.append(segment_file_name(sid, "hnsw"))
-        if entry.tombstones:
-            names.append(entry.tombstones)
-        referenced.update(names)
+        cols_name = segment_file_name(sid, "cols")
+        has_cols = cols_name in names or os.path.exists(os.path.join(directory, cols_name))
         for name in names:
             if not os.path.exists(os.path.join(directory, name)):
                 report.problems.append(f"{label}: missing file {name} (named by the manifest)")
@@ -134,9 +132,7 @@ def _check_collection(directory: str, label: str, report: CheckReport) -> None:
                 report.files_checked += 1
             except KeelError as exc:
                 report.problems.append(f"{label}: segment {sid} index (rebuildable on open): {exc}")
-    wal_files = sorted(
-        (first, n) for n in os.listdir(directory) if (first := parse_wal_name(n)) is not None
-    )
+    wal_files = list_wal_files(fs, directory)
     expected = None
     for i, (first, name) in enumerate(wal_files):
         path = os.path.join(directory, name)

@@ -10,10 +10,9 @@ background (:mod:`keeldb.engine.maintenance`); recovery is :mod:`keeldb.engine.r
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,7 +21,7 @@ import orjson
 
 from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment, UnitResult
-from keeldb.engine.state import Options, State
+from keeldb.engine.state import Options, State, make_memtable
 from keeldb.engine.validation import (
     check_k,
     validate_ids,
@@ -32,10 +31,8 @@ from keeldb.engine.validation import (
 )
 from keeldb.errors import BusyError, ClosedError, InvalidArgumentError, KeelError, StorageError
 from keeldb.index.exact import top_k
-from keeldb.storage.manifest import CollectionConfig, Manifest
 from keeldb.storage.records import Batch, DeleteOp, UpsertOp, encode_batch
 from keeldb.storage.segment_files import id_hashes
-from keeldb.storage.wal import WalWriter
 from keeldb.types import (
     CollectionInfo,
     CollectionStats,
@@ -51,6 +48,7 @@ from keeldb.types import (
 if TYPE_CHECKING:
     from keeldb.engine.maintenance import Maintainer
     from keeldb.engine.transaction import Transaction
+    from keeldb.engine.versions import VersionSet
 
 log = logging.getLogger("keeldb")
 
@@ -67,45 +65,35 @@ class Collection:
     (:class:`ClosedError` afterwards).
     """
 
-    def __init__(self, directory: str, config: CollectionConfig, options: Options) -> None:
+    def __init__(self, directory: str, options: Options, versions: VersionSet) -> None:
+        """Built by :func:`keeldb.engine.recovery.open_collection` (the factory), which
+        replays the WAL through :meth:`replay` and then calls :meth:`start`."""
         self.directory = directory
-        self.config = config
+        self.config = versions.config
         self.options = options
         self.fs = options.fs
-        self._write_lock = threading.RLock()
-        self._manifest: Manifest | None = None
-        self._wal: WalWriter | None = None
-        self._last_seq = 0
-        self._last_write_at = 0.0  # time.monotonic() of the last write (merge scheduling)
+        self.versions = versions
         self._spare: Memtable | None = None
-        self._state = State((self._new_memtable(),), ())
-        self._next_segment_id = 1
         self._closed = False
-        self._dropped = False
-        self._failed: BaseException | None = None  # poisoned by a storage failure
         self._damaged: KeelError | None = None  # set by the scrubber on bad payloads
         self._search_callbacks: list[Callable[[SearchStats], None]] = []
         self._insert_callbacks: list[Callable[[InsertStats], None]] = []
         self._maintainer: Maintainer | None = None
-        self._backlog = threading.Condition(self._write_lock)
         self.recovery_report: dict[str, Any] = {}
+
+    @property
+    def _state(self) -> State:
+        return self.versions.state
 
     def _new_memtable(self) -> Memtable:
         """A fresh memtable: the pre-faulted spare when one is ready (see
-        :meth:`_make_spare`), else a new one."""
+        :meth:`make_spare`), else a new one."""
         spare, self._spare = self._spare, None
         if spare is not None:
             return spare
-        return self._make_memtable()
+        return make_memtable(self.config, self.options)
 
-    def _make_memtable(self) -> Memtable:
-        # Reserve room for a full memtable (address space only), up to 256 MiB of vectors.
-        cap = min(
-            self.options.memtable_rows + 1024, max(1024, (256 << 20) // (4 * self.config.dim))
-        )
-        return Memtable(self.config.dim, self.config.metric, capacity=cap)
-
-    def _make_spare(self) -> None:
+    def make_spare(self) -> None:
         """Prepare the next memtable with its pages already touched (background thread).
 
         On this kind of virtual machine the first write to a fresh page costs ~100x a
@@ -114,9 +102,58 @@ class Collection:
         (numpy releases the GIL) takes that off the write path.
         """
         if self._spare is None:
-            mem = self._make_memtable()
+            mem = make_memtable(self.config, self.options)
             mem.prefault()
             self._spare = mem
+
+    def drop_spare(self) -> None:
+        """Release the spare memtable (at shutdown)."""
+        self._spare = None
+
+    # --- lifecycle (called by recovery, the factory) ----------------------------------------
+
+    def replay(self, batch: Batch, seq: int) -> None:
+        """Apply a WAL record read back at open (before :meth:`start`). A full memtable is
+        frozen (sealed by the worker once it starts), so replay stays bounded."""
+        self._apply(batch)
+        self.versions.last_seq = seq
+        state = self.versions.state
+        state.active.last_seq = seq
+        if state.active.n >= self.options.memtable_rows:
+            state.active.frozen = True
+            with self.versions.lock:
+                self.versions.install(
+                    State((*state.memtables, self._new_memtable()), state.segments)
+                )
+
+    def start(self, maintainer: Maintainer) -> None:
+        """Start logging and upkeep after replay: a new WAL file, the maintenance worker,
+        and removal of files no manifest names (a seal or merge cut short)."""
+        self.versions.open_wal()
+        self._maintainer = maintainer
+        with maintainer.lock:  # the worker may start a seal: not before this cleanup
+            self.versions.remove_obsolete(at_open=True)
+        if self._state.active.n >= self.options.memtable_rows:
+            with self._locked_for_write():
+                self.freeze()
+
+    @contextmanager
+    def pinned_files(self) -> Iterator[list[tuple[str, int | None]]]:
+        """Hold upkeep (no seal, merge or checkpoint commits, so no file is removed or
+        replaced) and yield the files of a consistent copy (see
+        :meth:`VersionSet.snapshot`). Writes go on meanwhile; a merge in progress is
+        waited for."""
+        self._check_open()
+        maintainer = self._maintainer
+        assert maintainer is not None
+        with maintainer.merge_lock, maintainer.lock:
+            _manifest, files = self.versions.snapshot()
+            yield files
+
+    def mark_damaged(self, exc: KeelError) -> None:
+        """Refuse every further call with ``exc`` (damaged data found after open): never
+        answer from data that failed verification."""
+        self._damaged = exc
 
     # --- identity -------------------------------------------------------------------------
 
@@ -165,10 +202,11 @@ class Collection:
 
     def _check_writable(self) -> None:
         self._check_open()
-        if self._failed is not None:
+        failed = self.versions.failed
+        if failed is not None:
             raise StorageError(
                 f"collection {self.workspace}/{self.name} refuses writes after a storage "
-                f"failure ({self._failed}); reopen the database"
+                f"failure ({failed}); reopen the database"
             )
 
     # --- writes -------------------------------------------------------------------------
@@ -187,7 +225,11 @@ class Collection:
         under cosine, JSON metadata): on error nothing is written. Returns once the batch
         is durable per the database's durability mode.
         """
-        self._write([self._upsert_op(ids, vectors, metadata)])
+        op = self._upsert_op(ids, vectors, metadata)
+        if not op.ids:  # an empty batch is a no-op: no WAL record (issue 17)
+            self._check_writable()
+            return
+        self._write([op])
 
     def _upsert_op(self, ids: Any, vectors: Any, metadata: Any) -> UpsertOp:
         id_list = validate_ids(ids)
@@ -202,6 +244,9 @@ class Collection:
             raise InvalidArgumentError("delete takes exactly one of ids or filter")
         if ids is not None:
             id_list = validate_ids(ids, unique=False)
+            if not id_list:  # an empty batch is a no-op: no WAL record (issue 17)
+                self._check_writable()
+                return 0
             return self._write([DeleteOp(list(dict.fromkeys(id_list)))])["deleted"]
         flt = self._compile(filter)
         with self._locked_for_write():
@@ -209,6 +254,50 @@ class Collection:
             if not matched:
                 return 0
             return self._write([DeleteOp(matched)], locked=True)["deleted"]
+
+    def update(
+        self,
+        ids: Sequence[str],
+        metadata: Sequence[dict[str, Any]],
+        *,
+        mode: str = "merge",
+    ) -> list[str]:
+        """Change the metadata of existing records, keeping their vectors (all or nothing).
+
+        ``mode="merge"`` (default, as Chroma's ``update``): each given key is set, and a
+        key given as None is removed; other keys are kept. ``mode="replace"``: the record's
+        metadata becomes exactly the given dict. Ids that do not exist are not created:
+        they are returned (the others are updated). Durable per the durability mode.
+        """
+        if mode not in ("merge", "replace"):
+            raise InvalidArgumentError(f"mode must be 'merge' or 'replace', got {mode!r}")
+        id_list = validate_ids(ids)
+        metas, _ = validate_metadata(metadata, len(id_list))
+        if any(m is None for m in metas):
+            raise InvalidArgumentError("update takes a metadata dict for every id")
+        self._check_writable()
+        with self._locked_for_write():
+            records = self.get(id_list)
+            found = [i for i, rec in enumerate(records) if rec is not None]
+            missing = [id_list[i] for i, rec in enumerate(records) if rec is None]
+            if not found:
+                return missing
+            new_metas: list[dict[str, Any] | None] = []
+            for i in found:
+                given = cast(dict[str, Any], metas[i])
+                if mode == "replace":
+                    new_metas.append(given)
+                    continue
+                old = cast(Record, records[i]).metadata
+                merged = {**old, **given}
+                new_metas.append({k: v for k, v in merged.items() if v is not None})
+            op = UpsertOp(
+                [id_list[i] for i in found],
+                np.stack([cast(Record, records[i]).vector for i in found]),
+                new_metas,
+            )
+            self._write([op], locked=True)
+        return missing
 
     def transaction(self) -> Transaction:
         """A context manager staging upserts and deletes, applied all or nothing on exit
@@ -218,14 +307,8 @@ class Collection:
         self._check_writable()
         return Transaction(self)
 
-    @contextmanager
-    def _locked_for_write(self) -> Iterator[None]:
-        if not self._write_lock.acquire(timeout=self.options.write_timeout_s):
-            raise BusyError(f"write lock not available within {self.options.write_timeout_s} s")
-        try:
-            yield
-        finally:
-            self._write_lock.release()
+    def _locked_for_write(self) -> AbstractContextManager[None]:
+        return self.versions.locked()
 
     def _wait_for_backlog(self) -> None:
         """Back-pressure: wait while too many memtables await sealing (BusyError on timeout)."""
@@ -237,7 +320,7 @@ class Collection:
                     f"{len(self._state.memtables) - 1} memtables await sealing; "
                     f"write timed out after {self.options.write_timeout_s} s"
                 )
-            self._backlog.wait(min(remaining, 0.5))
+            self.versions.backlog.wait(min(remaining, 0.5))
             self._check_writable()
 
     def _write(self, batch: Batch, *, locked: bool = False) -> dict[str, int]:
@@ -247,23 +330,14 @@ class Collection:
             self._check_writable()
             if not locked:
                 self._wait_for_backlog()
-            assert self._wal is not None
-            wal = self._wal
-            seq = self._last_seq + 1
             self._resolve_kept_metadata(batch)
-            try:
-                end = wal.append(seq, encode_batch(batch))
-            except StorageError as exc:
-                self._failed = exc
-                raise
-            self._last_seq = seq
-            self._last_write_at = time.monotonic()
+            seq, wal, end = self.versions.log(encode_batch(batch))
             counts = self._apply(batch)
             self._state.active.last_seq = seq
             wal_bytes = wal.size_bytes
             active_rows = self._state.active.n
             if active_rows >= self.options.memtable_rows:
-                self._freeze()
+                self.freeze()
             elif (
                 self._spare is None
                 and self._maintainer is not None
@@ -271,11 +345,7 @@ class Collection:
             ):
                 self._maintainer.want_spare()
         if self.options.durability == "fsync":
-            try:
-                wal.sync_to(end)
-            except StorageError as exc:
-                self._failed = exc
-                raise
+            self.versions.sync(wal, end)
         if self._insert_callbacks:
             stats = InsertStats(
                 time.perf_counter() - t0,
@@ -345,28 +415,10 @@ class Collection:
                         counts["deleted"] += 1
         return counts
 
-    def _freeze(self) -> None:
-        """Freeze the active memtable and start a new one and a new WAL file (lock held)."""
-        state = self._state
-        if state.active.n == 0:
-            return
-        assert self._wal is not None
-        state.active.frozen = True
-        old = self._wal
-        # The old file must be durable before a newer one exists: with the order reversed,
-        # a power cut between the two lost the old file's unsynced tail but kept the new
-        # file, numbered past the lost record (a name the next freeze would reuse).
-        # A WAL file that holds no record yet (opened after replaying older files) simply
-        # continues: a new one would have the same name.
-        if old.first_seq <= self._last_seq:
-            try:
-                old.close(sync=True)
-                self._wal = WalWriter(self.fs, self.directory, self._last_seq + 1)
-            except StorageError as exc:
-                self._failed = exc
-                raise
-        self._state = State((*state.memtables, self._new_memtable()), state.segments)
-        if self._maintainer is not None:
+    def freeze(self) -> None:
+        """Freeze the active memtable, start a new one and a new WAL file, and wake the
+        sealer. Caller holds the write lock."""
+        if self.versions.freeze(self._new_memtable()) and self._maintainer is not None:
             self._maintainer.wake()
 
     def _locate(
@@ -664,14 +716,7 @@ class Collection:
     def flush(self) -> None:
         """Durability barrier: every write acknowledged before this call is on disk."""
         self._check_writable()
-        with self._locked_for_write():
-            wal = self._wal
-        if wal is not None:
-            try:
-                wal.sync_to(wal.size_bytes)
-            except StorageError as exc:
-                self._failed = exc
-                raise
+        self.versions.sync_all()
 
     def compact(self) -> CompactionReport:
         """Seal the memtable, merge small segments into HNSW segments and physically
@@ -714,7 +759,7 @@ class Collection:
                     avg,
                 )
             )
-        wal_bytes = _wal_bytes(self)
+        wal_bytes = self.versions.wal_bytes()
         return CollectionStats(
             self.name,
             self.workspace,
@@ -735,13 +780,18 @@ class Collection:
             return "hnsw"
         return "flat"
 
-    def close(self) -> None:
-        """Seal what is in memory, checkpoint, and release files (idempotent)."""
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Seal what is in memory, checkpoint, and release files (idempotent).
+
+        ``checkpoint=False`` (a collection being dropped) stops upkeep and closes the WAL
+        without sealing. After a storage failure nothing is sealed either: the next open
+        replays what is durable.
+        """
         if self._closed:
             return
         try:
             if self._maintainer is not None:
-                self._maintainer.shutdown(checkpoint=self._failed is None)
+                self._maintainer.shutdown(checkpoint=checkpoint and self.versions.failed is None)
         finally:
             self._closed = True
 
@@ -800,18 +850,3 @@ def _unit_metadata(unit: Memtable | Segment, row: int) -> dict[str, Any]:
 
 def _unit_name(unit: Memtable | Segment) -> str:
     return "mem" if isinstance(unit, Memtable) else f"seg-{unit.segment_id}"
-
-
-def _wal_bytes(col: Collection) -> int:
-    import os
-
-    from keeldb.storage.format import parse_wal_name
-
-    total = 0
-    try:
-        for name in os.listdir(col.directory):
-            if parse_wal_name(name) is not None:
-                total += os.path.getsize(os.path.join(col.directory, name))
-    except OSError:
-        pass
-    return total

@@ -13,13 +13,12 @@ deletes it. Leftovers of either, after a crash, are removed on open.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time
 import uuid
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keeldb.engine.collection import Collection
 from keeldb.engine.recovery import open_collection
@@ -29,21 +28,31 @@ from keeldb.errors import (
     AlreadyExistsError,
     ClosedError,
     CollectionNotFoundError,
-    DatabaseLockedError,
+    CorruptionError,
     InvalidArgumentError,
-    translate_os_error,
+    KeelError,
+    StorageError,
 )
 from keeldb.storage.fileio import FileSystem
-from keeldb.storage.format import LOCK_NAME
+from keeldb.storage.format import (
+    MAGIC_MARKER,
+    MANIFEST_NAME,
+    MARKER_NAME,
+    WORKSPACES_DIR,
+    creating_dir_name,
+    is_collection_dir_name,
+    is_leftover_dir,
+    trash_dir_name,
+)
 from keeldb.storage.framed import read_framed, write_framed
-from keeldb.storage.manifest import CollectionConfig, Manifest, write_manifest
+from keeldb.storage.lock import DirectoryLock
+from keeldb.storage.manifest import CollectionConfig, Manifest, read_manifest, write_manifest
 from keeldb.types import CollectionInfo
 
-__all__ = ["Database", "open"]
+if TYPE_CHECKING:
+    from keeldb.engine.backup import BackupReport
 
-MARKER_NAME = "KEELDB"
-MAGIC_MARKER = b"KEELDB\x00\x00"
-WORKSPACES = "workspaces"
+__all__ = ["Database", "open"]
 
 
 def open(  # noqa: A001 - the public name is keeldb.open
@@ -82,42 +91,19 @@ class Database:
         self._collections: dict[tuple[str, str], Collection] = {}
         self._closed = False
         self.fs.makedirs(self.path)
-        self._lock_fd = self._acquire_lock()
+        self._dir_lock = DirectoryLock(self.path)
         try:
             self._init_marker()
-            self.fs.makedirs(os.path.join(self.path, WORKSPACES))
+            self.fs.makedirs(os.path.join(self.path, WORKSPACES_DIR))
             # Make the directories themselves durable: every collection hangs off them.
             self.fs.sync_dir(self.path)
             self.fs.sync_dir(os.path.dirname(self.path))
             self._clean_leftovers()
         except BaseException:
-            os.close(self._lock_fd)
+            self._dir_lock.release()
             raise
 
     # --- lifecycle ---------------------------------------------------------------------------
-
-    def _acquire_lock(self) -> int:
-        lock_path = os.path.join(self.path, LOCK_NAME)
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise translate_os_error(exc, f"open {lock_path}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DatabaseLockedError(
-                f"database {self.path} is open in another process (or another Database object)"
-            ) from None
-        except OSError as exc:
-            os.close(fd)
-            raise translate_os_error(exc, f"lock {lock_path}") from exc
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        except OSError:
-            pass  # the pid is informational only
-        return fd
 
     def _init_marker(self) -> None:
         marker = os.path.join(self.path, MARKER_NAME)
@@ -127,13 +113,13 @@ class Database:
             write_framed(self.fs, marker, MAGIC_MARKER, [b'{"format":1}'], atomic=True)
 
     def _clean_leftovers(self) -> None:
-        root = os.path.join(self.path, WORKSPACES)
+        root = os.path.join(self.path, WORKSPACES_DIR)
         for ws in self.fs.listdir(root):
             ws_dir = os.path.join(root, ws)
             if not os.path.isdir(ws_dir):
                 continue
             for name in self.fs.listdir(ws_dir):
-                if name.startswith((".creating-", ".trash-")):
+                if is_leftover_dir(name):
                     self.fs.rmtree(os.path.join(ws_dir, name))
 
     def close(self) -> None:
@@ -150,9 +136,17 @@ class Database:
                 except BaseException as exc:  # close the rest, then report
                     errors.append(exc)
             self._collections.clear()
-            os.close(self._lock_fd)
+            self._dir_lock.release()
             if errors:
                 raise errors[0]
+
+    def abandon(self) -> None:
+        """Release the directory lock without running any shutdown code, as the kernel
+        does when the owning process dies (crash tests). Nothing is sealed or synced; the
+        object refuses every call afterwards; the next open recovers from the WAL."""
+        with self._lock:
+            self._closed = True
+            self._dir_lock.release()
 
     def __enter__(self) -> Database:
         return self
@@ -172,7 +166,7 @@ class Database:
     # --- collections -------------------------------------------------------------------------
 
     def _collection_dir(self, workspace: str, name: str) -> str:
-        return os.path.join(self.path, WORKSPACES, workspace, name)
+        return os.path.join(self.path, WORKSPACES_DIR, workspace, name)
 
     def create_collection(
         self,
@@ -199,26 +193,25 @@ class Database:
             self._check_open()
             if self._exists(workspace, name):
                 col = self.get_collection(name, workspace=workspace)
-                same = (
-                    col.dim,
-                    col.metric,
-                    col.config.m,
-                    col.config.ef_construction,
-                    col.config.ef_search,
-                ) == (
-                    dim,
-                    metric,
-                    m,
-                    ef_construction,
-                    ef_search,
-                )
-                if exist_ok and same:
+                asked = {
+                    "dim": dim,
+                    "metric": metric,
+                    "m": m,
+                    "ef_construction": ef_construction,
+                    "ef_search": ef_search,
+                }
+                differ = [
+                    f"{key}={getattr(col.config, key)!r} (asked {value!r})"
+                    for key, value in asked.items()
+                    if getattr(col.config, key) != value
+                ]
+                if exist_ok and not differ:
                     return col
-                why = "" if not exist_ok else " with different parameters"
+                why = f" with {', '.join(differ)}" if exist_ok else ""
                 raise AlreadyExistsError(f"collection {workspace}/{name} already exists{why}")
-            ws_dir = os.path.join(self.path, WORKSPACES, workspace)
+            ws_dir = os.path.join(self.path, WORKSPACES_DIR, workspace)
             self.fs.makedirs(ws_dir)
-            tmp = os.path.join(ws_dir, f".creating-{name}-{uuid.uuid4().hex[:8]}")
+            tmp = os.path.join(ws_dir, creating_dir_name(name, uuid.uuid4().hex[:8]))
             config = CollectionConfig(
                 name, workspace, dim, metric, m, ef_construction, ef_search, time.time()
             )
@@ -227,14 +220,14 @@ class Database:
             final = self._collection_dir(workspace, name)
             self.fs.rename(tmp, final)
             self.fs.sync_dir(ws_dir)
-            self.fs.sync_dir(os.path.join(self.path, WORKSPACES))
+            self.fs.sync_dir(os.path.join(self.path, WORKSPACES_DIR))
             col = open_collection(final, self.options)
             self._collections[(workspace, name)] = col
             return col
 
     def _exists(self, workspace: str, name: str) -> bool:
         return (workspace, name) in self._collections or os.path.isfile(
-            os.path.join(self._collection_dir(workspace, name), "MANIFEST")
+            os.path.join(self._collection_dir(workspace, name), MANIFEST_NAME)
         )
 
     def get_collection(self, name: str, *, workspace: str = "default") -> Collection:
@@ -248,7 +241,7 @@ class Database:
             if col is not None:
                 return col
             directory = self._collection_dir(workspace, name)
-            if not os.path.isfile(os.path.join(directory, "MANIFEST")):
+            if not os.path.isfile(os.path.join(directory, MANIFEST_NAME)):
                 raise CollectionNotFoundError(f"collection {workspace}/{name} does not exist")
             col = open_collection(directory, self.options)
             self._collections[(workspace, name)] = col
@@ -257,22 +250,24 @@ class Database:
     def list_workspaces(self) -> list[str]:
         """Workspaces holding at least one collection, sorted."""
         self._check_open()
-        root = os.path.join(self.path, WORKSPACES)
+        root = os.path.join(self.path, WORKSPACES_DIR)
         return [ws for ws in self.fs.listdir(root) if self._names_in(ws)]
 
     def _names_in(self, workspace: str) -> list[str]:
-        ws_dir = os.path.join(self.path, WORKSPACES, workspace)
+        ws_dir = os.path.join(self.path, WORKSPACES_DIR, workspace)
         if not os.path.isdir(ws_dir):
             return []
         return [
             n
             for n in self.fs.listdir(ws_dir)
-            if not n.startswith(".") and os.path.isfile(os.path.join(ws_dir, n, "MANIFEST"))
+            if is_collection_dir_name(n) and os.path.isfile(os.path.join(ws_dir, n, MANIFEST_NAME))
         ]
 
     def list_collections(self, workspace: str | None = None) -> list[CollectionInfo]:
         """Info for every collection (of ``workspace``, or of all workspaces), sorted by
-        workspace and name. Opens collections not opened yet."""
+        workspace and name. Opens collections not opened yet. A collection that cannot be
+        opened or used because of damage is listed with ``damaged`` set (see
+        :class:`CollectionInfo`); the others are listed and keep working."""
         self._check_open()
         if workspace is not None:
             check_name(workspace, "workspace")
@@ -280,8 +275,20 @@ class Database:
         out: list[CollectionInfo] = []
         for ws in spaces:
             for name in self._names_in(ws):
-                out.append(self.get_collection(name, workspace=ws).info())
+                try:
+                    out.append(self.get_collection(name, workspace=ws).info())
+                except (CorruptionError, StorageError) as exc:
+                    # One damaged collection must not hide the healthy ones.
+                    out.append(self._damaged_info(ws, name, exc))
         return out
+
+    def _damaged_info(self, workspace: str, name: str, exc: KeelError) -> CollectionInfo:
+        try:
+            c = read_manifest(self.fs, self._collection_dir(workspace, name)).config
+            params = (c.dim, c.metric, -1, c.m, c.ef_construction, c.ef_search, c.created_at)
+        except KeelError:
+            params = (0, "", -1, 0, 0, 0, 0.0)
+        return CollectionInfo(name, workspace, *params, "damaged", str(exc))
 
     def drop_collection(self, name: str, *, workspace: str = "default") -> None:
         """Delete a collection and every file of it; CollectionNotFoundError if absent.
@@ -294,15 +301,24 @@ class Database:
                 raise CollectionNotFoundError(f"collection {workspace}/{name} does not exist")
             col = self._collections.pop((workspace, name), None)
             if col is not None:
-                col._dropped = True
-                if col._maintainer is not None:
-                    col._maintainer.shutdown(checkpoint=False)
-                col._closed = True
-            ws_dir = os.path.join(self.path, WORKSPACES, workspace)
-            trash = os.path.join(ws_dir, f".trash-{name}-{uuid.uuid4().hex[:8]}")
+                col.close(checkpoint=False)
+            ws_dir = os.path.join(self.path, WORKSPACES_DIR, workspace)
+            trash = os.path.join(ws_dir, trash_dir_name(name, uuid.uuid4().hex[:8]))
             self.fs.rename(self._collection_dir(workspace, name), trash)
             self.fs.sync_dir(ws_dir)
             self.fs.rmtree(trash)
+
+    def backup(self, dest: str | os.PathLike[str], *, hard_links: bool = False) -> BackupReport:
+        """Write a consistent copy of every collection to the new directory ``dest`` while
+        writers go on: every write acknowledged before the call is in it, none half
+        applied, every checksum verified. Restore it with :func:`keeldb.restore`.
+        ``hard_links=True`` links immutable files instead of copying them (same file
+        system only; the backup then shares the source's disk blocks). See
+        :func:`keeldb.engine.backup.backup` for the contract and errors."""
+        from keeldb.engine.backup import backup
+
+        self._check_open()
+        return backup(self, dest, hard_links=hard_links)
 
     def __repr__(self) -> str:
         return f"<keeldb.Database {self.path}>"

@@ -19,7 +19,6 @@ more than four. A segment whose deleted fraction passes ``vacuum_fraction`` is r
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from keeldb.engine.memtable import Memtable
-from keeldb.engine.segment import Segment, remove_segment_files, write_segment
+from keeldb.engine.segment import Segment, write_segment
 from keeldb.engine.state import State
-from keeldb.errors import CorruptionError, KeelError, StorageError
+from keeldb.errors import CorruptionError, StorageError
 from keeldb.index.hnsw import (
     build_hnsw,
     extend_hnsw,
@@ -39,9 +38,8 @@ from keeldb.index.hnsw import (
     stored_vectors,
     stores_exact_vectors,
 )
-from keeldb.storage.format import is_collection_file, parse_wal_name, segment_file_name
-from keeldb.storage.manifest import Manifest, SegmentEntry, write_manifest
-from keeldb.storage.segment_files import encode_metadata_rows, write_tombstones
+from keeldb.storage.manifest import SegmentEntry
+from keeldb.storage.segment_files import encode_metadata_rows
 from keeldb.types import CompactionReport
 
 if TYPE_CHECKING:
@@ -80,7 +78,6 @@ class Maintainer:
         # ``merge_lock`` merges and vacuums. Order: merge_lock before lock.
         self.lock = threading.Lock()
         self.merge_lock = threading.Lock()
-        self._building: set[int] = set()  # segment ids being written, not yet committed
         self._wake = threading.Event()
         self._merge_wake = threading.Event()
         self._stop = False
@@ -123,7 +120,7 @@ class Maintainer:
             if self._spare_wanted.is_set():
                 self._spare_wanted.clear()
                 try:
-                    self.col._make_spare()
+                    self.col.make_spare()
                 except MemoryError:
                     log.warning("keeldb: no memory for a spare memtable; writes fault pages")
 
@@ -164,7 +161,7 @@ class Maintainer:
             self.last_error = exc
             log.exception("keeldb maintenance failed for %s/%s", self.col.workspace, self.col.name)
             if isinstance(exc, StorageError) and not isinstance(exc, CorruptionError):
-                self.col._failed = exc
+                self.col.versions.poison(exc)
             time.sleep(1.0)
 
     def seal_once(self, *, blocking: bool = True) -> None:
@@ -182,10 +179,10 @@ class Maintainer:
     def _write_burst(self) -> bool:
         """Whether writes are streaming in and the flat backlog is still bounded."""
         col = self.col
-        quiet = time.monotonic() - col._last_write_at >= MERGE_QUIET_S
+        quiet = time.monotonic() - col.versions.last_write_at >= MERGE_QUIET_S
         if quiet or self._stop:
             return False
-        backlog = sum(s.rows for s in col._state.segments if s.kind == "flat")
+        backlog = sum(s.rows for s in col.versions.state.segments if s.kind == "flat")
         return backlog < MERGE_BACKLOG_MEMTABLES * col.options.memtable_rows
 
     def merge_once(self, *, blocking: bool = True) -> None:
@@ -219,20 +216,21 @@ class Maintainer:
         col = self.col
         with self.merge_lock:
             with self.lock:
-                before = len(col._state.segments) + sum(1 for m in col._state.memtables if m.n)
-                dead_before = sum(s.dead_count for s in col._state.segments) + sum(
-                    m.dead_count for m in col._state.memtables
+                state = col.versions.state
+                before = len(state.segments) + sum(1 for m in state.memtables if m.n)
+                dead_before = sum(s.dead_count for s in state.segments) + sum(
+                    m.dead_count for m in state.memtables
                 )
-                with col._locked_for_write():
-                    col._freeze()
+                with col.versions.locked():
+                    col.freeze()
                 self._seal_frozen()
             indexed = self._merge_policy(force=True)
             indexed += self._vacuum_policy(threshold=0.0)
             with self.lock:
                 self._seal_frozen()  # writes that arrived meanwhile may have frozen more
-                self._checkpoint()
-            after = len(col._state.segments)
-            dead_after = sum(s.dead_count for s in col._state.segments)
+                col.versions.checkpoint()
+            after = len(col.versions.state.segments)
+            dead_after = sum(s.dead_count for s in col.versions.state.segments)
         return CompactionReport(
             before, after, max(dead_before - dead_after, 0), indexed, time.perf_counter() - t0
         )
@@ -247,32 +245,23 @@ class Maintainer:
         for thread in (self._thread, self._merge_thread, self._spare_thread):
             if thread is not None:
                 thread.join()  # a merge in progress finishes first
-        self.col._spare = None
         col = self.col
+        col.drop_spare()
         with self.merge_lock, self.lock:
             if checkpoint:
-                with col._locked_for_write():
-                    col._freeze()
+                with col.versions.locked():
+                    col.freeze()
                 self._seal_frozen()
-                self._checkpoint()
-            with col._locked_for_write():
-                if col._wal is not None:
-                    wal, col._wal = col._wal, None
-                    wal.close(sync=checkpoint)
-                    if (
-                        checkpoint
-                        and col._manifest
-                        and col._manifest.checkpoint_seq == col._last_seq
-                    ):
-                        col.fs.remove(wal.path)  # empty: everything is in segments
-                        col.fs.sync_dir(col.directory)
+                col.versions.checkpoint()
+            with col.versions.locked():
+                col.versions.close_wal(checkpointed=checkpoint)
 
     # --- sealing ------------------------------------------------------------------------------
 
     def _seal_frozen(self) -> int:
         sealed = 0
         while True:
-            frozen = [m for m in self.col._state.memtables[:-1]]
+            frozen = [m for m in self.col.versions.state.memtables[:-1]]
             if not frozen:
                 return sealed
             self._seal(frozen[0])
@@ -280,13 +269,13 @@ class Maintainer:
 
     def _seal(self, mem: Memtable) -> None:
         col = self.col
-        with col._locked_for_write():
+        with col.versions.locked():
             n = mem.n
             snapshot = mem.dead[:n].copy()
         keep = np.flatnonzero(~snapshot)
         segment: Segment | None = None
         if len(keep):
-            seg_id = self._allocate_segment_id()
+            seg_id = col.versions.allocate_segment_id()
             rows = keep.tolist()
             metas = [mem.metadata[i] for i in rows]
             write_segment(
@@ -307,40 +296,27 @@ class Maintainer:
             columns = mem.columns_if_built()
             if columns is not None and len(rows) == n == len(columns):
                 segment.adopt_columns(columns)  # filtered searches ran on the memtable
-        with col._locked_for_write():
+        with col.versions.locked():
             if segment is not None:
                 row_map = np.full(n, -1, dtype=np.int64)
                 row_map[keep] = np.arange(len(keep))
                 later = np.flatnonzero(mem.dead[:n] & ~snapshot)
                 _mark_dead(segment, row_map[later])
-            state = col._state
+            state = col.versions.state
             memtables = tuple(m for m in state.memtables if m is not mem)
             segments = state.segments + ((segment,) if segment is not None else ())
-            new_state = State(memtables, segments)
             try:
-                self._commit(new_state, checkpoint_seq=mem.last_seq)
+                col.versions.commit(State(memtables, segments), checkpoint_seq=mem.last_seq)
             finally:
                 if segment is not None:
-                    self._building.discard(segment.segment_id)
-            col._state = new_state
-            col._backlog.notify_all()
-
-    def _allocate_segment_id(self) -> int:
-        """A new segment id, protected from obsolete-file removal until committed (a seal
-        may commit while a merge is writing its files)."""
-        col = self.col
-        with col._locked_for_write():
-            seg_id = col._next_segment_id
-            col._next_segment_id += 1
-            self._building.add(seg_id)
-            return seg_id
+                    col.versions.release_segment_id(segment.segment_id)
 
     # --- merging and vacuuming ------------------------------------------------------------------
 
     def _merge_policy(self, *, force: bool) -> int:
         col = self.col
         opts = col.options
-        segments = col._state.segments
+        segments = col.versions.state.segments
         flats = [s for s in segments if s.kind == "flat"]
         if not flats:
             return 0
@@ -364,7 +340,7 @@ class Maintainer:
 
     def _vacuum_policy(self, *, threshold: float) -> int:
         indexed = 0
-        for seg in list(self.col._state.segments):
+        for seg in list(self.col.versions.state.segments):
             if seg.dead_count and seg.dead_count / max(seg.rows, 1) > threshold:
                 live = seg.live_count
                 kind = "hnsw" if live >= self.col.options.hnsw_min_rows else "flat"
@@ -376,7 +352,7 @@ class Maintainer:
         """Write one segment holding ``base``'s rows (all, graph reused) followed by the
         live rows of ``others``; then install it in place of the inputs."""
         col = self.col
-        with col._locked_for_write():
+        with col.versions.locked():
             inputs: list[_Input] = []
             offset = 0
             for seg in ([base] if base is not None else []) + others:
@@ -394,7 +370,7 @@ class Maintainer:
             for i in inputs:
                 i.segment.verify_payloads()
         except CorruptionError as exc:
-            col._damaged = exc  # as the scrubber does: refuse searches, never answer wrong
+            col.mark_damaged(exc)  # as the scrubber does: refuse searches, never answer wrong
             raise
         vectors = np.concatenate([i.segment.vectors.array[i.taken] for i in inputs])
         ids: list[str] = []
@@ -431,7 +407,7 @@ class Maintainer:
             metas = [metas[r] for r in rows]
             new_row = np.empty_like(order)
             new_row[order] = np.arange(len(order))
-        seg_id = self._allocate_segment_id()
+        seg_id = col.versions.allocate_segment_id()
         write_segment(
             col.fs,
             col.directory,
@@ -450,7 +426,7 @@ class Maintainer:
             out = Segment(col.fs, col.directory, SegmentEntry(seg_id, total_rows, kind), col.config)
             self._install(inputs, out, new_row)
         finally:
-            self._building.discard(seg_id)
+            col.versions.release_segment_id(seg_id)
 
     def _install(
         self, inputs: list[_Input], out: Segment | None, new_row: np.ndarray | None = None
@@ -458,7 +434,7 @@ class Maintainer:
         """Replace ``inputs`` by ``out``. ``new_row`` maps a merged row (``offset`` +
         position in ``taken``) to its row in ``out`` when the merge reordered them."""
         col = self.col
-        with col._locked_for_write():
+        with col.versions.locked():
             if out is not None:
                 for i in inputs:
                     # Base rows keep their dead flags (the graph still holds them); rows
@@ -467,106 +443,9 @@ class Maintainer:
                     merged = i.offset + np.flatnonzero(now_dead)
                     _mark_dead(out, merged if new_row is None else new_row[merged])
             gone = {id(i.segment) for i in inputs}
-            state = col._state
+            state = col.versions.state
             kept = tuple(s for s in state.segments if id(s) not in gone)
-            new_state = State(state.memtables, kept + ((out,) if out is not None else ()))
-            assert col._manifest is not None
-            self._commit(new_state, checkpoint_seq=col._manifest.checkpoint_seq)
-            col._state = new_state
-
-    # --- manifest commit ------------------------------------------------------------------------
-
-    def _checkpoint(self) -> None:
-        """Persist tombstones of every segment and a manifest covering all sealed data."""
-        col = self.col
-        with col._locked_for_write():
-            assert col._manifest is not None
-            checkpoint = col._manifest.checkpoint_seq
-            if len(col._state.memtables) == 1 and col._state.active.n == 0:
-                checkpoint = col._last_seq
-            self._commit(col._state, checkpoint_seq=checkpoint)
-
-    def _commit(self, state: State, *, checkpoint_seq: int) -> None:
-        """Write changed tombstones and a new manifest for ``state``; remove what it no
-        longer references. Caller holds the write lock."""
-        col = self.col
-        old = col._manifest
-        assert old is not None
-        # The tombstones written below may come from writes whose WAL records are not
-        # durable yet (fsync mode syncs after the write lock is released, none mode at
-        # flush): sync them first, or a power cut could keep a tombstone but lose the
-        # write that replaced the row, and with it the row's durable old version.
-        if col._wal is not None:
-            col._wal.sync_to(col._wal.size_bytes)
-        generation = old.generation + 1
-        entries: list[SegmentEntry] = []
-        written: list[tuple[Segment, str | None, int]] = []
-        for seg in state.segments:
-            name = seg.persisted_tombstones
-            if seg.dead_count != seg.persisted_dead_count or (seg.dead_count and name is None):
-                name = write_tombstones(col.fs, col.directory, seg.segment_id, generation, seg.dead)
-                written.append((seg, name, int(np.count_nonzero(seg.dead))))
-            entries.append(seg.entry(name if seg.dead_count else None))
-        if written:
-            col.fs.sync_dir(col.directory)
-        manifest = Manifest(
-            generation, col.config, tuple(entries), checkpoint_seq, col._next_segment_id
-        )
-        try:
-            write_manifest(col.fs, col.directory, manifest)
-        except KeelError as exc:
-            col._failed = exc
-            raise
-        col._manifest = manifest
-        for seg, name, count in written:
-            seg.persisted_tombstones = name
-            seg.persisted_dead_count = count
-        try:
-            self._remove_obsolete(manifest)
-        except StorageError as exc:
-            # The commit is done (the manifest is durable): raising here would skip the
-            # caller's state swap, and a later manifest would name files removed already.
-            # Leftovers are removed by the next commit or open.
-            log.warning("keeldb: cannot remove obsolete files in %s: %s", col.directory, exc)
-
-    def _remove_obsolete(self, manifest: Manifest, *, at_open: bool = False) -> None:
-        """Delete WAL files wholly covered by the checkpoint and files no manifest names.
-
-        ``at_open``: nothing is being written, so unreferenced segment files numbered at or
-        above ``next_segment_id`` (a seal or merge cut short) go too; if they stayed, the
-        next seal would reuse the number and fail on the existing file."""
-        col = self.col
-        fs = col.fs
-        names = fs.listdir(col.directory)
-        wal_files = sorted((parse_wal_name(n), n) for n in names if parse_wal_name(n) is not None)
-        current = os.path.basename(col._wal.path) if col._wal is not None else None
-        for (_first, name), nxt in zip(wal_files, wal_files[1:] + [(None, None)], strict=True):
-            if name == current:
-                continue
-            if nxt[0] is not None and nxt[0] <= manifest.checkpoint_seq + 1:
-                fs.remove(os.path.join(col.directory, name))
-        live = {"MANIFEST"}
-        for e in manifest.segments:
-            live.update(
-                segment_file_name(e.segment_id, ext)
-                for ext in ("vec", "ids", "meta", "cols", "hnsw")
-            )
-            if e.tombstones:
-                live.add(e.tombstones)
-        for name in names:
-            if parse_wal_name(name) is not None or name in live or not is_collection_file(name):
-                continue
-            if (
-                not at_open
-                and name.startswith("seg-")
-                and (
-                    _segment_id_of(name) >= manifest.next_segment_id
-                    or _segment_id_of(name) in self._building
-                )
-            ):
-                continue  # being written by a seal or merge that has not committed yet
-            fs.remove(os.path.join(col.directory, name))
-        fs.sync_dir(col.directory)
+            col.versions.commit(State(state.memtables, kept + ((out,) if out is not None else ())))
 
     # --- verification ------------------------------------------------------------------------
 
@@ -574,14 +453,14 @@ class Maintainer:
         """Verify the checksums deferred at open (vectors, HNSW storage). On damage the
         collection refuses searches with the CorruptionError (never a wrong answer later).
         """
-        for seg in list(self.col._state.segments):
+        for seg in list(self.col.versions.state.segments):
             if self._stop:
                 return
             try:
                 seg.verify_payloads()
             except CorruptionError as exc:
                 log.error("keeldb: %s", exc)
-                self.col._damaged = exc
+                self.col.mark_damaged(exc)
                 return
 
 
@@ -592,14 +471,3 @@ def _mark_dead(seg: Segment, rows: Any) -> None:
         seg.dead[rows] = True
         seg.dead_count = int(np.count_nonzero(seg.dead))
         seg.dead_version += 1
-
-
-def _segment_id_of(name: str) -> int:
-    try:
-        return int(name[4:12])
-    except ValueError:
-        return -1
-
-
-def remove_segment(col: Collection, seg: Segment) -> None:
-    remove_segment_files(col.fs, col.directory, seg.segment_id)

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment
 from keeldb.storage.fileio import FileSystem, OsFileSystem
+from keeldb.storage.manifest import CollectionConfig
 
-__all__ = ["DURABILITY_MODES", "Options", "State"]
+__all__ = ["DURABILITY_MODES", "Options", "State", "make_memtable"]
 
 DURABILITY_MODES = ("fsync", "flush", "none")
 
@@ -59,3 +60,13 @@ class State:
     @property
     def active(self) -> Memtable:
         return self.memtables[-1]
+
+
+def make_memtable(config: CollectionConfig, options: Options) -> Memtable:
+    """A new, empty memtable for a collection with ``config``.
+
+    Its arrays reserve room for a full memtable (address space only: pages are committed
+    when first written), up to 256 MiB of vectors.
+    """
+    cap = min(options.memtable_rows + 1024, max(1024, (256 << 20) // (4 * config.dim)))
+    return Memtable(config.dim, config.metric, capacity=cap)

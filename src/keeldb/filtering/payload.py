@@ -20,11 +20,12 @@ import numpy as np
 
 from keeldb.filtering.columns import MAX_ROWS, Column, MetadataColumns, Part, Strings
 from keeldb.filtering.values import ELEMENT_KINDS, SCALAR_KINDS, Kind
+from keeldb.storage.format import FILTER_COLUMNS_VERSION, MAGIC_FILTER_COLUMNS
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "decode", "encode"]
 
-MAGIC = b"KEELFLT\x00"
-FORMAT_VERSION = 1
+MAGIC = MAGIC_FILTER_COLUMNS
+FORMAT_VERSION = FILTER_COLUMNS_VERSION
 
 _HEADER = struct.Struct("<8sIIQ")  # magic, version, column_count, row_count
 _COLUMN = struct.Struct("<IIQ")  # path_len, part_count, string_count

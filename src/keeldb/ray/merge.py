@@ -10,6 +10,7 @@ exact global top k (ties at equal distance broken by id).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import chain
 from operator import attrgetter, itemgetter
 
@@ -68,9 +69,14 @@ def merge_pages(pages: Sequence[Page], limit: int) -> Page:
 
 def merge_info(infos: Sequence[CollectionInfo]) -> CollectionInfo:
     """One collection's info over its shards: the count summed; ``index_type`` is
-    ``hnsw`` when any shard has an HNSW segment."""
+    ``hnsw`` when any shard has an HNSW segment. When any shard reports the collection
+    damaged, so does the merged info (count -1, ``index_type`` ``damaged``, the shards'
+    messages joined)."""
     first = infos[0]
     kinds = {i.index_type for i in infos}
+    damaged = [i.damaged for i in infos if i.damaged is not None]
+    if damaged:
+        return replace(first, count=-1, index_type="damaged", damaged="; ".join(damaged))
     return CollectionInfo(
         first.name,
         first.workspace,

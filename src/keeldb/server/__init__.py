@@ -2,13 +2,17 @@
 
 Needs the ``server`` extra (FastAPI, uvicorn). Importing this package is cheap and needs
 neither: :func:`create_app` and :func:`serve` load them on first use, and
-:mod:`keeldb.server.wire` / :mod:`keeldb.server.config` are standard library + numpy only
-(the client and the CLI use them with the base install).
+:mod:`keeldb.server.config` is standard library only (the CLI uses it with the base
+install). The wire protocol the server shares with :class:`keeldb.Client` lives outside
+this package, in :mod:`keeldb.protocol`.
 
-Modules: ``config`` (limits, keys), ``wire`` (vector encoding, value types as JSON),
-``app`` (the app, auth, worker pool), ``routes`` (one route per API method), ``models``
-(request/response schemas), ``handlers`` (exceptions → JSON errors), ``limits``,
-``metrics`` (Prometheus text), ``runner`` (uvicorn, signals, shutdown).
+Modules: ``config`` (limits, keys), ``app`` (the app and its route class), ``routes``
+(one route per API method), ``marks`` (what an endpoint declares: permission, body),
+``request`` (the steps of serving a request, shared by both request paths), ``fastlane``
+(the hot collection routes without the framework's stack), ``state`` (database, worker
+pools, metrics), ``models`` (request/response schemas), ``handlers`` (exceptions → JSON
+errors), ``limits``, ``metrics`` (Prometheus text), ``threads`` (BLAS/OpenMP threads per
+request), ``runner`` (uvicorn, signals, shutdown), ``testing`` (a server process for tests).
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from keeldb.errors import InvalidArgumentError
+from keeldb.protocol.api import API_KEY_ENV
 
 __all__ = [
     "ADMIN",
-    "API_KEY_ENV",
     "READ_ONLY",
     "READ_WRITE",
     "ROLES",
@@ -32,8 +32,6 @@ __all__ = [
     "is_loopback",
     "load_keys_file",
 ]
-
-API_KEY_ENV = "KEELDB_API_KEY"
 
 ADMIN = "admin"
 READ_WRITE = "read-write"

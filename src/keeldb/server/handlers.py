@@ -1,4 +1,4 @@
-"""The one place where exceptions become HTTP responses.
+"""The one place where exceptions become HTTP responses (:func:`error_response_for`).
 
 Every answer that is not a success has the body ``{"error": code, "message": ...}``:
 
@@ -26,15 +26,7 @@ from starlette.responses import Response
 
 from keeldb.errors import InvalidArgumentError, KeelError
 
-__all__ = [
-    "error_response",
-    "install_handlers",
-    "internal_error_response",
-    "keel_error_response",
-    "validation_error_response",
-    "validation_message",
-    "value_error_response",
-]
+__all__ = ["error_response", "error_response_for", "install_handlers", "validation_message"]
 
 log = logging.getLogger("keeldb.server")
 
@@ -75,62 +67,39 @@ def validation_message(errors: Sequence[Any], limit: int = 3) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def keel_error_response(exc: KeelError, method: str, path: str) -> Response:
-    """The response for a KeelDB error (logged when it is the server's fault)."""
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    if exc.status >= 500:
-        log.error("%s %s failed: %s: %s", method, path, exc.code, exc)
-    return error_response(exc.status, exc.code, exc.message, headers)
-
-
-def validation_error_response(errors: Sequence[Any]) -> Response:
-    """The 400 ``invalid_argument`` response for request validation errors."""
-    return error_response(
-        InvalidArgumentError.status, InvalidArgumentError.code, validation_message(errors)
-    )
-
-
-def value_error_response(exc: ValueError) -> Response:
-    """A plain ``ValueError`` from the engine: bad input it did not type, 400."""
-    return error_response(InvalidArgumentError.status, InvalidArgumentError.code, str(exc))
-
-
-def internal_error_response(exc: BaseException, method: str, path: str) -> Response:
-    """A bug: logged with its traceback, answered 500 ``internal`` without details."""
+def error_response_for(exc: BaseException, method: str, path: str) -> Response:
+    """The response for any exception raised while serving ``method path``: the one
+    mapping both request paths use (the FastAPI exception handlers and the fast lane)."""
+    if isinstance(exc, KeelError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status >= 500:
+            log.error("%s %s failed: %s: %s", method, path, exc.code, exc)
+        return error_response(exc.status, exc.code, exc.message, headers)
+    if isinstance(exc, RequestValidationError):
+        return error_response(
+            InvalidArgumentError.status, InvalidArgumentError.code, validation_message(exc.errors())
+        )
+    if isinstance(exc, StarletteHTTPException):
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+    if isinstance(exc, ValueError):  # bad input the engine did not type
+        return error_response(InvalidArgumentError.status, InvalidArgumentError.code, str(exc))
+    # A bug: logged with its traceback, answered without details.
     log.error("%s %s: unexpected error", method, path, exc_info=exc)
     return error_response(500, "internal", "internal server error (see the server log)")
 
 
-async def _keel_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, KeelError)
-    return keel_error_response(exc, request.method, request.url.path)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    return validation_error_response(exc.errors())
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
-
-
-async def _value_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ValueError)
-    return value_error_response(exc)
-
-
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    return internal_error_response(exc, request.method, request.url.path)
+async def _handle(request: Request, exc: Exception) -> Response:
+    return error_response_for(exc, request.method, request.url.path)
 
 
 def install_handlers(app: FastAPI) -> None:
-    """Register the handlers above on ``app`` (most specific class wins)."""
-    app.add_exception_handler(KeelError, _keel_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(ValueError, _value_error)
-    app.add_exception_handler(Exception, _internal_error)
+    """Route every exception an endpoint raises to :func:`error_response_for`.
+
+    Starlette picks a handler by the exception's most specific registered class, which is
+    the order :func:`error_response_for` tests them in; ``Exception`` (the 500) is served
+    by Starlette's outermost error middleware.
+    """
+    for cls in (KeelError, RequestValidationError, StarletteHTTPException, ValueError, Exception):
+        app.add_exception_handler(cls, _handle)

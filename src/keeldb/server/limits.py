@@ -8,7 +8,6 @@ Each violation is a typed KeelDB error, so it reaches the client as
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sized
 from typing import Any
 
@@ -17,18 +16,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keeldb.errors import InvalidArgumentError, PayloadTooLargeError
 from keeldb.server.config import ServerConfig
+from keeldb.server.handlers import error_response_for
 
 __all__ = [
     "BodyLimitMiddleware",
     "BodyTooLarge",
     "check_batch",
     "check_count",
+    "check_declared_length",
     "check_ef",
     "check_filter",
     "check_k",
     "check_query_batch",
-    "declared_length",
     "filter_depth",
+    "limited_receive",
     "too_large",
 ]
 
@@ -38,72 +39,71 @@ def too_large(max_bytes: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"request body is larger than the limit of {max_bytes} bytes")
 
 
-def declared_length(headers: list[tuple[bytes, bytes]]) -> int:
-    """The ``Content-Length`` of raw ASGI headers (0 when absent or not a number)."""
-    for name, value in headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
-
-
 class BodyTooLarge(StarletteHTTPException):
-    """Raised from ``receive`` when a streamed body passes the limit.
+    """A request body over the limit: 413 ``payload_too_large``, and the connection is
+    closed after the answer (the rest of the body is never read).
 
     An HTTPException because FastAPI turns any other exception raised while reading the
-    body into a 400; this one reaches the handlers and becomes 413 ``payload_too_large``.
+    body into a 400; this one reaches the error mapping with its status and headers.
     """
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(PayloadTooLargeError.status, too_large(max_bytes).message)
+        super().__init__(
+            PayloadTooLargeError.status,
+            too_large(max_bytes).message,
+            headers={"connection": "close"},
+        )
+
+
+def check_declared_length(headers: list[tuple[bytes, bytes]], max_bytes: int) -> None:
+    """Raise :class:`BodyTooLarge` when raw ASGI ``headers`` declare a ``Content-Length``
+    over ``max_bytes`` (before any byte of the body is read)."""
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                return  # not a number: the body is counted as it arrives
+            if declared > max_bytes:
+                raise BodyTooLarge(max_bytes)
+            return
+
+
+def limited_receive(receive: Receive, max_bytes: int) -> Receive:
+    """``receive`` counting the body bytes it passes on; raises :class:`BodyTooLarge` as
+    soon as they pass ``max_bytes`` (a chunked body is refused without reading it all)."""
+    seen = 0
+
+    async def counting_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_bytes:
+                raise BodyTooLarge(max_bytes)
+        return message
+
+    return counting_receive
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``max_bytes`` with 413 ``payload_too_large``.
+    """Refuse request bodies over ``max_bytes`` with 413 ``payload_too_large`` on the full
+    ASGI stack (the fast lane applies the same two checks itself).
 
-    A declared ``Content-Length`` over the limit is refused before any byte is read; a
-    chunked body is counted as it arrives and refused as soon as it passes the limit.
+    A declared ``Content-Length`` over the limit is refused before any byte is read
+    (:func:`check_declared_length`); a chunked body is counted as it arrives and refused as
+    soon as it passes the limit (:func:`limited_receive`).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(too_large(self.max_bytes).to_dict(), separators=(",", ":")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": PayloadTooLargeError.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if declared_length(scope["headers"]) > self.max_bytes:
-            await self._refuse(send)
-            return
-        seen = 0
         started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
-            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
@@ -112,10 +112,12 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
+            check_declared_length(scope["headers"], self.max_bytes)
+            await self.app(scope, limited_receive(receive, self.max_bytes), tracking_send)
+        except BodyTooLarge as exc:
             if not started:
-                await self._refuse(send)
+                response = error_response_for(exc, scope["method"], scope["path"])
+                await response(scope, receive, send)
 
 
 def check_k(k: int, config: ServerConfig) -> None:

@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API (pydantic models; they make /openapi.json).
 
 Requests forbid unknown fields, so a misspelt parameter is a 400, not silently ignored.
-Vectors are typed as "list of numbers or encoded array" (see :mod:`keeldb.server.wire`);
+Vectors are typed as "list of numbers or encoded array" (see :mod:`keeldb.protocol.wire`);
 their shape, NaN/infinity and dimension are checked when they are decoded.
 """
 

@@ -1,17 +1,20 @@
 """The routes of the HTTP API, one per embedded-API method (see docs/server.md).
 
+Each route is added by its own small function (:data:`API_ROUTES`, in matching order).
 Each handler checks limits on the parsed body, then does everything else — decoding
 vectors, the engine call, encoding the answer — in one worker-pool hop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
+from keeldb._version import __version__
 from keeldb.errors import (
     AlreadyExistsError,
     AuthError,
@@ -24,8 +27,8 @@ from keeldb.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
 )
-from keeldb.server import wire
-from keeldb.server.app import ServerState, collection_body, public, requires
+from keeldb.protocol import wire
+from keeldb.protocol.api import ALL_COLLECTIONS, COLLECTION, WORKSPACE, WORKSPACES
 from keeldb.server.limits import (
     check_batch,
     check_count,
@@ -34,6 +37,7 @@ from keeldb.server.limits import (
     check_k,
     check_query_batch,
 )
+from keeldb.server.marks import collection_body, public, requires
 from keeldb.server.metrics import render
 from keeldb.server.models import (
     CollectionInfoModel,
@@ -61,11 +65,9 @@ from keeldb.server.models import (
     UpsertRequest,
     UpsertResponse,
 )
+from keeldb.server.state import ServerState
 
-__all__ = ["COLLECTION", "add_api_routes", "add_open_routes"]
-
-WORKSPACE = "/v1/workspaces/{ws}"
-COLLECTION = WORKSPACE + "/collections/{name}"
+__all__ = ["API_ROUTES", "add_api_routes", "add_open_routes"]
 
 
 def _errors(*classes: type[KeelError]) -> dict[int | str, dict[str, Any]]:
@@ -84,14 +86,8 @@ COLLECTION_ERRORS = _errors(
 )
 
 
-def add_api_routes(router: APIRouter, state: ServerState) -> None:
-    """Add the /v1 routes, bound to ``state``, to ``router`` (whose route class must be
-    :class:`KeelRoute`). The hot routes come first: routes are matched in order."""
-    db = state.db
+def _search(router: APIRouter, state: ServerState) -> None:
     cfg = state.config
-
-    def collection(ws: str, name: str) -> Any:
-        return db.get_collection(name, workspace=ws)
 
     @router.post(COLLECTION + "/search", response_model=SearchResponse, responses=COLLECTION_ERRORS)
     @requires("read")
@@ -105,10 +101,14 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
         def work() -> dict[str, Any]:
             vector = wire.decode_vector(_plain(body.vector))
-            hits = collection(ws, name).search(vector, **_search_options(body))
+            hits = state.collection(ws, name).search(vector, **_search_options(body))
             return {"hits": [wire.hit_to_wire(h) for h in hits]}
 
         return await state.run_json(work)
+
+
+def _search_batch(router: APIRouter, state: ServerState) -> None:
+    cfg = state.config
 
     @router.post(
         COLLECTION + "/search_batch",
@@ -126,18 +126,20 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
         def work() -> dict[str, Any]:
             vectors = wire.decode_vectors(_plain(body.vectors))
             check_query_batch(vectors.shape[0], cfg)
-            results = collection(ws, name).search_batch(vectors, **_search_options(body))
+            results = state.collection(ws, name).search_batch(vectors, **_search_options(body))
             return {"results": [[wire.hit_to_wire(h) for h in hits] for hits in results]}
 
         return await state.run_json(work)
 
+
+def _upsert(router: APIRouter, state: ServerState) -> None:
     @router.post(COLLECTION + "/upsert", response_model=UpsertResponse, responses=COLLECTION_ERRORS)
     @requires("write")
     @collection_body(UpsertRequest)
     async def upsert(ws: str, name: str, body: UpsertRequest) -> Response:
         """Insert or replace records; returns when they are durable per the server's
         durability mode. The whole batch is validated before anything is applied."""
-        check_batch(body.ids, cfg)
+        check_batch(body.ids, state.config)
 
         def work() -> dict[str, Any]:
             vectors = wire.decode_vectors(_plain(body.vectors))
@@ -149,36 +151,42 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
                 raise InvalidArgumentError(
                     f"vectors has {vectors.shape[0]} rows for {len(body.ids)} ids"
                 )
-            collection(ws, name).upsert(body.ids, vectors, body.metadata)
+            state.collection(ws, name).upsert(body.ids, vectors, body.metadata)
             return {"upserted": len(body.ids)}
 
         return await state.run_json(work, "write")
 
+
+def _get(router: APIRouter, state: ServerState) -> None:
     @router.post(COLLECTION + "/get", response_model=GetResponse, responses=COLLECTION_ERRORS)
     @requires("read")
     @collection_body(GetRequest)
     async def get(ws: str, name: str, body: GetRequest) -> Response:
         """Records by id, in request order; null for an id that is absent."""
-        check_batch(body.ids, cfg)
+        check_batch(body.ids, state.config)
         enc = body.vector_encoding
 
         def work() -> dict[str, Any]:
-            records = collection(ws, name).get(body.ids)
+            records = state.collection(ws, name).get(body.ids)
             return {
                 "records": [None if r is None else wire.record_to_wire(r, enc) for r in records]
             }
 
         return await state.run_json(work)
 
+
+def _count(router: APIRouter, state: ServerState) -> None:
     @router.post(COLLECTION + "/count", response_model=CountResponse, responses=COLLECTION_ERRORS)
     @requires("read")
     @collection_body(CountRequest, optional=True)
     async def count(ws: str, name: str, body: CountRequest | None = None) -> Response:
         """Live records, or those matching ``filter``."""
         flt = body.filter if body is not None else None
-        check_filter(flt, cfg)
-        return await state.run_json(lambda: {"count": collection(ws, name).count(filter=flt)})
+        check_filter(flt, state.config)
+        return await state.run_json(lambda: {"count": state.collection(ws, name).count(filter=flt)})
 
+
+def _delete(router: APIRouter, state: ServerState) -> None:
     @router.post(COLLECTION + "/delete", response_model=DeleteResponse, responses=COLLECTION_ERRORS)
     @requires("write")
     @collection_body(DeleteRequest)
@@ -187,13 +195,17 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
         if (body.ids is None) == (body.filter is None):
             raise InvalidArgumentError("delete takes exactly one of 'ids' or 'filter'")
         if body.ids is not None:
-            check_batch(body.ids, cfg)
-        check_filter(body.filter, cfg)
+            check_batch(body.ids, state.config)
+        check_filter(body.filter, state.config)
         return await state.run_json(
-            lambda: {"deleted": collection(ws, name).delete(ids=body.ids, filter=body.filter)},
+            lambda: {
+                "deleted": state.collection(ws, name).delete(ids=body.ids, filter=body.filter)
+            },
             "write",
         )
 
+
+def _scan(router: APIRouter, state: ServerState) -> None:
     @router.post(COLLECTION + "/scan", response_model=ScanResponse, responses=COLLECTION_ERRORS)
     @requires("read")
     @collection_body(ScanRequest, optional=True)
@@ -203,11 +215,12 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
         req = body or ScanRequest()
         if req.limit < 1:
             raise InvalidArgumentError(f"limit must be at least 1, got {req.limit}")
-        check_count(req.limit, cfg, "records (scan limit)")
-        check_filter(req.filter, cfg)
+        check_count(req.limit, state.config, "records (scan limit)")
+        check_filter(req.filter, state.config)
 
         def work() -> dict[str, Any]:
-            page = collection(ws, name).scan(filter=req.filter, limit=req.limit, cursor=req.cursor)
+            col = state.collection(ws, name)
+            page = col.scan(filter=req.filter, limit=req.limit, cursor=req.cursor)
             return {
                 "records": [wire.record_to_wire(r, req.vector_encoding) for r in page.records],
                 "next_cursor": page.next_cursor,
@@ -215,34 +228,40 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
         return await state.run_json(work)
 
-    @router.get("/v1/workspaces", response_model=ListWorkspacesResponse, responses=_errors())
+
+def _list_workspaces(router: APIRouter, state: ServerState) -> None:
+    @router.get(WORKSPACES, response_model=ListWorkspacesResponse, responses=_errors())
     @requires(None)
     async def list_workspaces(request: Request) -> Response:
         """Workspaces holding at least one collection (only those the key may see)."""
         api_key = request.state.api_key
 
         def work() -> dict[str, Any]:
-            names = db.list_workspaces()
+            names = state.db.list_workspaces()
             if api_key is not None:
                 names = [w for w in names if api_key.sees_workspace(w)]
             return {"workspaces": names}
 
         return await state.run_json(work)
 
-    @router.get("/v1/collections", response_model=ListCollectionsResponse, responses=_errors())
+
+def _list_all_collections(router: APIRouter, state: ServerState) -> None:
+    @router.get(ALL_COLLECTIONS, response_model=ListCollectionsResponse, responses=_errors())
     @requires(None)
     async def list_all_collections(request: Request) -> Response:
         """Collections of every workspace (only those the key may see)."""
         api_key = request.state.api_key
 
         def work() -> dict[str, Any]:
-            infos = db.list_collections()
+            infos = state.db.list_collections()
             if api_key is not None:
                 infos = [i for i in infos if api_key.sees_workspace(i.workspace)]
             return {"collections": [wire.info_to_wire(i) for i in infos]}
 
         return await state.run_json(work)
 
+
+def _list_collections(router: APIRouter, state: ServerState) -> None:
     @router.get(
         WORKSPACE + "/collections",
         response_model=ListCollectionsResponse,
@@ -252,9 +271,11 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
     async def list_collections(ws: str) -> Response:
         """Every collection in workspace ``ws`` (an empty list if it has none)."""
         return await state.run_json(
-            lambda: {"collections": [wire.info_to_wire(i) for i in db.list_collections(ws)]}
+            lambda: {"collections": [wire.info_to_wire(i) for i in state.db.list_collections(ws)]}
         )
 
+
+def _create_collection(router: APIRouter, state: ServerState) -> None:
     @router.put(
         COLLECTION,
         response_model=CollectionInfoModel,
@@ -266,7 +287,7 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
         parameters match; 409 ``already_exists`` otherwise)."""
 
         def work() -> dict[str, Any]:
-            col = db.create_collection(
+            col = state.db.create_collection(
                 name,
                 dim=body.dim,
                 metric=body.metric,
@@ -280,29 +301,37 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
         return await state.run_json(work, "write")
 
+
+def _get_collection(router: APIRouter, state: ServerState) -> None:
     @router.get(COLLECTION, response_model=CollectionInfoModel, responses=COLLECTION_ERRORS)
     @requires("read")
     async def get_collection(ws: str, name: str) -> Response:
         """The collection's parameters and record count (404 if absent)."""
-        return await state.run_json(lambda: wire.info_to_wire(collection(ws, name).info()))
+        return await state.run_json(lambda: wire.info_to_wire(state.collection(ws, name).info()))
 
+
+def _drop_collection(router: APIRouter, state: ServerState) -> None:
     @router.delete(COLLECTION, response_model=DroppedResponse, responses=COLLECTION_ERRORS)
     @requires("write")
     async def drop_collection(ws: str, name: str) -> Response:
         """Drop the collection and all its records (404 if absent)."""
 
         def work() -> dict[str, Any]:
-            db.drop_collection(name, workspace=ws)
+            state.db.drop_collection(name, workspace=ws)
             return {"dropped": True}
 
         return await state.run_json(work, "write")
 
+
+def _stats(router: APIRouter, state: ServerState) -> None:
     @router.get(COLLECTION + "/stats", response_model=StatsModel, responses=COLLECTION_ERRORS)
     @requires("read")
     async def stats(ws: str, name: str) -> Response:
         """Counts, segments, memory, disk and WAL bytes."""
-        return await state.run_json(lambda: wire.stats_to_wire(collection(ws, name).stats()))
+        return await state.run_json(lambda: wire.stats_to_wire(state.collection(ws, name).stats()))
 
+
+def _compact(router: APIRouter, state: ServerState) -> None:
     @router.post(
         COLLECTION + "/compact", response_model=CompactionReportModel, responses=COLLECTION_ERRORS
     )
@@ -310,19 +339,50 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
     async def compact(ws: str, name: str) -> Response:
         """Merge segments and drop deleted rows now; returns what was done."""
         return await state.run_json(
-            lambda: wire.report_to_wire(collection(ws, name).compact()), "write"
+            lambda: wire.report_to_wire(state.collection(ws, name).compact()), "write"
         )
 
+
+def _flush(router: APIRouter, state: ServerState) -> None:
     @router.post(COLLECTION + "/flush", response_model=OkResponse, responses=COLLECTION_ERRORS)
     @requires("write")
     async def flush(ws: str, name: str) -> Response:
         """Make every acknowledged write durable (matters under durability 'flush'/'none')."""
 
         def work() -> dict[str, Any]:
-            collection(ws, name).flush()
+            state.collection(ws, name).flush()
             return {"ok": True}
 
         return await state.run_json(work, "write")
+
+
+# The /v1 routes in the order they are matched (and listed in /openapi.json): the hot
+# collection routes first.
+API_ROUTES: tuple[Callable[[APIRouter, ServerState], None], ...] = (
+    _search,
+    _search_batch,
+    _upsert,
+    _get,
+    _count,
+    _delete,
+    _scan,
+    _list_workspaces,
+    _list_all_collections,
+    _list_collections,
+    _create_collection,
+    _get_collection,
+    _drop_collection,
+    _stats,
+    _compact,
+    _flush,
+)
+
+
+def add_api_routes(router: APIRouter, state: ServerState) -> None:
+    """Add the /v1 routes (:data:`API_ROUTES`), bound to ``state``, to ``router`` (whose
+    route class must be :class:`~keeldb.server.app.KeelRoute`)."""
+    for add_route in API_ROUTES:
+        add_route(router, state)
 
 
 def add_open_routes(router: APIRouter, state: ServerState) -> None:
@@ -342,15 +402,11 @@ def add_open_routes(router: APIRouter, state: ServerState) -> None:
     router.add_api_route("/openapi.json", docs_access(openapi_schema), include_in_schema=False)
     router.add_api_route("/docs", docs_access(docs_page), include_in_schema=False)
 
-    import keeldb
-
-    version = getattr(keeldb, "__version__", "0")
-
     @router.get("/healthz", response_model=HealthResponse)
     @public
     async def healthz() -> dict[str, str]:
         """Liveness: answers while the server accepts requests. Needs no key."""
-        return {"status": "ok", "version": version}
+        return {"status": "ok", "version": __version__}
 
     @router.get(
         "/metrics",

@@ -377,14 +377,7 @@ class FaultyFileSystem(FileSystem):
     def abandon(db: Any) -> None:
         """Forget a database whose machine crashed: release its directory lock (as the
         kernel does when a process dies) without running any of its shutdown code."""
-        fd = getattr(db, "_lock_fd", -1)
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-            db._lock_fd = -1
-        db._closed = True
+        db.abandon()
 
 
 class _FaultyAppendFile:

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Iterable
 from typing import Protocol
 
-from keeldb.errors import StorageError, translate_os_error
+from keeldb.errors import translate_os_error
 
 __all__ = ["AppendFile", "FileSystem", "OsFileSystem", "atomic_write"]
 
@@ -221,10 +221,3 @@ def atomic_write(fs: FileSystem, path: str, chunks: Iterable[bytes | memoryview]
     fs.write_new(tmp, chunks)
     fs.rename(tmp, path)
     fs.sync_dir(os.path.dirname(path) or ".")
-
-
-def check_storage_error(exc: BaseException) -> StorageError:
-    """Wrap an unexpected exception from the storage layer as a StorageError."""
-    if isinstance(exc, StorageError):
-        return exc
-    return StorageError(f"{type(exc).__name__}: {exc}")

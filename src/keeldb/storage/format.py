@@ -41,6 +41,11 @@ MAGIC_TOMBSTONES = b"KEELTOMB"
 MAGIC_MANIFEST = b"KEELMANI"
 MAGIC_WAL = b"KEELWAL\x00"
 MAGIC_HNSW = b"KEELHNSW"
+MAGIC_MARKER = b"KEELDB\x00\x00"
+MAGIC_BACKUP = b"KEELBKUP"
+# The payload of a ``.cols`` file (inside its framed envelope) starts with its own magic.
+MAGIC_FILTER_COLUMNS = b"KEELFLT\x00"
+FILTER_COLUMNS_VERSION = 1
 
 # --- WAL records -------------------------------------------------------------------------
 # offset size field
@@ -61,13 +66,25 @@ OP_UPSERT = 1
 OP_DELETE = 2
 
 # --- file names (the one place that builds them) -----------------------------------------
-MANIFEST_NAME = "MANIFEST"
+# Database root: LOCK, the KEELDB marker, and workspaces/<workspace>/<collection>/.
 LOCK_NAME = "LOCK"
+MARKER_NAME = "KEELDB"
+BACKUP_NAME = "BACKUP"  # in a backup directory only, written last (engine/backup.py)
+WORKSPACES_DIR = "workspaces"
+# A collection directory: MANIFEST, wal-*.log, seg-* files.
+MANIFEST_NAME = "MANIFEST"
 TMP_SUFFIX = ".keeldb-tmp"
-SEGMENT_EXTENSIONS = ("vec", "ids", "meta", "cols", "hnsw")
+# Every extension a segment file may have: the engine's own (vectors, ids, metadata,
+# filter columns, HNSW graph), then those of derived indexes (``engine/derived.py``).
+CORE_SEGMENT_EXTENSIONS = ("vec", "ids", "meta", "cols", "hnsw")
+DERIVED_SEGMENT_EXTENSIONS: tuple[str, ...] = ()
+SEGMENT_EXTENSIONS = CORE_SEGMENT_EXTENSIONS + DERIVED_SEGMENT_EXTENSIONS
+# Collection directories being created or dropped (removed on open after a crash).
+_CREATING_PREFIX = ".creating-"
+_TRASH_PREFIX = ".trash-"
 
 _WAL_RE = re.compile(r"^wal-(\d{16})\.log$")
-_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.(vec|ids|meta|cols|hnsw)$")
+_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.(" + "|".join(SEGMENT_EXTENSIONS) + r")$")
 _TOMB_RE = re.compile(r"^seg-(\d{8})\.del-(\d{8})$")
 
 
@@ -91,6 +108,36 @@ def segment_file_name(segment_id: int, ext: str) -> str:
 def tombstone_file_name(segment_id: int, generation: int) -> str:
     """Name of a segment's tombstone bitmap written at manifest ``generation``."""
     return f"seg-{segment_id:08d}.del-{generation:08d}"
+
+
+def segment_id_of(name: str) -> int | None:
+    """The segment id of a segment or tombstone file name (or of such a file being
+    written, under its temporary name), or None for any other name."""
+    if name.endswith(TMP_SUFFIX):
+        name = name[: -len(TMP_SUFFIX)]
+    m = _SEGMENT_RE.match(name) or _TOMB_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def creating_dir_name(collection: str, token: str) -> str:
+    """Name of the directory a collection is built in before it is renamed into place."""
+    return f"{_CREATING_PREFIX}{collection}-{token}"
+
+
+def trash_dir_name(collection: str, token: str) -> str:
+    """Name a dropped collection's directory is renamed to before it is deleted."""
+    return f"{_TRASH_PREFIX}{collection}-{token}"
+
+
+def is_leftover_dir(name: str) -> bool:
+    """Whether ``name`` (inside a workspace) is a create or drop cut short by a crash."""
+    return name.startswith((_CREATING_PREFIX, _TRASH_PREFIX))
+
+
+def is_collection_dir_name(name: str) -> bool:
+    """Whether ``name`` (inside a workspace) may be a collection (not hidden, not a
+    leftover of a create or drop)."""
+    return not name.startswith(".")
 
 
 def is_collection_file(name: str) -> bool:

@@ -16,7 +16,7 @@ from itertools import chain
 
 import crc32c as _crc32c
 
-from keeldb.errors import CorruptionError, StorageError, translate_os_error
+from keeldb.errors import CorruptionError, translate_os_error
 from keeldb.storage.fileio import FileSystem, atomic_write
 from keeldb.storage.format import FORMAT_VERSION, HEADER, HEADER_SIZE
 
@@ -245,8 +245,3 @@ def _check_length(header: FrameHeader, size: int, path: str) -> None:
             path=path,
             offset=min(size, expected),
         )
-
-
-def storage_error_for(path: str, exc: Exception) -> StorageError:
-    """A StorageError naming ``path`` for an unexpected decode failure."""
-    return CorruptionError(f"cannot decode: {exc}", path=path)

@@ -15,10 +15,23 @@ from typing import Any
 
 from keeldb.errors import CorruptionError
 from keeldb.storage.fileio import FileSystem
-from keeldb.storage.format import MAGIC_MANIFEST, MANIFEST_NAME
+from keeldb.storage.format import (
+    MAGIC_MANIFEST,
+    MANIFEST_NAME,
+    SEGMENT_EXTENSIONS,
+    segment_file_name,
+)
 from keeldb.storage.framed import read_framed, write_framed
 
-__all__ = ["CollectionConfig", "Manifest", "SegmentEntry", "read_manifest", "write_manifest"]
+__all__ = [
+    "CollectionConfig",
+    "Manifest",
+    "SegmentEntry",
+    "live_files",
+    "read_manifest",
+    "segment_files",
+    "write_manifest",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +101,39 @@ class Manifest:
         if any(s.kind not in ("flat", "hnsw") or s.rows < 0 for s in segments):
             raise CorruptionError("manifest segment entry is invalid", path=path)
         return manifest
+
+
+def segment_files(entry: SegmentEntry) -> tuple[list[str], list[str]]:
+    """The file names of one segment at a manifest: ``(required, optional)``.
+
+    Required: vectors, ids, metadata; for an HNSW segment also its filter columns and
+    graph; the tombstone file when the entry names one. Optional: files a segment may or
+    may not have (a flat segment's filter columns, which it may build in memory instead;
+    derived-index files, rebuilt from the segment when missing).
+    """
+    sid = entry.segment_id
+    required = [segment_file_name(sid, e) for e in ("vec", "ids", "meta")]
+    if entry.kind == "hnsw":
+        required += [segment_file_name(sid, "cols"), segment_file_name(sid, "hnsw")]
+    if entry.tombstones:
+        required.append(entry.tombstones)
+    optional = [
+        segment_file_name(sid, e)
+        for e in SEGMENT_EXTENSIONS
+        if e not in ("vec", "ids", "meta", "hnsw") and not (e == "cols" and entry.kind == "hnsw")
+    ]
+    return required, optional
+
+
+def live_files(manifest: Manifest) -> set[str]:
+    """Every file name a collection directory may hold at ``manifest`` (besides WAL
+    files): the manifest itself and each segment's required and optional files."""
+    names = {MANIFEST_NAME}
+    for entry in manifest.segments:
+        required, optional = segment_files(entry)
+        names.update(required)
+        names.update(optional)
+    return names
 
 
 def manifest_path(directory: str) -> str:

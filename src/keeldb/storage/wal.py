@@ -34,11 +34,21 @@ from keeldb.storage.format import (
     WAL_RECORD_BATCH,
     WAL_RECORD_HEADER,
     WAL_RECORD_HEADER_SIZE,
+    parse_wal_name,
     wal_name,
 )
 from keeldb.storage.framed import FrameHeader, crc32c, pack_header, unpack_header
 
-__all__ = ["WalRecord", "WalScan", "WalWriter", "read_wal"]
+__all__ = ["WalRecord", "WalScan", "WalWriter", "list_wal_files", "read_wal"]
+
+
+def list_wal_files(fs: FileSystem, directory: str) -> list[tuple[int, str]]:
+    """The WAL files of a collection directory as ``(first_seq, name)``, oldest first."""
+    return sorted(
+        (first, name)
+        for name in fs.listdir(directory)
+        if (first := parse_wal_name(name)) is not None
+    )
 
 
 def _record_bytes(seq: int, payload: Sequence[bytes | memoryview]) -> bytes:

@@ -1,7 +1,7 @@
-"""The wire form of KeelDB values, shared by the server and :mod:`keeldb.client`.
+"""The wire form of KeelDB values, shared by :mod:`keeldb.server` and :mod:`keeldb.client`.
 
-This module imports only numpy and the standard library (never FastAPI), so the client and
-the CLI can use it with the base install.
+This module imports only numpy, the standard library and KeelDB's error and value types
+(never FastAPI), so the client and the CLI can use it with the base install.
 
 Vectors travel in one of two forms, and every endpoint that takes vectors accepts both:
 
@@ -207,12 +207,14 @@ def info_to_wire(info: CollectionInfo) -> dict[str, Any]:
         "ef_search": int(info.ef_search),
         "created_at": float(info.created_at),
         "index_type": info.index_type,
+        **({"damaged": info.damaged} if info.damaged is not None else {}),
     }
 
 
 def info_from_wire(obj: Mapping[str, Any]) -> CollectionInfo:
-    """Rebuild a :class:`CollectionInfo`."""
-    return CollectionInfo(**{k: obj[k] for k in CollectionInfo.__dataclass_fields__})
+    """Rebuild a :class:`CollectionInfo` (fields a server does not send keep their
+    defaults: ``damaged`` is sent only for a damaged collection)."""
+    return CollectionInfo(**{k: obj[k] for k in CollectionInfo.__dataclass_fields__ if k in obj})
 
 
 def _segment_to_wire(seg: SegmentStats) -> dict[str, Any]:
