@@ -114,12 +114,13 @@ def main() -> int:
     loopback_only()
     import ray
 
+    ray_tmp = tempfile.mkdtemp(prefix="kdbray-", dir="/tmp")  # short: Ray's socket paths
     ray.init(
         address="local",
         _node_ip_address="127.0.0.1",
         include_dashboard=False,
         num_cpus=2,
-        _temp_dir=tempfile.mkdtemp(prefix="kdbray-", dir="/tmp"),
+        _temp_dir=ray_tmp,
         log_to_driver=False,
     )
     results: dict[str, Any] = {
@@ -182,6 +183,7 @@ def main() -> int:
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print_table(results)
