@@ -31,6 +31,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ) from exc
     from keeldb.server.runner import serve
 
+    database = _open_sharded(args)
     config = ServerConfig(
         keys=ServerConfig.collect_keys(args.api_key, args.keys_file),
         max_body_bytes=args.max_body_bytes,
@@ -56,10 +57,31 @@ def run_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=args.access_log,
             graceful_timeout_s=args.graceful_timeout,
+            database=database,
         )
     except InvalidArgumentError as exc:
         raise CliError(str(exc), exit_code=2) from exc
+    finally:
+        if database is not None:
+            database.close()  # idempotent: normally the server's shutdown closed it
     return 0
+
+
+def _open_sharded(args: argparse.Namespace) -> Any:
+    """With ``--ray``: the sharded database at PATH (``keeldb.ray``); else None."""
+    if not args.ray:
+        if args.shards is not None or args.ray_address is not None:
+            raise CliError("--shards and --ray-address need --ray", exit_code=2)
+        return None
+    if args.shards is None:
+        raise CliError("--ray needs --shards N (fixed when the database is created)", exit_code=2)
+    try:
+        from keeldb.ray import ShardedDatabase
+    except ImportError as exc:
+        raise CliError(f"keeldb serve --ray needs the ray extra: {exc}") from exc
+    return ShardedDatabase.open(
+        args.path, shards=args.shards, address=args.ray_address, durability=args.durability
+    )
 
 
 def add_parser(sub: Any) -> None:
@@ -170,6 +192,24 @@ def add_parser(sub: Any) -> None:
         help="log level (default: info)",
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve a sharded database on Ray (needs the 'ray' extra; see docs/scaling.md)",
+    )
+    p.add_argument(
+        "--shards",
+        type=positive_int,
+        default=None,
+        help="with --ray: the number of shards (fixed when the database is created)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="with --ray: 'auto' or host:port joins a Ray cluster (default: start a "
+        "local Ray on 127.0.0.1)",
+    )
     p.set_defaults(run=run_serve)
 
 

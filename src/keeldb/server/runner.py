@@ -71,8 +71,12 @@ def serve(
     log_level: str = "info",
     access_log: bool = False,
     graceful_timeout_s: float = 30.0,
+    database: Any = None,
 ) -> None:
     """Open the database at ``path`` and serve it over HTTP until SIGTERM/SIGINT.
+
+    ``database``: serve this already open database (e.g. a ``keeldb.ray``
+    ``ShardedDatabase``) instead of opening ``path``; it is closed the same way.
 
     Blocks. Returns after a clean shutdown (database flushed and closed). Raises
     :class:`InvalidArgumentError` for an unsafe bind (see :func:`check_bind`) and whatever
@@ -89,7 +93,7 @@ def serve(
     check_bind(host, cfg, insecure)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(message)s")
     limit_blas_threads(cfg.threads_per_request)  # this process is the server: see threads.py
-    db: Any = keeldb.open(path, durability=durability)
+    db: Any = database if database is not None else keeldb.open(path, durability=durability)
     try:
         app = create_app(db, cfg, close_db_on_shutdown=True)
         auth = f"{len(cfg.keys)} API key(s)" if cfg.keys.enabled else "no API keys (auth off)"
