@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 __all__ = [
     "CollectionInfoModel",
@@ -77,14 +77,18 @@ class HealthResponse(BaseModel):
 
 
 class CreateCollectionRequest(_Request):
-    """Parameters of ``create_collection``; the name and workspace come from the path."""
+    """Parameters of ``create_collection``; the name and workspace come from the path.
 
-    dim: int = Field(384, description="vector length")
+    ``dim`` is required, as in the embedded API. Numbers and booleans must be JSON numbers
+    and booleans: ``"3"`` or ``3.0`` for ``dim`` is a 400, never coerced (issue 17).
+    """
+
+    dim: StrictInt = Field(description="vector length (required)")
     metric: Metric = "cosine"
-    m: int = 16
-    ef_construction: int = 200
-    ef_search: int = 64
-    exist_ok: bool = False
+    m: StrictInt = 16
+    ef_construction: StrictInt = 200
+    ef_search: StrictInt = 64
+    exist_ok: StrictBool = False
 
 
 class CollectionInfoModel(BaseModel):
