@@ -200,7 +200,8 @@ class ServerConfig:
     ``threads_per_request``: BLAS/OpenMP threads one engine call
     may use (1: parallelism comes from concurrent requests; see
     :mod:`keeldb.server.threads`). ``public_docs``: serve /openapi.json and /docs without
-    a key even when keys are configured.
+    a key even when keys are configured. ``backup_dir``: the directory ``POST /v1/backup``
+    writes backups under (created on first use); None refuses backups over HTTP.
     """
 
     keys: KeyStore = field(default_factory=KeyStore)
@@ -215,6 +216,7 @@ class ServerConfig:
     write_threads: int = 4
     threads_per_request: int = 1
     public_docs: bool = False
+    backup_dir: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
