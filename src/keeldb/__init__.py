@@ -51,6 +51,7 @@ from keeldb.types import (
 
 __all__ = [
     "AlreadyExistsError",
+    "AsyncClient",
     "AuthError",
     "BackupReport",
     "BusyError",
@@ -95,4 +96,8 @@ def __getattr__(name: str) -> Any:
         from keeldb.client import Client
 
         return Client
+    if name == "AsyncClient":  # also keeps httpx unimported until a client is made
+        from keeldb.aclient import AsyncClient
+
+        return AsyncClient
     raise AttributeError(f"module 'keeldb' has no attribute {name!r}")
