@@ -148,3 +148,14 @@ def test_backup_needs_an_admin_key_and_restores(
     with keeldb.open(tmp_path / "restored") as db:
         record = db.get_collection(col.name).get(["a"])[0]
         assert record is not None and record.metadata == {"k": 1}
+
+
+def test_empty_staged_upserts_are_no_ops(col: RemoteCollection) -> None:
+    with col.transaction() as tx:
+        tx.upsert([], [])
+        tx.upsert([], np.zeros((0, 2), dtype=np.float32))
+        tx.upsert(["a"], [[1, 0]])
+    assert col.count() == 1
+    tx = col.transaction()
+    tx.upsert([], [])
+    assert tx.commit() == {"upserted": 0, "deleted": 0, "replaced": 0}

@@ -174,3 +174,21 @@ def test_backup_writes_under_the_configured_directory_only(make_api: Any, tmp_pa
     keeldb.restore(root / "b1", restored)
     with keeldb.open(restored) as db:
         assert db.get_collection("c").get(["a"])[0] is not None
+
+
+def test_empty_ops_are_no_ops(api: Any) -> None:
+    # Issue 17 item 1: an empty batch is a no-op everywhere (it crashed the engine's log
+    # encoder with a 500 when passed through).
+    create(api, dim=2)
+    empty = {"dtype": "float32", "shape": [0, 2], "data": ""}
+    ops = [
+        {"op": "upsert", "ids": [], "vectors": []},
+        {"op": "upsert", "ids": [], "vectors": empty, "metadata": []},
+        {"op": "delete", "ids": []},
+        {"op": "upsert", "ids": ["a"], "vectors": [[1, 0]]},
+    ]
+    resp = api.post(f"{COL}/c/transaction", json={"ops": ops})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"upserted": 1, "deleted": 0, "replaced": 0}
+    bad = [{"op": "upsert", "ids": [], "vectors": [], "metadata": [{}]}]
+    assert_error(api.post(f"{COL}/c/transaction", json={"ops": bad}), 400, "invalid_argument")

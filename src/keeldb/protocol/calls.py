@@ -448,6 +448,8 @@ class StagedTransaction:
             raise InvalidArgumentError("vectors contain NaN or infinity")
         if metadata is not None and len(metadata) != len(id_list):
             raise InvalidArgumentError(f"got {len(id_list)} ids but {len(metadata)} metadata")
+        if not id_list:
+            return  # an empty batch is a no-op, as embedded
         op = {"op": "upsert", **_upsert_body(id_list, matrix, metadata)}
         encode_body(Call("POST", "", op, _ignore))  # not JSON: refused now, not at commit
         self._ops.append(op)

@@ -70,6 +70,7 @@ from keeldb.server.models import (
     SearchRequest,
     SearchResponse,
     StatsModel,
+    TransactionDelete,
     TransactionRequest,
     TransactionResponse,
     TransactionUpsert,
@@ -210,23 +211,28 @@ def _transaction(router: APIRouter, state: ServerState) -> None:
             tx = state.collection(ws, name).transaction()
             for i, op in enumerate(body.ops):
                 try:
-                    if isinstance(op, TransactionUpsert):
-                        tx.upsert(op.ids, _upsert_vectors(op), op.metadata)
-                    else:
+                    if isinstance(op, TransactionDelete):
                         tx.delete(op.ids)
-                except KeelError as exc:
+                        continue
+                    vectors = _upsert_vectors(op)
+                    if op.ids:  # an empty upsert is a no-op, whatever its vectors' width
+                        tx.upsert(op.ids, vectors, op.metadata)
+                except InvalidArgumentError as exc:
                     tx.rollback()
                     raise _at_op(exc, i) from exc
+                except BaseException:
+                    tx.rollback()
+                    raise
             counts: dict[str, Any] = tx.commit()
             return counts
 
         return await state.run_json(work, "write")
 
 
-def _at_op(exc: KeelError, index: int) -> KeelError:
-    """``exc`` again, its message saying which op of a transaction it is about."""
-    again = type(exc)(f"ops[{index}]: {exc.message}")
-    return again
+def _at_op(exc: InvalidArgumentError, index: int) -> InvalidArgumentError:
+    """``exc`` again (same class), its message saying which op of a transaction it is
+    about."""
+    return type(exc)(f"ops[{index}]: {exc.message}")
 
 
 def _get(router: APIRouter, state: ServerState) -> None:
