@@ -75,14 +75,14 @@ class AsyncClient:
         """Send ``call``; return its decoded result or raise the server's error."""
         httpx = self._httpx
         content = calls.encode_body(call)
+        if self._http.is_closed:
+            raise RemoteError("this client is closed")  # as the sync client says
         try:
             response = await self._http.request(call.method, call.path, content=content)
         except httpx.TimeoutException as exc:
             raise RemoteError(f"{call.method} {self.url}{call.path}: timed out ({exc})") from exc
         except httpx.HTTPError as exc:
             raise RemoteError(f"cannot reach KeelDB at {self.url}: {exc!r}") from exc
-        except RuntimeError as exc:  # httpx: "Cannot send a request, as the client has been closed"
-            raise RemoteError(f"this client is closed ({exc})") from exc
         return calls.read_answer(call, response.status_code, response.content)
 
     async def health(self) -> dict[str, Any]:

@@ -203,3 +203,14 @@ def test_the_api_key_comes_from_the_environment(
             return await client.list_workspaces()
 
     assert isinstance(asyncio.run(main()), list)
+
+
+def test_a_closed_client_says_so(server: ServerProcess) -> None:
+    async def main() -> None:
+        client = AsyncClient(server.url, api_key=ADMIN)
+        assert (await client.health())["status"] == "ok"
+        await client.aclose()
+        with pytest.raises(RemoteError, match="closed"):
+            await client.health()
+
+    asyncio.run(main())
