@@ -31,7 +31,12 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
+# Who started this process, read before anything slow (numpy and keeldb take over a second
+# to import and open on a busy machine): a writer compares it with its parent later, and a
+# driver that died during that start-up was missed when the parent was read only after it.
+_PARENT_AT_START = os.getppid()
+
+import numpy as np  # noqa: E402
 
 DIM = 16
 ID_SPACE = 3000
@@ -158,7 +163,7 @@ def writer(path: str, seed: int, start: int, ack_log: str) -> None:
 
     threading.Thread(target=reader, daemon=True).start()
     os.write(fd, b"ready\n")
-    parent = os.getppid()
+    parent = _PARENT_AT_START
     i = start
     while True:
         if os.getppid() != parent:

@@ -2,6 +2,12 @@
 
 Run with ``make demo`` (or ``python examples/demo.py [DATA_DIR]``). Uses the sample in
 ``examples/data``: 3,000 PyPI package summaries embedded with all-MiniLM-L6-v2 (384-d).
+
+Without ``DATA_DIR`` the database lives in a temporary directory removed at the end. A
+``DATA_DIR`` is kept afterwards; it must be new, empty, or one an earlier demo run
+created (marked by a ``KEELDB-DEMO.txt`` file and holding nothing but the demo's
+database), which is cleared first. Anything else is refused: the demo never deletes a
+directory holding other files.
 """
 
 from __future__ import annotations
@@ -31,6 +37,63 @@ def load_sample() -> tuple[np.ndarray, list[dict], np.ndarray, list[dict]]:
     return z["vectors"].astype(np.float32), meta, z["queries"].astype(np.float32), qmeta
 
 
+MARKER = "KEELDB-DEMO.txt"
+MARKER_TEXT = (
+    "Created by KeelDB's examples/demo.py. Running the demo again with this directory\n"
+    "deletes and recreates it, as long as it holds nothing but the demo's database.\n"
+)
+# What the demo's own database directory may hold: its marker, the database's top-level
+# files, and the one collection the demo creates (plus the engine's temporary names).
+_DEMO_TOP = {MARKER, "KEELDB", "LOCK", "workspaces"}
+
+
+def _refuse(path: str, why: str) -> None:
+    print(
+        f"demo: refusing to use {path}: {why}. Give a new or empty directory (or none, "
+        "for a temporary one); the demo deletes only a directory it created itself.",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)
+
+
+def _only_the_demo_database(path: str) -> bool:
+    """True when ``path`` holds nothing but what an earlier demo run wrote there."""
+    if not set(os.listdir(path)) <= _DEMO_TOP:
+        return False
+    root = os.path.join(path, "workspaces")
+    if not os.path.exists(root):
+        return True
+    if os.path.islink(root) or not set(os.listdir(root)) <= {"default"}:
+        return False
+    default = os.path.join(root, "default")
+    if not os.path.exists(default):
+        return True
+    return not os.path.islink(default) and all(
+        name == "packages" or name.startswith((".creating-", ".trash-"))
+        for name in os.listdir(default)
+    )
+
+
+def prepare_target(path: str) -> None:
+    """Make ``path`` a fresh, marked directory for the demo's database, or exit with
+    status 2 (and a message) when it holds anything the demo did not create."""
+    if os.path.islink(path):
+        _refuse(path, "it is a symbolic link")
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            _refuse(path, "it is not a directory")
+        entries = os.listdir(path)
+        if entries:
+            if MARKER not in entries:
+                _refuse(path, f"it is not empty and not a demo directory (no {MARKER})")
+            if not _only_the_demo_database(path):
+                _refuse(path, "it holds files besides the demo's database")
+            shutil.rmtree(path)
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, MARKER), "w", encoding="utf-8") as f:
+        f.write(MARKER_TEXT)
+
+
 def show(title: str, hits: list[keeldb.Hit], seconds: float) -> None:
     print(f"\n  {title}  ({seconds * 1000:.2f} ms)")
     for h in hits:
@@ -39,11 +102,11 @@ def show(title: str, hits: list[keeldb.Hit], seconds: float) -> None:
 
 
 def main() -> None:
-    vectors, meta, queries, qmeta = load_sample()
     target = sys.argv[1] if len(sys.argv) > 1 else None
     path = target or tempfile.mkdtemp(prefix="keeldb-demo-")
-    if target and os.path.exists(target):
-        shutil.rmtree(target)
+    if target:
+        prepare_target(target)
+    vectors, meta, queries, qmeta = load_sample()
     print(f"KeelDB {keeldb.__version__} demo — database at {path}")
     print(f"sample: {len(vectors)} PyPI summaries, {vectors.shape[1]}-d MiniLM embeddings")
 

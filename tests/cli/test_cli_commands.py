@@ -245,7 +245,7 @@ def test_info_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_compact_one_and_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = _populated(tmp_path)
     code, out, _ = run(capsys, "compact", db, "c")
-    assert code == 0 and out.startswith("default/c: segments")
+    assert code == 0 and out.splitlines()[1].startswith("default/c: segments")
     code, out, _ = run(capsys, "compact", db)
     assert code == 0 and "default/c" in out and "team/d" in out
     code, out, _ = run(capsys, "compact", db, "-w", "team")

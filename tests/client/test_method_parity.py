@@ -43,6 +43,7 @@ ONLY_EMBEDDED = {
         # Callbacks would run in the server process, not the caller's.
         "on_insert",
         "on_search",
+        "off_search",
     },
     # Closing without flushing: for a process that must not touch the files (forks).
     "Database": {"abandon"} | SERVER_SIDE_STATE - {"config", "directory", "versions"},

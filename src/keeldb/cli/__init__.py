@@ -4,8 +4,10 @@ Subcommands: ``serve``, ``import``, ``export``, ``info``, ``stats``, ``check``,
 ``compact``. Only ``serve`` needs FastAPI/uvicorn (imported when it runs), and only a
 server URL target needs httpx, so the rest work with the base install.
 
-Exit status: 0 success, 1 failure (including ``check`` finding damage), 2 usage error,
-130 interrupted.
+Exit status: 0 success, 1 failure (including ``check`` finding damage and a file that
+cannot be read or written), 2 usage error, 130 interrupted; ``serve`` exits 3 when
+uvicorn cannot start (e.g. the port is taken). Errors are one line on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeelError as exc:
         print(f"keeldb {args.command}: error: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file the command reads or writes: say which, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"keeldb {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"keeldb {args.command}: interrupted", file=sys.stderr)

@@ -170,11 +170,20 @@ def run_compact(args: argparse.Namespace) -> int:
         else:
             targets = [(i.workspace, i.name) for i in db.list_collections(args.workspace)]
         for workspace, name in targets:
-            report = db.get_collection(name, workspace=workspace).compact()
+            col = db.get_collection(name, workspace=workspace)
+            info = col.info()
+            print(
+                f"compacting {workspace}/{name} ({info.count:,} records, index "
+                f"{info.index_type}): sealing, merging, building HNSW if due...",
+                flush=True,  # the next line may be minutes away
+            )
+            report = col.compact()
             print(
                 f"{workspace}/{name}: segments {report.segments_before} -> "
                 f"{report.segments_after}, {report.rows_removed:,} rows removed, "
-                f"{report.rows_indexed:,} indexed, {report.duration_s:.2f}s"
+                f"{report.rows_indexed:,} indexed, {report.duration_s:.2f}s; "
+                f"index {col.info().index_type}",
+                flush=True,
             )
         if not targets:
             print("no collections to compact")

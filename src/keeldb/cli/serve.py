@@ -12,7 +12,13 @@ __all__ = ["add_parser", "run_serve"]
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Serve the database at PATH until SIGTERM/SIGINT. Returns 0 after a clean stop."""
+    """Serve the database at PATH until SIGTERM/SIGINT. Returns 0 after a clean stop.
+
+    Exit statuses (docs/cli.md): 2 for an unsafe bind without keys (a usage error), 1
+    for a KeelDB error (a short API key, a bad keys file, a locked database: each
+    ``invalid_argument`` or ``database_locked``), 3 when uvicorn cannot start (e.g. the
+    port is taken: its ``sys.exit(3)``).
+    """
     from keeldb.server.config import ServerConfig
 
     try:

@@ -193,22 +193,21 @@ class Database:
             self._check_open()
             if self._exists(workspace, name):
                 col = self.get_collection(name, workspace=workspace)
-                same = (
-                    col.dim,
-                    col.metric,
-                    col.config.m,
-                    col.config.ef_construction,
-                    col.config.ef_search,
-                ) == (
-                    dim,
-                    metric,
-                    m,
-                    ef_construction,
-                    ef_search,
-                )
-                if exist_ok and same:
+                asked = {
+                    "dim": dim,
+                    "metric": metric,
+                    "m": m,
+                    "ef_construction": ef_construction,
+                    "ef_search": ef_search,
+                }
+                differ = [
+                    f"{key}={getattr(col.config, key)!r} (asked {value!r})"
+                    for key, value in asked.items()
+                    if getattr(col.config, key) != value
+                ]
+                if exist_ok and not differ:
                     return col
-                why = "" if not exist_ok else " with different parameters"
+                why = f" with {', '.join(differ)}" if exist_ok else ""
                 raise AlreadyExistsError(f"collection {workspace}/{name} already exists{why}")
             ws_dir = os.path.join(self.path, WORKSPACES_DIR, workspace)
             self.fs.makedirs(ws_dir)

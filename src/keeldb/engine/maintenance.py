@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,13 +31,7 @@ from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment, write_segment
 from keeldb.engine.state import State
 from keeldb.errors import CorruptionError, StorageError
-from keeldb.index.hnsw import (
-    build_hnsw,
-    extend_hnsw,
-    locality_order,
-    stored_vectors,
-    stores_exact_vectors,
-)
+from keeldb.index.hnsw import HnswIndex
 from keeldb.storage.manifest import SegmentEntry
 from keeldb.storage.segment_files import encode_metadata_rows
 from keeldb.types import CompactionReport
@@ -301,7 +295,7 @@ class Maintainer:
                 row_map = np.full(n, -1, dtype=np.int64)
                 row_map[keep] = np.arange(len(keep))
                 later = np.flatnonzero(mem.dead[:n] & ~snapshot)
-                _mark_dead(segment, row_map[later])
+                segment.kill(row_map[later])
             state = col.versions.state
             memtables = tuple(m for m in state.memtables if m is not mem)
             segments = state.segments + ((segment,) if segment is not None else ())
@@ -385,17 +379,14 @@ class Maintainer:
         vector_order = None  # row i of the output takes vectors[vector_order[i]]
         if kind == "hnsw":
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
-            if base is not None and base.hnsw is not None:
-                index = extend_hnsw(base.hnsw.path, vectors[base.rows :])
-            else:
-                index = build_hnsw(vectors, col.metric, col.config.m, col.config.ef_construction)
+            index = self._graph(base, vectors)
             # Rows in breadth-first graph order: a search's rows sit close in memory.
-            order = locality_order(index)
-            index.permute_entries(order)
-            if stores_exact_vectors(index):
+            order = index.locality_order()
+            index.permute(order)
+            if index.exact_scores:
                 # The index's own (now reordered) float32 copy of the vectors: no third copy.
                 del vectors
-                vectors = stored_vectors(index)
+                vectors = index.stored_vectors()
             else:
                 # The graph holds float16 copies only: the .vec writer gathers the rows in
                 # the new order a slice at a time (no whole reordered copy).
@@ -428,6 +419,14 @@ class Maintainer:
         finally:
             col.versions.release_segment_id(seg_id)
 
+    def _graph(self, base: Segment | None, vectors: np.ndarray) -> HnswIndex:
+        """The graph of a merge's ``vectors``: ``base``'s graph (its rows come first)
+        extended with the rest, or a new one."""
+        if base is not None and base.hnsw is not None:
+            return base.hnsw.extend(vectors[base.rows :])
+        config = self.col.config
+        return HnswIndex.build(vectors, config.metric, config.m, config.ef_construction)
+
     def _install(
         self, inputs: list[_Input], out: Segment | None, new_row: np.ndarray | None = None
     ) -> None:
@@ -441,7 +440,7 @@ class Maintainer:
                     # deleted since the snapshot are carried over too.
                     now_dead = i.segment.dead[i.taken]
                     merged = i.offset + np.flatnonzero(now_dead)
-                    _mark_dead(out, merged if new_row is None else new_row[merged])
+                    out.kill(merged if new_row is None else new_row[merged])
             gone = {id(i.segment) for i in inputs}
             state = col.versions.state
             kept = tuple(s for s in state.segments if id(s) not in gone)
@@ -462,12 +461,3 @@ class Maintainer:
                 log.error("keeldb: %s", exc)
                 self.col.mark_damaged(exc)
                 return
-
-
-def _mark_dead(seg: Segment, rows: Any) -> None:
-    rows = np.asarray(rows, dtype=np.int64)
-    rows = rows[rows >= 0]
-    if len(rows):
-        seg.dead[rows] = True
-        seg.dead_count = int(np.count_nonzero(seg.dead))
-        seg.dead_version += 1

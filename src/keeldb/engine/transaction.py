@@ -55,6 +55,7 @@ class Transaction:
         replaced). An empty transaction writes nothing."""
         self._check()
         self._done = True
+        self._ops = [op for op in self._ops if op.ids]  # empty operations write nothing
         if not self._ops:
             return {"upserted": 0, "deleted": 0, "replaced": 0}
         return self._col._write(self._ops)

@@ -77,10 +77,21 @@ def check_k(k: Any, ef: Any, exact: Any = False, with_metadata: Any = True) -> N
 
 
 def validate_ids(ids: Any, *, unique: bool = True) -> list[str]:
-    """A list of non-empty str ids of at most 512 UTF-8 bytes, unique within the batch."""
-    if isinstance(ids, str | bytes) or not isinstance(ids, Sequence):
+    """A list of non-empty str ids of at most 512 UTF-8 bytes, unique within the batch.
+
+    ``ids`` is a sequence of str or a 1-d numpy array of str (``<U`` or object dtype);
+    the result is always a fresh list of plain ``str``.
+    """
+    if isinstance(ids, np.ndarray):
+        if ids.ndim != 1:
+            raise InvalidArgumentError(
+                f"ids must be a list or a 1-dimensional array of strings, got shape {ids.shape}"
+            )
+        out: list[Any] = ids.tolist()  # np.str_ items become str, bytes_ items bytes
+    elif isinstance(ids, str | bytes) or not isinstance(ids, Sequence):
         raise InvalidArgumentError(f"ids must be a list of strings, got {type(ids).__name__}")
-    out = list(ids)
+    else:
+        out = list(ids)
     for i, id_ in enumerate(out):
         if not isinstance(id_, str):
             raise InvalidArgumentError(f"ids[{i}] must be a string, got {type(id_).__name__}")
@@ -103,13 +114,16 @@ def validate_ids(ids: Any, *, unique: bool = True) -> list[str]:
 
 def validate_vectors(vectors: Any, n: int, dim: int, metric: str) -> np.ndarray:
     """An (n, dim) float32 array with finite values (and, under cosine, no zero vector),
-    normalised to unit length under cosine. Always a fresh array (caller may keep it)."""
-    try:
-        arr = np.array(vectors, dtype=np.float32, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"vectors must be a numeric (n, {dim}) array: {exc}") from exc
+    normalised to unit length under cosine. Always a fresh array (caller may keep it).
+
+    An empty batch (``n == 0``) may be ``[]``, a (0,) array or a (0, dim) array; it
+    validates to a (0, dim) array (a (0, other) array is still a dimension mismatch)."""
+    arr = _as_float32(vectors, "vectors", f"a numeric (n, {dim}) array")
     if arr.ndim == 1 and n == 1 and arr.shape[0] == dim:
         arr = arr.reshape(1, dim)
+    if n == 0 and arr.shape == (0,):
+        # An empty batch: ``[]`` (or a (0,) array) has no width to check (issue 17).
+        arr = arr.reshape(0, dim)
     if arr.ndim != 2:
         raise InvalidArgumentError(
             f"vectors must be 2-dimensional (n, {dim}), got shape {arr.shape}"
@@ -141,12 +155,35 @@ def validate_vectors(vectors: Any, n: int, dim: int, metric: str) -> np.ndarray:
     return arr
 
 
+_NARROW_FLOATS = (np.dtype(np.float32), np.dtype(np.float16))
+
+
+def _as_float32(values: Any, what: str, expected: str) -> np.ndarray:
+    """``values`` as a fresh float32 array; a component outside float32's range is an
+    :class:`InvalidArgumentError` naming its row (numpy would warn and store infinity)."""
+    if isinstance(values, np.ndarray) and values.dtype in _NARROW_FLOATS:
+        return np.array(values, dtype=np.float32, copy=True)  # cannot overflow: no errstate
+    try:
+        with np.errstate(over="raise"):
+            return np.array(values, dtype=np.float32, copy=True)
+    except FloatingPointError:
+        pass
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidArgumentError(f"{what} must be {expected}: {exc}") from exc
+    # Error path only: find the row to name.
+    with np.errstate(over="ignore"):  # a float128 beyond float64 is out of range too
+        wide = np.abs(np.array(values, dtype=np.float64))
+    rows = np.argwhere(wide > np.finfo(np.float32).max)
+    where = f"{what}[{int(rows[0][0])}]" if wide.ndim == 2 and len(rows) else what
+    raise InvalidArgumentError(
+        f"{where} has a component outside float32's range "
+        f"(magnitude above {float(np.finfo(np.float32).max):.4g})"
+    )
+
+
 def validate_query(vectors: Any, dim: int, metric: str, *, single: bool) -> np.ndarray:
     """Query vector(s) as a (q, dim) float32 array, normalised under cosine."""
-    try:
-        arr = np.array(vectors, dtype=np.float32, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"query must be a numeric array: {exc}") from exc
+    arr = _as_float32(vectors, "query", "a numeric array")
     if single:
         if arr.ndim == 2 and arr.shape[0] == 1:
             arr = arr[0]
@@ -172,7 +209,12 @@ def validate_query(vectors: Any, dim: int, metric: str, *, single: bool) -> np.n
 def validate_metadata(metadata: Any, n: int) -> tuple[list[dict[str, Any] | None], bytes]:
     """``None`` or a list of n entries, each None or a JSON object (str keys, JSON values,
     no NaN/inf). Returns deep copies (the caller's objects are never stored) and their
-    compact JSON encoding (reused as the WAL's metadata block)."""
+    compact JSON encoding (reused as the WAL's metadata block).
+
+    numpy bools, integers and floats (scalars or 0-d arrays) are accepted and stored as
+    the plain value numpy's ``.item()`` gives (``np.float32(0.1)`` is stored as
+    0.10000000149011612, its exact value); other numpy values, arrays included, are not
+    JSON values."""
     if metadata is None:
         return [None] * n, b"[" + b",".join([b"null"] * n) + b"]"
     if isinstance(metadata, dict | str | bytes) or not isinstance(metadata, Sequence):
@@ -192,7 +234,9 @@ def validate_metadata(metadata: Any, n: int) -> tuple[list[dict[str, Any] | None
     try:
         # orjson rejects non-str keys, sets and foreign objects itself; NaN/inf (written as
         # null) and tuples (written as lists) do not survive the round trip unchanged.
-        text = orjson.dumps(items)
+        # numpy numbers go through _numpy_value (called only for them, so plain JSON
+        # batches stay at C speed) and compare equal to the Python values they become.
+        text = orjson.dumps(items, default=_numpy_value)
         copied = orjson.loads(text)
         same = copied == items
     except (TypeError, ValueError, RecursionError, orjson.JSONEncodeError):
@@ -208,9 +252,30 @@ def validate_metadata(metadata: Any, n: int) -> tuple[list[dict[str, Any] | None
     return list(copied), text
 
 
+def _numpy_value(value: Any) -> Any:
+    """orjson's ``default`` hook: a numpy bool/integer/float scalar or 0-d array as the
+    Python value ``.item()`` gives; anything else is not serialisable (TypeError)."""
+    if isinstance(value, _NUMPY_NUMBERS) or (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf"
+    ):
+        item = value.item()
+        if isinstance(item, bool | int | float):
+            return item
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+_NUMPY_NUMBERS = (np.bool_, np.integer, np.floating)
+
+
 def _json_problem(value: Any, path: str, depth: int = 0) -> str | None:
     if depth > 64:
         return f"{path}: nested deeper than 64 levels"
+    if isinstance(value, np.generic | np.ndarray):
+        try:
+            value = _numpy_value(value)
+        except TypeError:
+            hint = " (convert it with .tolist())" if isinstance(value, np.ndarray) else ""
+            return f"{path}: {type(value).__name__} is not a JSON value{hint}"
     if value is None or isinstance(value, bool | str):
         return None
     if isinstance(value, int):

@@ -66,7 +66,9 @@ def encode_batch(batch: Batch) -> list[bytes | memoryview]:
             meta = op.metadata_json if op.metadata_json is not None else _dumps(op.metadata)
             n, dim = vectors.shape
             chunks += [_OP.pack(OP_UPSERT), _UPSERT.pack(n, dim, len(ids), len(meta)), ids, meta]
-            chunks.append(vectors.data.cast("B"))
+            # memoryview cannot cast a view with a zero in its shape: an empty op has no
+            # vector bytes at all (issue 17).
+            chunks.append(vectors.data.cast("B") if vectors.size else b"")
         else:
             ids = _dumps(op.ids)
             chunks += [_OP.pack(OP_DELETE), _DELETE.pack(len(op.ids), len(ids)), ids]
