@@ -7,6 +7,7 @@ from keeldb import errors
 
 EXPECTED = [
     "AlreadyExistsError",
+    "AsyncClient",
     "AuthError",
     "BackupReport",
     "BusyError",

@@ -52,6 +52,7 @@ from keeldb.types import (
 
 __all__ = [
     "AlreadyExistsError",
+    "AsyncClient",
     "AuthError",
     "BackupReport",
     "BusyError",
@@ -97,4 +98,8 @@ def __getattr__(name: str) -> Any:
         from keeldb.client import Client
 
         return Client
+    if name == "AsyncClient":  # also keeps httpx unimported until a client is made
+        from keeldb.aclient import AsyncClient
+
+        return AsyncClient
     raise AttributeError(f"module 'keeldb' has no attribute {name!r}")

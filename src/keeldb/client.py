@@ -13,7 +13,9 @@ from the wire ``code`` by :func:`~keeldb.errors.error_from_code`). Failures with
 answer — the server unreachable, a timeout, a proxy's HTML error page — raise
 :class:`~keeldb.errors.RemoteError`.
 
-Vectors are sent as base64 of little-endian float32 (see :mod:`keeldb.protocol.wire`).
+Every method is one request described by :mod:`keeldb.protocol.calls` (shared with
+:class:`keeldb.AsyncClient`), executed by :meth:`Client._run`. Vectors are sent as base64
+of little-endian float32 (see :mod:`keeldb.protocol.wire`).
 Connections are kept alive and pooled (:mod:`keeldb.transport`: a minimal HTTP/1.1 client
 on the standard library's sockets, a quarter of httpx's CPU per call); a ``Client`` may be
 shared by threads. It needs only the base install: nothing from :mod:`keeldb.server`,
@@ -22,63 +24,20 @@ FastAPI or httpx (except for a caller's own ``transport=``).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
-import numpy as np
-import orjson
-
-from keeldb.errors import InvalidArgumentError, KeelError, RemoteError, error_from_code
-from keeldb.protocol import wire
-from keeldb.protocol.api import (
-    ALL_COLLECTIONS,
-    API_KEY_ENV,
-    WORKSPACES,
-    collection_path,
-    workspace_path,
-)
+from keeldb.engine.backup import BackupReport
+from keeldb.protocol import calls
+from keeldb.protocol.api import collection_path
+from keeldb.protocol.calls import Call
 from keeldb.transport import HttpxTransport, PooledTransport, Transport
-from keeldb.types import (
-    CollectionInfo,
-    CollectionStats,
-    CompactionReport,
-    Hit,
-    Page,
-    Record,
-)
+from keeldb.types import CollectionInfo, CollectionStats, CompactionReport, Hit, Page, Record
 
-__all__ = ["Client", "RemoteCollection"]
+__all__ = ["Client", "RemoteCollection", "RemoteTransaction"]
 
-
-def _json_default(value: Any) -> Any:
-    # numpy scalars and arrays in metadata (np.int64 years, float32 scores) are common.
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _as_matrix(vectors: Any) -> np.ndarray:
-    try:
-        return np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"vectors: not an array of numbers: {exc}") from exc
-
-
-def _add_options(body: dict[str, Any], exact: Any, with_metadata: Any) -> None:
-    """``exact`` goes on the wire only when True, ``with_metadata`` only when False
-    (servers before 0.2 refuse either field, so the defaults keep working with them)."""
-    if not isinstance(exact, bool):
-        raise InvalidArgumentError(f"exact must be True or False, got {exact!r}")
-    if not isinstance(with_metadata, bool):
-        raise InvalidArgumentError(f"with_metadata must be True or False, got {with_metadata!r}")
-    if exact:
-        body["exact"] = True
-    if not with_metadata:
-        body["with_metadata"] = False
+T = TypeVar("T")
 
 
 class Client:
@@ -102,15 +61,7 @@ class Client:
         *,
         transport: Any = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
-        # Every request body is JSON; one fixed header set for every call.
-        headers = {
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-            "User-Agent": "keeldb-client",
-        }
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        headers = calls.request_headers(api_key)
         self.url = url.rstrip("/")
         self._transport: Transport
         if transport is None:
@@ -118,48 +69,17 @@ class Client:
         else:
             self._transport = HttpxTransport(self.url, headers, timeout_s, transport)
 
-    # --- plumbing -----------------------------------------------------------------------
-
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
-        """Send one request; return the decoded JSON answer or raise the server's error."""
-        data = self._send(method, path, body)
-        try:
-            return orjson.loads(data)
-        except ValueError as exc:
-            raise RemoteError(f"{method} {path}: the answer is not JSON") from exc
-
-    def _send(self, method: str, path: str, body: Any = None) -> bytes:
-        """Send one request; return a success's body, or raise its error."""
-        content = None
-        if body is not None:
-            try:
-                content = json.dumps(body, default=_json_default, allow_nan=False).encode()
-            except (TypeError, ValueError) as exc:
-                raise InvalidArgumentError(f"request is not JSON serialisable: {exc}") from exc
-        status, data = self._transport.request(method, path, content)
-        if status >= 400:
-            raise self._error(status, data)
-        return data
-
-    @staticmethod
-    def _error(status: int, data: bytes) -> KeelError:
-        try:
-            payload = orjson.loads(data)
-            code, message = payload["error"], payload["message"]
-            if not isinstance(code, str) or not isinstance(message, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            text = data[:200].decode("utf-8", errors="replace")
-            return RemoteError(f"HTTP {status}: {text}")
-        return error_from_code(code, message)
+    def _run(self, call: Call[T]) -> T:
+        """Send ``call``; return its decoded result or raise the server's error."""
+        status, data = self._transport.request(call.method, call.path, calls.encode_body(call))
+        return calls.read_answer(call, status, data)
 
     # --- the Database API ---------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz``: ``{"status": "ok", "version": ...}``; raises
         :class:`RemoteError` when the server cannot be reached."""
-        result: dict[str, Any] = self._request("GET", "/healthz")
-        return result
+        return self._run(calls.health())
 
     def create_collection(
         self,
@@ -177,47 +97,42 @@ class Client:
 
         Raises :class:`~keeldb.errors.AlreadyExistsError` when it exists and ``exist_ok``
         is false (or its parameters differ), :class:`InvalidArgumentError` for bad
-        parameters.
+        parameters or names (names are checked before sending, with the engine's rule).
         """
-        info = self._request(
-            "PUT",
-            collection_path(name, workspace),
-            {
-                "dim": dim,
-                "metric": metric,
-                "m": m,
-                "ef_construction": ef_construction,
-                "ef_search": ef_search,
-                "exist_ok": exist_ok,
-            },
+        call = calls.create_collection(
+            name, dim, metric, workspace, m, ef_construction, ef_search, exist_ok
         )
-        return RemoteCollection(self, wire.info_from_wire(info))
+        return RemoteCollection(self, self._run(call))
 
     def get_collection(self, name: str, *, workspace: str = "default") -> RemoteCollection:
         """The named collection; raises :class:`~keeldb.errors.CollectionNotFoundError`."""
-        info = self._request("GET", collection_path(name, workspace))
-        return RemoteCollection(self, wire.info_from_wire(info))
+        return RemoteCollection(self, self._run(calls.get_collection(name, workspace)))
 
     def list_collections(self, workspace: str | None = None) -> list[CollectionInfo]:
-        """Collections of ``workspace``, or of every workspace the key may see."""
-        if workspace is None:
-            answer = self._request("GET", ALL_COLLECTIONS)
-        else:
-            answer = self._request("GET", f"{workspace_path(workspace)}/collections")
-        return [wire.info_from_wire(i) for i in answer["collections"]]
+        """Collections of ``workspace``, or of every workspace the key may see (a damaged
+        collection has ``damaged`` set, as embedded)."""
+        return self._run(calls.list_collections(workspace))
 
     def list_workspaces(self) -> list[str]:
         """Workspaces holding at least one collection (those the key may see)."""
-        workspaces: list[str] = self._request("GET", WORKSPACES)["workspaces"]
-        return workspaces
+        return self._run(calls.list_workspaces())
 
     def drop_collection(self, name: str, *, workspace: str = "default") -> None:
         """Drop a collection and its records; raises ``CollectionNotFoundError``."""
-        self._request("DELETE", collection_path(name, workspace))
+        self._run(calls.drop_collection(name, workspace))
+
+    def backup(self, name: str | None = None) -> BackupReport:
+        """Have the server back up the whole database (as ``Database.backup``) into
+        ``<its --backup-dir>/<name>``; returns the report, whose ``path`` is on the
+        server. ``name`` follows the collection-name rule; None lets the server pick
+        ``backup-<UTC time>-<random>``. Needs an admin key; raises InvalidArgumentError
+        when the server has no backup directory, AlreadyExistsError when ``name`` exists.
+        """
+        return self._run(calls.backup(name))
 
     def metrics(self) -> str:
         """The server's Prometheus text (needs an admin key when keys are on)."""
-        return self._send("GET", "/metrics").decode("utf-8")
+        return self._run(calls.metrics())
 
     def close(self) -> None:
         """Close pooled connections. The client cannot be used afterwards."""
@@ -249,9 +164,6 @@ class RemoteCollection:
         self.metric = info.metric
         self._path = collection_path(info.name, info.workspace)
 
-    def _call(self, action: str, body: Any = None) -> Any:
-        return self._client._request("POST", f"{self._path}/{action}", body)
-
     def upsert(
         self,
         ids: Sequence[str],
@@ -265,35 +177,38 @@ class RemoteCollection:
         ``DimensionMismatchError`` for bad input, ``PayloadTooLargeError`` past the
         server's batch or body limits.
         """
-        body: dict[str, Any] = {
-            "ids": list(ids),
-            "vectors": wire.encode_array(_as_matrix(vectors)),
-        }
-        if metadata is not None:
-            body["metadata"] = list(metadata)
-        self._call("upsert", body)
+        self._client._run(calls.upsert(self._path, ids, vectors, metadata))
 
     def get(self, ids: Sequence[str]) -> list[Record | None]:
         """Records for ``ids`` in order (None where absent); vectors as stored."""
-        answer = self._call("get", {"ids": list(ids), "vector_encoding": "base64"})
-        return [None if r is None else wire.record_from_wire(r) for r in answer["records"]]
+        return self._client._run(calls.get(self._path, ids))
 
-    def delete(
-        self, ids: Sequence[str] | None = None, *, filter: dict[str, Any] | None = None
-    ) -> int:
+    def delete(self, ids: Sequence[str] | None = None, *, filter: Any = None) -> int:
         """Delete by ``ids`` or by ``filter`` (exactly one); returns how many existed."""
-        body: dict[str, Any] = {}
-        if ids is not None:
-            body["ids"] = list(ids)
-        if filter is not None:
-            body["filter"] = filter
-        deleted: int = self._call("delete", body)["deleted"]
-        return deleted
+        return self._client._run(calls.delete(self._path, ids, filter))
 
-    def count(self, filter: dict[str, Any] | None = None) -> int:
+    def update(
+        self,
+        ids: Sequence[str],
+        metadata: Sequence[dict[str, Any]],
+        *,
+        mode: str = "merge",
+    ) -> list[str]:
+        """Change the metadata of existing records, keeping their vectors, all or nothing
+        (as ``Collection.update``: ``mode="merge"`` sets the given keys and removes those
+        given as None, ``"replace"`` replaces the whole dict); returns the ids that do not
+        exist (they are not created)."""
+        return self._client._run(calls.update(self._path, ids, metadata, mode))
+
+    def transaction(self) -> RemoteTransaction:
+        """A context manager staging upserts and deletes on the client and sending them
+        on exit as one request, applied all or nothing; an exception inside the block
+        sends nothing. See :class:`RemoteTransaction`."""
+        return RemoteTransaction(self._client, self._path, self.dim)
+
+    def count(self, filter: Any = None) -> int:
         """Live records, or those matching ``filter``."""
-        n: int = self._call("count", {"filter": filter})["count"]
-        return n
+        return self._client._run(calls.count(self._path, filter))
 
     def search(
         self,
@@ -301,20 +216,14 @@ class RemoteCollection:
         k: int = 10,
         *,
         ef: int | None = None,
-        filter: dict[str, Any] | None = None,
+        filter: Any = None,
         exact: bool = False,
         with_metadata: bool = True,
     ) -> list[Hit]:
         """The ``k`` nearest records to ``vector``, closest first (see the embedded
         ``Collection.search``)."""
-        body = {
-            "vector": wire.encode_array(_as_matrix(vector).reshape(-1)),
-            "k": k,
-            "ef": ef,
-            "filter": filter,
-        }
-        _add_options(body, exact, with_metadata)
-        return [wire.hit_from_wire(h) for h in self._call("search", body)["hits"]]
+        call = calls.search(self._path, vector, k, ef, filter, exact, with_metadata)
+        return self._client._run(call)
 
     def search_batch(
         self,
@@ -322,43 +231,73 @@ class RemoteCollection:
         k: int = 10,
         *,
         ef: int | None = None,
-        filter: dict[str, Any] | None = None,
+        filter: Any = None,
         exact: bool = False,
         with_metadata: bool = True,
     ) -> list[list[Hit]]:
         """:meth:`search` for each row of ``vectors``, in one request."""
-        body = {
-            "vectors": wire.encode_array(_as_matrix(vectors)),
-            "k": k,
-            "ef": ef,
-            "filter": filter,
-        }
-        _add_options(body, exact, with_metadata)
-        results = self._call("search_batch", body)["results"]
-        return [[wire.hit_from_wire(h) for h in hits] for hits in results]
+        call = calls.search_batch(self._path, vectors, k, ef, filter, exact, with_metadata)
+        return self._client._run(call)
 
-    def scan(
-        self, filter: dict[str, Any] | None = None, limit: int = 100, cursor: str | None = None
-    ) -> Page:
+    def scan(self, filter: Any = None, limit: int = 100, cursor: str | None = None) -> Page:
         """One page of records; pass ``page.next_cursor`` back until it is None."""
-        body = {"filter": filter, "limit": limit, "cursor": cursor, "vector_encoding": "base64"}
-        return wire.page_from_wire(self._call("scan", body))
+        return self._client._run(calls.scan(self._path, filter, limit, cursor))
 
     def flush(self) -> None:
         """Make every acknowledged write durable on the server."""
-        self._call("flush")
+        self._client._run(calls.flush(self._path))
 
     def compact(self) -> CompactionReport:
         """Merge segments and drop deleted rows now; returns what was done."""
-        return wire.report_from_wire(self._call("compact"))
+        return self._client._run(calls.compact(self._path))
 
     def stats(self) -> CollectionStats:
         """Counts, segments, memory, disk and WAL bytes."""
-        return wire.stats_from_wire(self._client._request("GET", f"{self._path}/stats"))
+        return self._client._run(calls.stats(self._path))
 
     def info(self) -> CollectionInfo:
         """Current parameters and record count."""
-        return wire.info_from_wire(self._client._request("GET", self._path))
+        return self._client._run(calls.info(self._path))
 
     def __repr__(self) -> str:
         return f"RemoteCollection({self.workspace!r}/{self.name!r} at {self._client.url!r})"
+
+
+class RemoteTransaction(calls.StagedTransaction):
+    """Upserts and deletes staged on the client (:meth:`upsert`, :meth:`delete`, checked
+    as they are staged where no data is needed) and sent by :meth:`commit` as one
+    request, which the server applies in order, all or nothing (one WAL record).
+
+    As a context manager, the block's normal exit commits; an exception rolls back (sends
+    nothing) and propagates. Reads do not see staged writes. Obtained from
+    :meth:`RemoteCollection.transaction`.
+    """
+
+    def __init__(self, client: Client, path: str, dim: int) -> None:
+        super().__init__(path, dim)
+        self._client = client
+
+    def commit(self) -> dict[str, int]:
+        """Send the staged operations; returns the counts (``upserted``, ``deleted``,
+        ``replaced``) as the embedded ``Transaction.commit``. Nothing is sent for an
+        empty transaction. Any error (one bad item anywhere) means nothing was applied."""
+        call = self._commit_call()
+        if call is None:
+            return self._empty_counts()
+        return self._client._run(call)
+
+    def __enter__(self) -> RemoteTransaction:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._done:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()

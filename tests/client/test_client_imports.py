@@ -14,10 +14,19 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 import keeldb
 
 ROOT = Path(keeldb.__file__).parent
-AREA = ("keeldb.server", "keeldb.protocol", "keeldb.client", "keeldb.transport", "keeldb._version")
+AREA = (
+    "keeldb.server",
+    "keeldb.protocol",
+    "keeldb.client",
+    "keeldb.aclient",
+    "keeldb.transport",
+    "keeldb._version",
+)
 
 
 def _module_name(path: Path) -> str:
@@ -127,24 +136,38 @@ def test_no_import_cycle_runs_through_the_client_protocol_or_server() -> None:
     assert cycles == []
 
 
-def test_the_client_imports_nothing_from_the_server_package() -> None:
+@pytest.mark.parametrize("client", ["keeldb.client", "keeldb.aclient"])
+def test_the_client_imports_nothing_from_the_server_package(client: str) -> None:
     graph = import_graph()
     reachable: set[str] = set()
-    todo = ["keeldb.client"]
+    todo = [client]
     while todo:
         module = todo.pop()
         if module not in reachable:
             reachable.add(module)
             todo.extend(graph.get(module, ()))
-    assert "keeldb.protocol.wire" in reachable  # the graph does follow the client's imports
+    # The graph does follow the client's imports.
+    assert {"keeldb.protocol.wire", "keeldb.protocol.calls"} <= reachable
     assert sorted(m for m in reachable if m.startswith("keeldb.server")) == []
 
 
-def test_importing_the_client_loads_no_server_module() -> None:
+def test_importing_the_clients_loads_no_server_module() -> None:
     code = (
-        "import sys, keeldb.client\n"
-        "keeldb.Client\n"
+        "import sys, keeldb.client, keeldb.aclient\n"
+        "keeldb.Client, keeldb.AsyncClient\n"
         "print(sorted(m for m in sys.modules if m.split('.')[:2] == ['keeldb', 'server']))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_httpx_is_imported_only_when_an_async_client_is_made() -> None:
+    code = (
+        "import sys, keeldb, keeldb.aclient\n"
+        "keeldb.AsyncClient\n"
+        "print('httpx' in sys.modules)\n"
+        "keeldb.AsyncClient('http://127.0.0.1:9')\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

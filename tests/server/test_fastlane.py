@@ -59,6 +59,22 @@ CASES: list[tuple[str, str, str | None, Any, dict[str, str]]] = [
     ("POST", "/v1/workspaces/default/collections/nope/search", ADMIN_KEY, {"vector": [1]}, {}),
     ("POST", f"{COL}/upsert", ADMIN_KEY, {"ids": ["y"], "vectors": [[1, 2, 3, 4]]}, {}),
     ("POST", f"{COL}/delete", ADMIN_KEY, {"ids": ["y"]}, {}),
+    ("POST", f"{COL}/update", ADMIN_KEY, {"ids": ["a", "zz"], "metadata": [{"j": 1}, {}]}, {}),
+    ("POST", f"{COL}/update", ADMIN_KEY, {"ids": ["a"], "metadata": [{}], "mode": "x"}, {}),
+    (
+        "POST",
+        f"{COL}/transaction",
+        ADMIN_KEY,
+        {
+            "ops": [
+                {"op": "upsert", "ids": ["t"], "vectors": [[0, 1, 1, 0]]},
+                {"op": "delete", "ids": ["t"]},
+            ]
+        },
+        {},
+    ),
+    ("POST", f"{COL}/transaction", ADMIN_KEY, {"ops": [{"op": "delete", "ids": [""]}]}, {}),
+    ("POST", f"{COL}/transaction", RO_KEY, {"ops": []}, {}),
     ("POST", f"{COL}/nosuchop", ADMIN_KEY, {}, {}),
     ("POST", f"{COL}/search", ADMIN_KEY, {"vector": [1, 0, 0, 0]}, {"Content-Length": "99999999"}),
 ]

@@ -45,6 +45,7 @@ def run_serve(args: argparse.Namespace) -> int:
         write_threads=args.write_threads,
         threads_per_request=args.threads_per_request,
         public_docs=args.public_docs,
+        backup_dir=args.backup_dir,
     )
     try:
         serve(
@@ -114,6 +115,12 @@ def add_parser(sub: Any) -> None:
         "--public-docs",
         action="store_true",
         help="serve /openapi.json and /docs without a key even when keys are configured",
+    )
+    p.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        help="directory POST /v1/backup (admin key) writes backups under, created if missing "
+        "(default: none, backups over HTTP refused)",
     )
     p.add_argument(
         "--cors-origin",

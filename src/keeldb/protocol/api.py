@@ -12,6 +12,7 @@ from urllib.parse import quote
 __all__ = [
     "ALL_COLLECTIONS",
     "API_KEY_ENV",
+    "BACKUP",
     "COLLECTION",
     "WORKSPACE",
     "WORKSPACES",
@@ -27,6 +28,7 @@ WORKSPACES = "/v1/workspaces"
 ALL_COLLECTIONS = "/v1/collections"
 WORKSPACE = WORKSPACES + "/{ws}"
 COLLECTION = WORKSPACE + "/collections/{name}"
+BACKUP = "/v1/backup"
 
 
 def workspace_path(workspace: str) -> str:

@@ -49,6 +49,14 @@ _GRANTS: dict[str, frozenset[str]] = {
 }
 
 
+# What each permission lets a key do, in the words of a 403's message.
+_ACTIONS: dict[str, str] = {
+    "read": "reading data",
+    "write": "changing data",
+    "admin": "server administration",
+}
+
+
 def _digest(key: str) -> bytes:
     # Comparing fixed-length digests keeps compare_digest's time independent of the
     # length of the presented key as well as of its content.
@@ -76,6 +84,21 @@ class ApiKey:
         if permission not in _GRANTS[self.role]:
             return False
         return workspace is None or self.workspaces is None or workspace in self.workspaces
+
+    def denial(self, permission: Permission, workspace: str | None) -> str:
+        """The sentence a 403 answers when :meth:`allows` refused ``permission`` on
+        ``workspace``: what the key's role does not allow and which key would, or which
+        workspaces the key is limited to."""
+        if permission in _GRANTS[self.role]:
+            allowed = ", ".join(repr(w) for w in sorted(self.workspaces or ()))
+            return f"this API key may only use the workspaces {allowed}, not {workspace!r}"
+        where = f" in workspace {workspace!r}" if workspace is not None else ""
+        needed = " or ".join(r for r in (READ_WRITE, ADMIN) if permission in _GRANTS[r])
+        return (
+            f"this API key has the {self.role} role, which does not allow "
+            f"{_ACTIONS[permission]}{where if permission != ADMIN else ''} "
+            f"(a{'n' if needed[0] in 'aeiou' else ''} {needed} key is needed)"
+        )
 
     def sees_workspace(self, workspace: str) -> bool:
         """True when listings may show ``workspace`` to this key."""
@@ -177,7 +200,8 @@ class ServerConfig:
     ``threads_per_request``: BLAS/OpenMP threads one engine call
     may use (1: parallelism comes from concurrent requests; see
     :mod:`keeldb.server.threads`). ``public_docs``: serve /openapi.json and /docs without
-    a key even when keys are configured.
+    a key even when keys are configured. ``backup_dir``: the directory ``POST /v1/backup``
+    writes backups under (created on first use); None refuses backups over HTTP.
     """
 
     keys: KeyStore = field(default_factory=KeyStore)
@@ -192,6 +216,7 @@ class ServerConfig:
     write_threads: int = 4
     threads_per_request: int = 1
     public_docs: bool = False
+    backup_dir: str | None = None
 
     def __post_init__(self) -> None:
         for name in (

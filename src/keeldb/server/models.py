@@ -7,11 +7,13 @@ their shape, NaN/infinity and dimension are checked when they are decoded.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 __all__ = [
+    "BackupReportModel",
+    "BackupRequest",
     "CollectionInfoModel",
     "CompactionReportModel",
     "CountRequest",
@@ -37,6 +39,12 @@ __all__ = [
     "SearchRequest",
     "SearchResponse",
     "StatsModel",
+    "TransactionDelete",
+    "TransactionRequest",
+    "TransactionResponse",
+    "TransactionUpsert",
+    "UpdateRequest",
+    "UpdateResponse",
     "UpsertRequest",
     "UpsertResponse",
 ]
@@ -77,14 +85,18 @@ class HealthResponse(BaseModel):
 
 
 class CreateCollectionRequest(_Request):
-    """Parameters of ``create_collection``; the name and workspace come from the path."""
+    """Parameters of ``create_collection``; the name and workspace come from the path.
 
-    dim: int = Field(384, description="vector length")
+    ``dim`` is required, as in the embedded API. Numbers and booleans must be JSON numbers
+    and booleans: ``"3"`` or ``3.0`` for ``dim`` is a 400, never coerced (issue 17).
+    """
+
+    dim: StrictInt = Field(description="vector length (required)")
     metric: Metric = "cosine"
-    m: int = 16
-    ef_construction: int = 200
-    ef_search: int = 64
-    exist_ok: bool = False
+    m: StrictInt = 16
+    ef_construction: StrictInt = 200
+    ef_search: StrictInt = 64
+    exist_ok: StrictBool = False
 
 
 class CollectionInfoModel(BaseModel):
@@ -236,3 +248,59 @@ class CompactionReportModel(BaseModel):
     rows_removed: int
     rows_indexed: int
     duration_s: float
+
+
+class UpdateRequest(_Request):
+    ids: list[str]
+    metadata: list[dict[str, Any]] = Field(
+        description="one object per id: merged into the record's (a key given as null is "
+        "removed) or replacing it, per mode"
+    )
+    mode: Literal["merge", "replace"] = "merge"
+
+
+class UpdateResponse(BaseModel):
+    missing: list[str] = Field(description="ids that do not exist (not created)")
+
+
+class TransactionUpsert(_Request):
+    op: Literal["upsert"]
+    ids: list[str]
+    vectors: Vectors
+    metadata: list[dict[str, Any] | None] | None = Field(
+        None, description="one object (or null: keep existing) per id"
+    )
+
+
+class TransactionDelete(_Request):
+    op: Literal["delete"]
+    ids: list[str]
+
+
+TransactionOp = Annotated[TransactionUpsert | TransactionDelete, Field(discriminator="op")]
+
+
+class TransactionRequest(_Request):
+    ops: list[TransactionOp] = Field(description="applied in order, all or nothing")
+
+
+class TransactionResponse(BaseModel):
+    upserted: int
+    deleted: int
+    replaced: int
+
+
+class BackupRequest(_Request):
+    name: str | None = Field(
+        None,
+        description="directory name under the server's backup directory (the collection-name "
+        "rule); null: backup-<UTC time>-<random>",
+    )
+
+
+class BackupReportModel(BaseModel):
+    path: str
+    collections: list[str]
+    files: int
+    bytes: int
+    seconds: float

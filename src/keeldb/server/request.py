@@ -73,8 +73,7 @@ def authorize(
     if api_key is None:
         raise AuthError("unknown API key")
     if permission is not None and not api_key.allows(permission, workspace):
-        where = f" in workspace {workspace!r}" if workspace is not None else ""
-        raise PermissionDeniedError(f"this key ({api_key.role}) may not {permission}{where}")
+        raise PermissionDeniedError(api_key.denial(permission, workspace))
     return api_key
 
 

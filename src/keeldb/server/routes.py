@@ -7,13 +7,18 @@ vectors, the engine call, encoding the answer — in one worker-pool hop.
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from keeldb._version import __version__
+from keeldb.engine.validation import check_name
 from keeldb.errors import (
     AlreadyExistsError,
     AuthError,
@@ -25,9 +30,10 @@ from keeldb.errors import (
     KeelError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    translate_os_error,
 )
 from keeldb.protocol import wire
-from keeldb.protocol.api import ALL_COLLECTIONS, COLLECTION, WORKSPACE, WORKSPACES
+from keeldb.protocol.api import ALL_COLLECTIONS, BACKUP, COLLECTION, WORKSPACE, WORKSPACES
 from keeldb.server.limits import (
     check_batch,
     check_count,
@@ -39,6 +45,8 @@ from keeldb.server.limits import (
 from keeldb.server.marks import collection_body, public, requires
 from keeldb.server.metrics import render
 from keeldb.server.models import (
+    BackupReportModel,
+    BackupRequest,
     CollectionInfoModel,
     CompactionReportModel,
     CountRequest,
@@ -61,6 +69,12 @@ from keeldb.server.models import (
     SearchRequest,
     SearchResponse,
     StatsModel,
+    TransactionDelete,
+    TransactionRequest,
+    TransactionResponse,
+    TransactionUpsert,
+    UpdateRequest,
+    UpdateResponse,
     UpsertRequest,
     UpsertResponse,
 )
@@ -141,19 +155,83 @@ def _upsert(router: APIRouter, state: ServerState) -> None:
         check_batch(body.ids, state.config)
 
         def work() -> dict[str, Any]:
-            vectors = wire.decode_vectors(_plain(body.vectors))
-            if body.metadata is not None and len(body.metadata) != len(body.ids):
-                raise InvalidArgumentError(
-                    f"metadata has {len(body.metadata)} entries for {len(body.ids)} ids"
-                )
-            if vectors.shape[0] != len(body.ids):
-                raise InvalidArgumentError(
-                    f"vectors has {vectors.shape[0]} rows for {len(body.ids)} ids"
-                )
+            vectors = _upsert_vectors(body)
             state.collection(ws, name).upsert(body.ids, vectors, body.metadata)
             return {"upserted": len(body.ids)}
 
         return await state.run_json(work, "write")
+
+
+def _upsert_vectors(body: UpsertRequest | TransactionUpsert) -> Any:
+    """The decoded vectors of an upsert, once they and the metadata match the ids."""
+    vectors = wire.decode_vectors(_plain(body.vectors))
+    if body.metadata is not None and len(body.metadata) != len(body.ids):
+        raise InvalidArgumentError(
+            f"metadata has {len(body.metadata)} entries for {len(body.ids)} ids"
+        )
+    if vectors.shape[0] != len(body.ids):
+        raise InvalidArgumentError(f"vectors has {vectors.shape[0]} rows for {len(body.ids)} ids")
+    return vectors
+
+
+def _update(router: APIRouter, state: ServerState) -> None:
+    @router.post(COLLECTION + "/update", response_model=UpdateResponse, responses=COLLECTION_ERRORS)
+    @requires("write")
+    @collection_body(UpdateRequest)
+    async def update(ws: str, name: str, body: UpdateRequest) -> Response:
+        """Change the metadata of existing records, keeping their vectors, all or nothing:
+        ``merge`` (default) sets the given keys and removes those given as null,
+        ``replace`` makes each record's metadata the given object. Ids that do not exist
+        are not created: they come back in ``missing``."""
+        check_batch(body.ids, state.config)
+
+        def work() -> dict[str, Any]:
+            col = state.collection(ws, name)
+            return {"missing": col.update(body.ids, body.metadata, mode=body.mode)}
+
+        return await state.run_json(work, "write")
+
+
+def _transaction(router: APIRouter, state: ServerState) -> None:
+    @router.post(
+        COLLECTION + "/transaction", response_model=TransactionResponse, responses=COLLECTION_ERRORS
+    )
+    @requires("write")
+    @collection_body(TransactionRequest)
+    async def transaction(ws: str, name: str, body: TransactionRequest) -> Response:
+        """Apply ``ops`` (upserts and deletes by ids) in order as one atomic write, as the
+        embedded ``col.transaction()``: every op is validated first, and any error (its
+        message starting ``ops[i]``) means nothing was applied. The ids of all ops count
+        against the batch limit together."""
+        check_count(sum(len(op.ids) for op in body.ops), state.config, "ids (all ops)")
+        check_count(len(body.ops), state.config, "ops")
+
+        def work() -> dict[str, Any]:
+            tx = state.collection(ws, name).transaction()
+            for i, op in enumerate(body.ops):
+                try:
+                    if isinstance(op, TransactionDelete):
+                        tx.delete(op.ids)
+                        continue
+                    vectors = _upsert_vectors(op)
+                    if op.ids:  # an empty upsert is a no-op, whatever its vectors' width
+                        tx.upsert(op.ids, vectors, op.metadata)
+                except InvalidArgumentError as exc:
+                    tx.rollback()
+                    raise _at_op(exc, i) from exc
+                except BaseException:
+                    tx.rollback()
+                    raise
+            counts: dict[str, Any] = tx.commit()
+            return counts
+
+        return await state.run_json(work, "write")
+
+
+def _at_op(exc: InvalidArgumentError, index: int) -> InvalidArgumentError:
+    """``exc`` again (same class), its message saying which op of a transaction it is
+    about."""
+    return type(exc)(f"ops[{index}]: {exc.message}")
 
 
 def _get(router: APIRouter, state: ServerState) -> None:
@@ -355,6 +433,40 @@ def _flush(router: APIRouter, state: ServerState) -> None:
         return await state.run_json(work, "write")
 
 
+def _backup(router: APIRouter, state: ServerState) -> None:
+    @router.post(
+        BACKUP,
+        response_model=BackupReportModel,
+        responses=_errors(AlreadyExistsError, ClosedError, DatabaseLockedError),
+    )
+    @requires("admin")
+    async def backup(body: BackupRequest | None = None) -> Response:
+        """Back up the whole database (``db.backup``, online: writers go on) into
+        ``name`` under the server's ``--backup-dir``; the client never chooses a path.
+        400 when the server has no backup directory, 409 when ``name`` exists."""
+        root = state.config.backup_dir
+        if root is None:
+            raise InvalidArgumentError(
+                "this server takes no backups over HTTP: start it with --backup-dir DIR"
+            )
+        name = body.name if body is not None and body.name is not None else _backup_name()
+        check_name(name, "backup")
+
+        def work() -> dict[str, Any]:
+            try:
+                os.makedirs(root, exist_ok=True)
+            except OSError as exc:
+                raise translate_os_error(exc, f"creating the backup directory {root}") from exc
+            return asdict(state.db.backup(os.path.join(root, name)))
+
+        return await state.run_json(work, "write")
+
+
+def _backup_name() -> str:
+    """``backup-<UTC time>-<random>``: sorts by time, never collides in practice."""
+    return f"backup-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
+
+
 # The /v1 routes in the order they are matched (and listed in /openapi.json): the hot
 # collection routes first.
 API_ROUTES: tuple[Callable[[APIRouter, ServerState], None], ...] = (
@@ -365,6 +477,8 @@ API_ROUTES: tuple[Callable[[APIRouter, ServerState], None], ...] = (
     _count,
     _delete,
     _scan,
+    _update,
+    _transaction,
     _list_workspaces,
     _list_all_collections,
     _list_collections,
@@ -374,6 +488,7 @@ API_ROUTES: tuple[Callable[[APIRouter, ServerState], None], ...] = (
     _stats,
     _compact,
     _flush,
+    _backup,
 )
 
 
