@@ -320,19 +320,29 @@ def test_filter_editor_shows_a_malformed_filters_error(
 
 
 def test_paging_walks_every_record(browser: Any, live: Live) -> None:
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     server, data = live
     sign_in(browser, server.url, ADMIN_KEY)
     open_collection(browser, server.url, "default", "products")
     Select(by_id(browser, "page-size")).select_by_visible_text("10")
+    total = len(data.vectors)
     seen: list[str] = []
     page = 1
+
+    def page_rows(b: Any, p: int) -> list[str] | None:
+        # The table is redrawn after the page size changes (the first page is loaded
+        # twice): wait for page p's rows at size 10, read in one call (no stale rows).
+        if by_id(b, "page-label").text != f"page {p}":
+            return None
+        ids: list[str] = b.execute_script(
+            "return Array.from(document.querySelectorAll("
+            "'#records tbody tr[data-id]')).map(r => r.dataset.id)"
+        )
+        return ids if len(ids) == min(10, total - 10 * (p - 1)) else None
+
     while True:
-        wait_for(browser, lambda b, p=page: by_id(b, "page-label").text == f"page {p}", "page")
-        rows = browser.find_elements(By.CSS_SELECTOR, "#records tbody tr[data-id]")
-        seen += [r.get_attribute("data-id") for r in rows]
+        seen += wait_for(browser, lambda b, p=page: page_rows(b, p), f"page {page}")
         if not by_id(browser, "next-page").is_enabled():
             break
         by_id(browser, "next-page").click()
