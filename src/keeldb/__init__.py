@@ -14,7 +14,7 @@ See ``docs/api.md`` for the whole API and the README for the durability contract
 from typing import Any
 
 from keeldb._version import __version__ as __version__
-from keeldb.engine.backup import BackupReport, restore
+from keeldb.engine.backup import restore
 from keeldb.engine.check import CheckReport, check
 from keeldb.engine.collection import Collection
 from keeldb.engine.database import Database, open
@@ -39,6 +39,7 @@ from keeldb.errors import (
 )
 from keeldb.index.threads import set_search_threads
 from keeldb.types import (
+    BackupReport,
     CollectionInfo,
     CollectionStats,
     CompactionReport,

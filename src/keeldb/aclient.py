@@ -25,13 +25,20 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from keeldb.engine.backup import BackupReport
 from keeldb.errors import RemoteError
 from keeldb.protocol import calls
 from keeldb.protocol.api import collection_path
 from keeldb.protocol.calls import Call
 from keeldb.transport import CONNECT_RETRIES
-from keeldb.types import CollectionInfo, CollectionStats, CompactionReport, Hit, Page, Record
+from keeldb.types import (
+    BackupReport,
+    CollectionInfo,
+    CollectionStats,
+    CompactionReport,
+    Hit,
+    Page,
+    Record,
+)
 
 __all__ = ["AsyncClient", "AsyncRemoteCollection", "AsyncRemoteTransaction"]
 

@@ -28,12 +28,19 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from keeldb.engine.backup import BackupReport
 from keeldb.protocol import calls
 from keeldb.protocol.api import collection_path
 from keeldb.protocol.calls import Call
 from keeldb.transport import HttpxTransport, PooledTransport, Transport
-from keeldb.types import CollectionInfo, CollectionStats, CompactionReport, Hit, Page, Record
+from keeldb.types import (
+    BackupReport,
+    CollectionInfo,
+    CollectionStats,
+    CompactionReport,
+    Hit,
+    Page,
+    Record,
+)
 
 __all__ = ["Client", "RemoteCollection", "RemoteTransaction"]
 

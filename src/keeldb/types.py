@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 __all__ = [
+    "BackupReport",
     "CollectionInfo",
     "CollectionStats",
     "CompactionReport",
@@ -157,3 +158,15 @@ class InsertStats:
     deleted: int
     replaced: int
     wal_bytes: int
+
+
+@dataclass
+class BackupReport:
+    """What :func:`backup` or :func:`restore` wrote: the destination, the collections
+    (``workspace/name``), the number of files and bytes, and the time taken."""
+
+    path: str
+    collections: list[str] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0

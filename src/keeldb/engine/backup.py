@@ -23,7 +23,6 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,6 +38,7 @@ from keeldb.errors import (
 from keeldb.storage.fileio import OsFileSystem
 from keeldb.storage.format import BACKUP_NAME, MAGIC_BACKUP, MARKER_NAME, WORKSPACES_DIR
 from keeldb.storage.framed import read_framed, write_framed
+from keeldb.types import BackupReport
 
 if TYPE_CHECKING:
     from keeldb.engine.database import Database
@@ -46,18 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["BackupReport", "backup", "restore"]
 
 _COPY_CHUNK = 8 << 20
-
-
-@dataclass
-class BackupReport:
-    """What :func:`backup` or :func:`restore` wrote: the destination, the collections
-    (``workspace/name``), the number of files and bytes, and the time taken."""
-
-    path: str
-    collections: list[str] = field(default_factory=list)
-    files: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
 
 
 def backup(db: Database, dest: str | os.PathLike[str], *, hard_links: bool = False) -> BackupReport:

@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
-from keeldb.engine.backup import BackupReport
 from keeldb.engine.validation import check_name
 from keeldb.errors import (
     ClosedError,
@@ -45,7 +44,15 @@ from keeldb.protocol.api import (
     collection_path,
     workspace_path,
 )
-from keeldb.types import CollectionInfo, CollectionStats, CompactionReport, Hit, Page, Record
+from keeldb.types import (
+    BackupReport,
+    CollectionInfo,
+    CollectionStats,
+    CompactionReport,
+    Hit,
+    Page,
+    Record,
+)
 
 __all__ = [
     "Call",
