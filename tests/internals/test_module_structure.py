@@ -1,5 +1,6 @@
 """The package's shape stays what docs/internals.md says: no import cycle between modules
-(type-only imports under ``TYPE_CHECKING`` aside; imports inside functions count)."""
+(type-only imports under ``TYPE_CHECKING`` aside; imports inside functions count), and
+no function longer than ~80 lines."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+MAX_FUNCTION_LINES = 80
 
 
 def _modules() -> dict[str, Path]:
@@ -80,3 +82,14 @@ def test_no_import_cycles_between_modules() -> None:
         if v not in state:
             dfs(v)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_function_is_longer_than_80_lines() -> None:
+    long = []
+    for path in (SRC / "keeldb").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({length})")
+    assert not long, long

@@ -97,6 +97,13 @@ def add_parser(sub: Any) -> None:
         "database. API keys: --api-key, --keys-file and $KEELDB_API_KEY; without any, "
         "binding to a non-loopback address is refused unless --insecure.",
     )
+    _add_access_options(p)
+    _add_engine_options(p, d)
+    _add_process_options(p)
+
+
+def _add_access_options(p: Any) -> None:
+    """``serve``'s address, keys and access options."""
     p.add_argument("path", metavar="PATH", help="database directory (created if missing)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8321, help="port (default: 8321)")
@@ -128,6 +135,10 @@ def add_parser(sub: Any) -> None:
         metavar="ORIGIN",
         help="allow browser requests from ORIGIN (repeatable; default: CORS off)",
     )
+
+
+def _add_engine_options(p: Any, d: Any) -> None:
+    """``serve``'s durability, worker threads and request limits."""
     p.add_argument(
         "--durability",
         choices=["fsync", "flush", "none"],
@@ -185,6 +196,10 @@ def add_parser(sub: Any) -> None:
         default=d.max_filter_depth,
         help=f"deepest filter nesting (default: {d.max_filter_depth})",
     )
+
+
+def _add_process_options(p: Any) -> None:
+    """``serve``'s shutdown, logging and Ray options."""
     p.add_argument(
         "--graceful-timeout",
         type=float,
