@@ -1,8 +1,9 @@
 """The ``keeldb`` command: a thin layer over the library (see docs/cli.md).
 
 Subcommands: ``serve``, ``import``, ``export``, ``info``, ``stats``, ``check``,
-``compact``. Only ``serve`` needs FastAPI/uvicorn (imported when it runs), and only a
-server URL target needs httpx, so the rest work with the base install.
+``compact``. Only ``serve`` needs FastAPI/uvicorn (imported when it runs); every other
+command, including one aimed at a server URL (through :class:`keeldb.Client`, which
+needs no extra), works with the base install.
 
 Exit status: 0 success, 1 failure (including ``check`` finding damage and a file that
 cannot be read or written), 2 usage error, 130 interrupted; ``serve`` exits 3 when

@@ -73,7 +73,7 @@ def open_target(
     by a running server raises :class:`CliError` pointing at the URL form.
     """
     if is_url(target):
-        from keeldb.client import Client  # needs httpx: imported only for URLs
+        from keeldb.client import Client  # imported only for URLs
 
         with Client(target, api_key=api_key) as client:
             yield client
