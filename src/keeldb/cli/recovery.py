@@ -100,8 +100,9 @@ def format_repair_report(report: Any) -> list[str]:
         )
     for damage in report.wal_damage:
         lines.append(f"  WAL damage skipped: {damage}")
+    label = "problem" if report.status == "failed" else "damage found"
     for problem in report.problems:
-        lines.append(f"  problem: {problem}")
+        lines.append(f"  {label}: {problem}")
     if report.damaged_copy:
         lines.append(f"  the damaged original was moved to {report.damaged_copy}")
     if report.status == "failed":
