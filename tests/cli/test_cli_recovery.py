@@ -143,6 +143,12 @@ def test_info_check_compact_and_repair_with_a_damaged_collection(
     code, out, _ = run(capsys, "check", db)
     assert code == 1 and f"run: keeldb repair {db}" in out
 
+    code, _, err = run(capsys, "backup", db, str(tmp_path / "bk.tar"))
+    assert code == 1 and f"repair it first (keeldb repair {db})" in err
+    assert not (tmp_path / "bk.tar").exists()
+    code, _, err = run(capsys, "backup", db, str(tmp_path / "bk"))
+    assert code == 1 and "has no BACKUP file" in err
+
     code, out, _ = run(capsys, "compact", db)
     assert code == 1
     assert "skipping default/c: DAMAGED" in out and "compacting default/healthy" in out

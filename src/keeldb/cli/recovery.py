@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from typing import Any
 
 from keeldb.cli.common import CliError, human_bytes, is_url, print_json, require_database_dir
-from keeldb.errors import DatabaseLockedError
+from keeldb.engine.backup import is_archive_name
+from keeldb.errors import CorruptionError, DatabaseLockedError
 
 __all__ = ["add_parsers", "format_repair_report", "run_backup", "run_repair", "run_restore"]
 
@@ -49,6 +51,19 @@ def run_backup(args: argparse.Namespace) -> int:
         raise _locked("backup", exc) from exc
     try:
         report = db.backup(args.dest, hard_links=args.hard_links)
+    except CorruptionError as exc:
+        partial = (
+            ""
+            if is_archive_name(args.dest) or not os.path.isdir(args.dest)
+            else (
+                f"; the partial copy in {args.dest} has no BACKUP file (restore refuses it): "
+                "delete it"
+            )
+        )
+        raise CliError(
+            f"corruption: {exc}\nthe database has damage, so no verified backup can be made: "
+            f"repair it first (keeldb repair {args.path}){partial}"
+        ) from exc
     finally:
         db.close()
     print(
