@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import signal
+import subprocess
+import sys
 import tarfile
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +189,53 @@ def test_truncated_and_tampered_archives_are_refused(tmp_path: Path) -> None:
         keeldb.restore(tmp_path / "bad.tar", tmp_path / "r")
     assert not (tmp_path / "r").exists()
     assert _leftovers(tmp_path) == []
+
+
+_SLOW_PACK = textwrap.dedent(
+    """
+    import sys, time
+    import keeldb
+    from keeldb.storage import archive
+
+    real = archive._add_file
+    count = [0]
+
+    def slow(*args, **kwargs):
+        out = real(*args, **kwargs)
+        count[0] += 1
+        if count[0] == 3:
+            open(sys.argv[3], "w").close()  # tell the test: mid-pack now
+            time.sleep(60)
+        return out
+
+    archive._add_file = slow
+    with keeldb.open(sys.argv[1], memtable_rows=200, hnsw_min_rows=300) as db:
+        db.backup(sys.argv[2])
+    """
+)
+
+
+def test_kill_9_while_packing_leaves_no_archive_and_the_source_intact(tmp_path: Path) -> None:
+    _make_db(tmp_path / "db")
+    expected = _contents(tmp_path / "db")
+    sentinel = tmp_path / "mid-pack"
+    target = tmp_path / "bk.tar"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_PACK, str(tmp_path / "db"), str(target), str(sentinel)]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not sentinel.exists():
+            assert proc.poll() is None, "the backup process ended early"
+            assert time.monotonic() < deadline, "the backup never started packing"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert not target.exists()  # only a whole archive is ever renamed into place
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("bk.tar.tmp-")]
+    with pytest.raises(NotFoundError):
+        keeldb.restore(target, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    assert keeldb.check(tmp_path / "db").ok
+    assert _contents(tmp_path / "db") == expected

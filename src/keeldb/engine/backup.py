@@ -23,9 +23,10 @@ only when whole), and the temporary directory is removed. :func:`restore` treats
 :func:`keeldb.storage.archive.safe_extract` (which refuses hostile and incomplete
 archives) into a temporary directory beside ``dest`` and restored from there like a
 directory backup (``BACKUP`` file and every checksum verified), then the temporary
-directory is removed. A kill -9 can leave such a temporary directory behind (its name
-starts with a dot); it is never mistaken for a backup (it has no ``BACKUP`` file or is
-not a ``.tar``) and can be deleted.
+directory is removed. The archive appears at ``dest`` only whole (pack writes
+``dest.tmp-<hex>`` and renames it), so a kill -9 leaves no ``dest`` (restore of it
+fails with NotFoundError), but it can leave the dot-named temporary directory and a
+``dest.tmp-<hex>`` file behind: delete them.
 """
 
 from __future__ import annotations
