@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 import keeldb
+from keeldb.index.hnsw import ADD_CHUNK_ROWS
 
 SMALL = {"memtable_rows": 200, "hnsw_min_rows": 300}
 
@@ -48,3 +49,23 @@ def test_compact_without_progress_and_background_merges_report_nothing(tmp_path:
         col.upsert([f"s{i}" for i in range(600)], _vectors(600, seed=1))
         col.compact()  # no callback: the previous one is not kept
     assert len(calls) == n
+
+
+def test_indexing_is_reported_per_chunk_of_rows(tmp_path: Path) -> None:
+    calls: list[tuple[str, int, int]] = []
+    n = 2 * ADD_CHUNK_ROWS + 50
+    with keeldb.open(tmp_path / "db", memtable_rows=5_000, hnsw_min_rows=300) as db:
+        col = db.create_collection("c", dim=8)
+        col.upsert([f"r{i}" for i in range(n)], _vectors(n))
+        col.compact(progress=lambda phase, done, total: calls.append((phase, done, total)))
+        assert col.info().index_type == "hnsw" and col.count() == n
+        hits = col.search(_vectors(1, seed=7)[0], k=5)
+        assert len(hits) == 5
+    indexing = [c for c in calls if c[0] == "indexing"]
+    # One build over every row: started, then one report per chunk inserted.
+    assert indexing == [
+        ("indexing", 0, n),
+        ("indexing", ADD_CHUNK_ROWS, n),
+        ("indexing", 2 * ADD_CHUNK_ROWS, n),
+        ("indexing", n, n),
+    ]

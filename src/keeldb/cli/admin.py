@@ -284,8 +284,9 @@ def add_parsers(sub: Any) -> None:
         help="merge segments and drop deleted rows now",
         description="Compact COLLECTION, or every collection when none is "
         "named (only those of --workspace if given). On a terminal each phase (sealing, "
-        "indexing N rows into HNSW, writing, vacuuming) is shown on stderr as it starts "
-        "and ends. Damaged collections are skipped (exit status 1).",
+        "indexing N rows into HNSW, writing, vacuuming) is shown on stderr; the HNSW "
+        "build's bar fills every 10,000 rows inserted. Damaged collections are skipped "
+        "(exit status 1).",
     )
     p.add_argument("path", metavar="PATH", help=target_help)
     p.add_argument("collection", metavar="COLLECTION", nargs="?", help="collection (default: all)")

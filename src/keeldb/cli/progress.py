@@ -79,8 +79,9 @@ class PhaseProgress:
     draws one :class:`Progress` line per phase on stderr (only on a terminal).
 
     The engine reports each phase when it starts (``done`` 0) and when it ends (``done
-    == total``), never in between, so the bar jumps from empty to full; the line shows
-    which phase is running, for how many rows, and the rate once it is done. Phases of
+    == total``); ``indexing`` also after every chunk of rows inserted into the graph
+    (10,000), so its bar fills as the HNSW graph is built, while the other phases jump
+    from empty to full. Phases of
     no rows are not drawn; a phase that ends after a nested one (``vacuuming`` around
     ``indexing`` and ``writing``) is not drawn again.
     """

@@ -184,8 +184,8 @@ def _import_rows(
 
 def _build_index(col: Any, *, local: bool, quiet: bool) -> None:
     """``import --index``: build the HNSW index now (``compact``), saying so before and
-    after; on a terminal each compaction phase is drawn as it starts and ends (the
-    engine reports phases, not single vectors)."""
+    after; on a terminal each compaction phase is drawn (the graph build's bar fills
+    every 10,000 rows inserted)."""
     count = col.count()
     print(f"building the HNSW index for {count:,} records...", flush=True)
     if local:

@@ -728,7 +728,8 @@ class Collection:
         (``done`` 0) and after (``done == total``) each phase: ``sealing`` (rows in
         memtables), ``indexing`` (rows inserted into an HNSW graph), ``writing`` (rows
         of the new segment file), ``vacuuming`` (rows of a segment rewritten without its
-        deleted rows). Phases repeat per segment; there is no finer, per-vector report.
+        deleted rows). Phases repeat per segment. ``indexing`` is also reported after
+        every 10,000 rows inserted into the graph (``keeldb.index.hnsw.ADD_CHUNK_ROWS``).
         It must be quick and must not call back into the collection."""
         self._check_writable()
         assert self._maintainer is not None

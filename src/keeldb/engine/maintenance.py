@@ -411,11 +411,17 @@ class Maintainer:
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
             added = total_rows - (base.rows if base is not None else 0)
             self._report("indexing", 0, added)
+            step = None  # per-chunk reports only for a compact() that asked for progress
+            if self._progress is not None:
+                step = lambda done: self._report("indexing", done, added)  # noqa: E731
             if base is not None and base.hnsw is not None:
-                index = extend_hnsw(base.hnsw.path, vectors[base.rows :])
+                index = extend_hnsw(base.hnsw.path, vectors[base.rows :], step)
             else:
-                index = build_hnsw(vectors, col.metric, col.config.m, col.config.ef_construction)
-            self._report("indexing", added, added)
+                index = build_hnsw(
+                    vectors, col.metric, col.config.m, col.config.ef_construction, step
+                )
+            if step is None or added == 0:
+                self._report("indexing", added, added)
             # Rows in breadth-first graph order: a search's rows sit close in memory.
             order = locality_order(index)
             index.permute_entries(order)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,21 +59,50 @@ def faiss_metric(metric: str) -> int:
     return int(faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT)
 
 
-def build_hnsw(vectors: np.ndarray, metric: str, m: int, ef_construction: int) -> faiss.Index:
+# Rows per faiss ``add`` call when the caller wants progress (see _add).
+ADD_CHUNK_ROWS = 10_000
+
+
+def build_hnsw(
+    vectors: np.ndarray,
+    metric: str,
+    m: int,
+    ef_construction: int,
+    progress: Callable[[int], None] | None = None,
+) -> faiss.Index:
     """A new HNSW index over ``vectors``; label i is row i. Under ``cosine`` the graph
-    stores float16 copies (``IndexHNSWSQ``), else float32 (``IndexHNSWFlat``)."""
+    stores float16 copies (``IndexHNSWSQ``), else float32 (``IndexHNSWFlat``).
+    ``progress(rows_added)``: see :func:`_add`."""
     d = vectors.shape[1]
     if metric == "cosine":
         index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, m, faiss.METRIC_INNER_PRODUCT)
     else:
         index = faiss.IndexHNSWFlat(d, m, faiss_metric(metric))
     index.hnsw.efConstruction = ef_construction
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    _add(index, vectors, progress)
     return index
 
 
-def extend_hnsw(base_path: str, vectors: np.ndarray) -> faiss.Index:
+def _add(index: faiss.Index, vectors: np.ndarray, progress: Callable[[int], None] | None) -> None:
+    """Insert ``vectors`` into ``index``. Without ``progress``, in one faiss call; with it,
+    ``ADD_CHUNK_ROWS`` at a time, calling ``progress(rows added so far)`` after each
+    chunk. faiss inserts each call's rows highest level first, so the chunked graph is
+    not the one-call graph (neither is reproducible bit for bit with several threads);
+    ``bench/hnsw_chunked_add.py`` compares the two (build time and recall, paired)."""
+    if not len(vectors):
+        return
+    if progress is None:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return
+    for start in range(0, len(vectors), ADD_CHUNK_ROWS):
+        stop = min(start + ADD_CHUNK_ROWS, len(vectors))
+        index.add(np.ascontiguousarray(vectors[start:stop], dtype=np.float32))
+        progress(stop)
+
+
+def extend_hnsw(
+    base_path: str, vectors: np.ndarray, progress: Callable[[int], None] | None = None
+) -> faiss.Index:
     """The index stored at ``base_path`` (already verified by :func:`load_hnsw`), read into
     owned memory, with ``vectors`` added (labels continue after its rows).
 
@@ -82,8 +112,7 @@ def extend_hnsw(base_path: str, vectors: np.ndarray) -> faiss.Index:
     (``MaybeOwnedVector::resize`` on a view), and ``clone_index`` keeps the view.
     """
     index = faiss.read_index(base_path)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    _add(index, vectors, progress)
     return index
 
 
