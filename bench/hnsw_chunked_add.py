@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from keeldb.index.hnsw import ADD_CHUNK_ROWS, build_hnsw, search_hnsw
+from keeldb.index.hnsw import ADD_CHUNK_ROWS, HnswIndex
 
 DATA = "/work/shared/datasets/pypi-minilm"
 
@@ -47,7 +47,7 @@ def main() -> None:
         for name in ("one", "chunked") if rnd % 2 == 0 else ("chunked", "one"):
             reports: list[int] = []
             t0 = time.perf_counter()
-            index = build_hnsw(
+            index = HnswIndex.build(
                 base,
                 "cosine",
                 args.m,
@@ -55,7 +55,7 @@ def main() -> None:
                 reports.append if name == "chunked" else None,
             )
             dt = time.perf_counter() - t0
-            _, labels = search_hnsw(index, queries, 10, 64, None)
+            labels = index.search_rows(queries, 10, 64, None)
             recall = np.mean([len(set(labels[i]) & set(gt[i])) / 10 for i in range(len(gt))])
             times[name].append(dt)
             print(

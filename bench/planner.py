@@ -23,7 +23,7 @@ import faiss
 import numpy as np
 
 from keeldb.index.exact import exact_search
-from keeldb.index.hnsw import build_hnsw
+from keeldb.index.hnsw import HnswIndex
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -52,7 +52,7 @@ def main() -> None:
             "ef_construction=200) ...",
             flush=True,
         )
-        index = build_hnsw(base, metric, 16, 200)
+        index = HnswIndex.build(base, metric, 16, 200).index
         print(
             f"HNSW {kind}: ef, distance computations per query, median latency, "
             "us per distance per dim"

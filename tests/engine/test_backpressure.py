@@ -52,9 +52,9 @@ def test_a_slow_merge_does_not_stall_seals_or_writes(
 ) -> None:
     """Regression: one worker did seals and merges, so a merge of a large segment (minutes
     at 1M rows) left frozen memtables unsealed until writes hit BusyError."""
-    import keeldb.engine.maintenance as maintenance
+    from keeldb.index.hnsw import HnswIndex
 
-    real_build = maintenance.build_hnsw
+    real_build = HnswIndex.build
     merging = threading.Event()
 
     def slow_build(*args: object, **kwargs: object) -> object:
@@ -62,7 +62,7 @@ def test_a_slow_merge_does_not_stall_seals_or_writes(
         time.sleep(3.0)  # a long merge
         return real_build(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(maintenance, "build_hnsw", slow_build)
+    monkeypatch.setattr(HnswIndex, "build", slow_build)
     with keeldb.open(
         db_path, memtable_rows=50, hnsw_min_rows=100, max_frozen_memtables=1, write_timeout_s=1.0
     ) as db:

@@ -12,7 +12,7 @@ import pytest
 import keeldb
 from keeldb.errors import CorruptionError
 from keeldb.index.exact import rescore
-from keeldb.index.hnsw import build_hnsw, hnsw_stats, load_hnsw, save_hnsw, stores_exact_vectors
+from keeldb.index.hnsw import HnswIndex
 from keeldb.storage import segment_files
 from keeldb.storage.fileio import OsFileSystem
 from keeldb.storage.format import HEADER_SIZE
@@ -22,9 +22,9 @@ from keeldb.storage.framed import pack_header, unpack_header
 @pytest.mark.parametrize(("metric", "exact"), [("cosine", False), ("l2", True), ("ip", True)])
 def test_graph_storage_per_metric(metric: str, exact: bool) -> None:
     vectors = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
-    index = build_hnsw(vectors, metric, 8, 40)
-    assert stores_exact_vectors(index) is exact
-    assert isinstance(index, faiss.IndexHNSWFlat if exact else faiss.IndexHNSWSQ)
+    graph = HnswIndex.build(vectors, metric, 8, 40)
+    assert graph.exact_scores is exact
+    assert isinstance(graph.index, faiss.IndexHNSWFlat if exact else faiss.IndexHNSWSQ)
 
 
 def _build(db_path: str, sample: dict, n: int = 2000) -> tuple[keeldb.Database, keeldb.Collection]:
@@ -106,7 +106,7 @@ def _written_by_0_1(db_path: str, sample: dict) -> str:
     old.hnsw.efConstruction = 100
     old.add(vectors)
     os.remove(path)
-    save_hnsw(OsFileSystem(), path, old)
+    HnswIndex(old, "cosine").save(OsFileSystem(), path)
     return path
 
 
@@ -116,7 +116,7 @@ def test_float32_graph_of_a_cosine_segment_written_by_0_1_still_works(
     """Segments written by 0.1 have float32 cosine graphs: they load, answer with
     exact distances, and a merge extends them."""
     path = _written_by_0_1(db_path, sample)
-    assert load_hnsw(path, 2000, 384).exact_scores
+    assert HnswIndex.load(path, 2000, 384, "cosine").exact_scores
     with keeldb.open(db_path, memtable_rows=1000, hnsw_min_rows=1000, background=False) as db2:
         col2 = db2.get_collection("c")
         (seg2,) = [s for s in col2._state.segments if s.hnsw is not None]
@@ -215,12 +215,12 @@ def test_trailer_version_marks_float16_graphs(tmp_path: object, sample: dict) ->
     vectors = sample["vectors"][:500]
     fs = OsFileSystem()
     p16 = os.path.join(str(tmp_path), "a.hnsw")
-    save_hnsw(fs, p16, build_hnsw(vectors, "cosine", 8, 40))
-    f16 = load_hnsw(p16, 500, 384)
+    HnswIndex.build(vectors, "cosine", 8, 40).save(fs, p16)
+    f16 = HnswIndex.load(p16, 500, 384, "cosine")
     assert f16.header.version == 2 and not f16.exact_scores
     p32 = os.path.join(str(tmp_path), "b.hnsw")
-    save_hnsw(fs, p32, build_hnsw(vectors, "ip", 8, 40))
-    assert load_hnsw(p32, 500, 384).header.version == 1
+    HnswIndex.build(vectors, "ip", 8, 40).save(fs, p32)
+    assert HnswIndex.load(p32, 500, 384, "ip").header.version == 1
     with open(p16, "rb") as f:
         raw = f.read()
     with pytest.raises(CorruptionError, match="format version 2"):
@@ -234,14 +234,14 @@ def test_trailer_version_marks_float16_graphs(tmp_path: object, sample: dict) ->
         f.seek(len(raw) - HEADER_SIZE)
         f.write(pack_header(relabelled))
     with pytest.raises(CorruptionError, match="disagrees with the index kind"):
-        load_hnsw(p16, 500, 384)
+        HnswIndex.load(p16, 500, 384, "cosine")
 
 
 def test_float16_sizes_in_stats_and_payload_bytes(db_path: str, sample: dict) -> None:
     db, col = _build(db_path, sample)
     try:
         (seg,) = [s for s in col._state.segments if s.hnsw is not None]
-        assert hnsw_stats(seg.hnsw.index).memory_bytes < 2000 * (384 * 2 + 300)
+        assert seg.hnsw.stats().memory_bytes < 2000 * (384 * 2 + 300)
         storage = seg.hnsw.header.payload_len - seg.hnsw.header.aux3
         assert 2000 * 384 * 2 <= storage < 2000 * 384 * 2 + 4096
         assert seg.payload_bytes == seg.vectors.header.payload_len + storage
@@ -267,7 +267,7 @@ def test_reordered_vectors_are_written_a_slice_at_a_time(
 def test_planner_prices_a_float16_walk_cheaper() -> None:
     """Between the two graphs' break-even row counts, a float16 graph is walked while a
     float32 one would have its matching rows scanned exactly."""
-    from keeldb.engine.segment import choose_plan
+    from keeldb.engine.planner import choose_plan
 
     assert choose_plan(1300, 64, 1, 384, False, fp16=False) == "exact"
     assert choose_plan(1300, 64, 1, 384, False, fp16=True) == "hnsw"

@@ -6,14 +6,15 @@ import faiss
 import numpy as np
 
 import keeldb
-from keeldb.index.hnsw import build_hnsw, locality_order, stored_vectors
+from keeldb.index.hnsw import HnswIndex
 
 
 def test_locality_order_is_a_breadth_first_permutation() -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(3000, 16)).astype(np.float32)
-    index = build_hnsw(vectors, "l2", 8, 40)
-    order = locality_order(index)
+    graph = HnswIndex.build(vectors, "l2", 8, 40)
+    index = graph.index
+    order = graph.locality_order()
     assert sorted(order.tolist()) == list(range(3000))
     assert order[0] == index.hnsw.entry_point
     # every row after the first is a level-0 neighbour of an earlier row (one component)
@@ -39,7 +40,7 @@ def test_locality_order_is_a_breadth_first_permutation() -> None:
     d1, l1 = index.search(queries, 10)
     np.testing.assert_array_equal(order[l1], l0)
     np.testing.assert_allclose(d1, d0)
-    np.testing.assert_array_equal(stored_vectors(index), vectors[order])
+    np.testing.assert_array_equal(graph.stored_vectors(), vectors[order])
 
 
 def test_merged_hnsw_segment_keeps_ids_vectors_metadata_and_deletes(db_path: str) -> None:

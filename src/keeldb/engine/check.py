@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from keeldb.engine.segment import load_columns
 from keeldb.errors import KeelError
-from keeldb.index.hnsw import load_hnsw
+from keeldb.index.hnsw import HnswIndex
 from keeldb.storage.fileio import OsFileSystem
 from keeldb.storage.format import (
     WORKSPACES_DIR,
@@ -125,9 +125,8 @@ def check_collection(directory: str, label: str, report: CheckReport) -> None:
             report.problems.append(f"{label}: segment {sid}: {exc}")
         if entry.kind == "hnsw":
             try:
-                hnsw = load_hnsw(
-                    os.path.join(directory, segment_file_name(sid, "hnsw")), entry.rows, config.dim
-                )
+                path = os.path.join(directory, segment_file_name(sid, "hnsw"))
+                hnsw = HnswIndex.load(path, entry.rows, config.dim, config.metric)
                 hnsw.verify_storage()
                 report.files_checked += 1
             except KeelError as exc:

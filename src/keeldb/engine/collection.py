@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from itertools import repeat
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import orjson
 
 from keeldb.engine.memtable import Memtable
-from keeldb.engine.segment import Segment, UnitResult
+from keeldb.engine.search import merge_hits
 from keeldb.engine.state import Options, State, make_memtable
+from keeldb.engine.unit import Unit, UnitResult
 from keeldb.engine.validation import (
     check_k,
     validate_ids,
@@ -30,7 +30,6 @@ from keeldb.engine.validation import (
     validate_vectors,
 )
 from keeldb.errors import BusyError, ClosedError, InvalidArgumentError, KeelError, StorageError
-from keeldb.index.exact import top_k
 from keeldb.storage.records import Batch, DeleteOp, UpsertOp, encode_batch
 from keeldb.storage.segment_files import id_hashes
 from keeldb.types import (
@@ -54,7 +53,7 @@ log = logging.getLogger("keeldb")
 
 __all__ = ["Collection"]
 
-Location = tuple[Memtable | Segment, int]
+Location = tuple[Unit, int]
 
 
 class Collection:
@@ -397,22 +396,16 @@ class Collection:
                 metas: list[dict[str, Any]] = []
                 for i, loc in enumerate(locations):
                     meta = op.metadata[i]
-                    if loc is not None:
-                        unit, row = loc
-                        if meta is None:
-                            meta = _unit_metadata(unit, row)
-                        _kill(unit, row)
-                        counts["replaced"] += 1
+                    if loc is not None and meta is None:
+                        meta = _unit_metadata(*loc)
                     metas.append({} if meta is None else meta)
                 # Old rows die before the new ones are published: a concurrent search may
                 # miss a record being replaced, but never sees it twice.
+                counts["replaced"] += _kill(locations)
                 self._state.active.append(op.ids, op.vectors, metas, hashes)
                 counts["upserted"] += len(op.ids)
             else:
-                for loc in self._locate(self._state, op.ids):
-                    if loc is not None:
-                        _kill(*loc)
-                        counts["deleted"] += 1
+                counts["deleted"] += _kill(self._locate(self._state, op.ids))
         return counts
 
     def freeze(self) -> None:
@@ -431,16 +424,12 @@ class Collection:
         for mem in reversed(state.memtables):
             if not missing:
                 break
-            get = mem.row_of.get
-            dead = mem.dead
-            still: list[int] = []
-            for i in missing:
-                row = get(ids[i])
-                if row is not None and not dead[row]:
-                    found[i] = (mem, row)
-                else:
-                    still.append(i)
-            missing = still
+            sub = ids if len(missing) == len(ids) else [ids[i] for i in missing]
+            rows = mem.locate(sub, None)
+            if rows:
+                for j, row in rows.items():
+                    found[missing[j]] = (mem, row)
+                missing = [i for j, i in enumerate(missing) if j not in rows]
         if missing and state.segments:
             sub = [ids[i] for i in missing]
             sub_hashes = id_hashes(sub) if hashes is None else hashes[missing]
@@ -465,12 +454,7 @@ class Collection:
                     out.append(None)
                     continue
                 unit, row = loc
-                if isinstance(unit, Memtable):
-                    vec = unit.vectors[row].copy()
-                    meta = orjson.loads(orjson.dumps(unit.metadata[row]))
-                else:
-                    vec = unit.vector_at(row)
-                    meta = unit.metadata_at(row)
+                vec, meta = unit.record(row)
                 out.append(Record(id_, vec, meta))
         return out
 
@@ -483,13 +467,7 @@ class Collection:
                 s.live_count for s in state.segments
             )
         flt = self._compile(filter)
-        total = 0
-        for mem in state.memtables:
-            n = mem.n
-            total += int(np.count_nonzero(mem.filter_mask(flt, n) & ~mem.dead[:n]))
-        for seg in state.segments:
-            total += seg.filter_state(flt).count
-        return total
+        return sum(unit.live_matching(flt).count for unit in _units(state))
 
     def _compile(self, filter: Any) -> Any:
         from keeldb.filtering import compile_filter
@@ -498,13 +476,8 @@ class Collection:
 
     def _matching_ids(self, state: State, flt: Any) -> list[str]:
         ids: list[str] = []
-        for mem in state.memtables:
-            n = mem.n
-            rows = np.flatnonzero(mem.filter_mask(flt, n) & ~mem.dead[:n])
-            ids.extend(mem.ids[r] for r in rows.tolist())
-        for seg in state.segments:
-            rows = np.flatnonzero(seg.filter_state(flt).allowed)
-            ids.extend(seg.ids.ids_at(rows))
+        for unit in _units(state):
+            ids.extend(unit.ids_of(unit.live_matching(flt).rows()))
         return ids
 
     def search(
@@ -563,33 +536,15 @@ class Collection:
         t0 = time.perf_counter()
         flt = self._compile(filter) if filter is not None else None
         ef_used = ef if ef is not None else self.config.ef_search
-        state = self._state
-        units: list[Memtable | Segment] = []
-        results: list[UnitResult] = []
+        units = [u for u in _units(self._state) if u.rows]  # an empty memtable has no rows
         want_stats = bool(self._search_callbacks)
-        matched = 0
-        for mem in state.memtables:
-            n = mem.n
-            if n == 0:
-                continue
-            match = mem.filter_mask(flt, n) if flt is not None else None
-            if match is not None and want_stats:
-                matched += int(np.count_nonzero(match & ~mem.dead[:n]))
-            d, r = mem.search(queries, k, match, n)
-            units.append(mem)
-            results.append(
-                UnitResult(
-                    d, r, "exact" if match is None else "exact-filtered", n * len(queries), 0
-                )
-            )
-        for seg in state.segments:
-            if flt is not None and want_stats:
-                matched += seg.filter_state(flt).count
-            units.append(seg)
-            results.append(seg.search(queries, k, ef_used, flt, want_stats=want_stats, exact=exact))
-        hits = self._merge(queries.shape[0], k, units, results, with_metadata)
+        results: list[UnitResult] = [
+            u.search(queries, k, ef_used, flt, want_stats=want_stats, exact=exact) for u in units
+        ]
+        hits = merge_hits(queries.shape[0], k, units, results, with_metadata)
         if self._search_callbacks:
-            plans = {_unit_name(u): r.plan for u, r in zip(units, results, strict=True)}
+            matched = sum(r.matched for r in results)
+            plans = {u.name: r.plan for u, r in zip(units, results, strict=True)}
             stats = SearchStats(
                 time.perf_counter() - t0,
                 len(queries),
@@ -605,83 +560,6 @@ class Collection:
             for cb in list(self._search_callbacks):
                 cb(stats)
         return hits
-
-    def _merge(
-        self,
-        q: int,
-        k: int,
-        units: list[Memtable | Segment],
-        results: list[UnitResult],
-        with_metadata: bool = True,
-    ) -> list[list[Hit]]:
-        if not results:
-            return [[] for _ in range(q)]
-        if len(results) == 1:
-            # One unit: its results are already the sorted top k.
-            best_d = results[0].distances
-            best_rows = results[0].rows
-            best_unit = None
-        else:
-            dist = np.concatenate([r.distances for r in results], axis=1)
-            rows = np.concatenate([r.rows for r in results], axis=1)
-            unit_of = np.concatenate(
-                [np.full(r.rows.shape[1], i, dtype=np.int32) for i, r in enumerate(results)]
-            )
-            dist[rows < 0] = np.inf
-            best_d, best_col = top_k(dist, k)
-            valid = best_col >= 0
-            safe = np.where(valid, best_col, 0)
-            best_rows = np.where(valid, np.take_along_axis(rows, safe, axis=1), -1)
-            best_unit = unit_of[safe]
-        if best_unit is None:
-            # One unit, every slot filled (the common case; a unit marks a missing hit
-            # with row -1 and distance inf together): decode all queries' winners in one
-            # pass (one JSON parse, a fresh dict per hit) and cut the hits per query.
-            flat_rows = cast(list[int], best_rows.ravel().tolist())
-            if flat_rows and min(flat_rows) >= 0:
-                ids, metas = _payload(units[0], flat_rows, with_metadata)
-                # tuple.__new__ straight from C: half the cost of calling Hit(...)
-                dists = cast(list[float], best_d.ravel().tolist())
-                flat = list(map(_new_tuple, repeat(Hit), zip(ids, dists, metas, strict=True)))
-                width = best_rows.shape[1]
-                if q == 1:
-                    return [flat]
-                return [flat[i : i + width] for i in range(0, q * width, width)]
-        rows_list = cast(list[list[int]], best_rows.tolist())
-        dist_list = cast(list[list[float]], best_d.tolist())
-        if best_unit is None:
-            # One unit with gaps: the same, skipping missing slots.
-            spans: list[list[int]] = []
-            flat_rows = []
-            for qi in range(q):
-                row_q, dist_q = rows_list[qi], dist_list[qi]
-                keep = [j for j, r in enumerate(row_q) if r >= 0 and dist_q[j] != _INF]
-                spans.append(keep)
-                flat_rows.extend([row_q[j] for j in keep])
-            ids, metas = _payload(units[0], flat_rows, with_metadata)
-            out: list[list[Hit]] = []
-            pos = 0
-            for qi, keep in enumerate(spans):
-                dist_q = dist_list[qi]
-                out.append(
-                    [Hit(ids[pos + t], dist_q[j], metas[pos + t]) for t, j in enumerate(keep)]
-                )
-                pos += len(keep)
-            return out
-        # Several units: gather winners per unit so each decodes its metadata in one
-        # pass; every hit gets its own decoded copy (a row found twice yields two dicts).
-        slots: dict[int, list[tuple[int, int, int]]] = {}
-        units_list = cast(list[list[int]], best_unit.tolist())
-        for qi in range(q):
-            for j, row in enumerate(rows_list[qi]):
-                if row >= 0 and dist_list[qi][j] != _INF:
-                    slots.setdefault(units_list[qi][j], []).append((qi, j, row))
-        found: list[dict[int, Hit]] = [{} for _ in range(q)]
-        for ui, entries in slots.items():
-            ids, metas = _payload(units[ui], [e[2] for e in entries], with_metadata)
-            for (qi, j, _), id_, meta in zip(entries, ids, metas, strict=True):
-                found[qi][j] = Hit(id_, dist_list[qi][j], meta)
-        return [[hits[j] for j in sorted(hits)] for hits in found]
 
     def scan(self, filter: Any = None, limit: int = 100, cursor: str | None = None) -> Page:
         """Page through live records (matching ``filter``) in id order, ``limit`` at a time.
@@ -706,6 +584,11 @@ class Collection:
     def on_search(self, callback: Callable[[SearchStats], None]) -> None:
         """Call ``callback(SearchStats)`` after every search / search_batch."""
         self._search_callbacks.append(callback)
+
+    def off_search(self, callback: Callable[[SearchStats], None]) -> None:
+        """Stop calling ``callback`` (registered with :meth:`on_search`); no-op if absent."""
+        with suppress(ValueError):
+            self._search_callbacks.remove(callback)
 
     def on_insert(self, callback: Callable[[InsertStats], None]) -> None:
         """Call ``callback(InsertStats)`` after every acknowledged write batch."""
@@ -806,10 +689,6 @@ class Collection:
             self._closed = True
 
 
-_new_tuple = tuple.__new__
-_INF = float("inf")
-
-
 class _KeyedFilter:
     """A compiled filter plus its canonical JSON, the key of segments' filter caches."""
 
@@ -827,36 +706,20 @@ class _KeyedFilter:
         return bool(self.filter.matches(metadata))
 
 
-def _payload(
-    unit: Memtable | Segment, rows: list[int], with_metadata: bool = True
-) -> tuple[list[str], Sequence[dict[str, Any] | None]]:
-    """Ids and freshly decoded metadata of ``rows`` of one unit (None for each row
-    unless ``with_metadata``)."""
-    if not rows:
-        return [], []
-    if isinstance(unit, Memtable):
-        ids = [unit.ids[r] for r in rows]
-        if not with_metadata:
-            return ids, [None] * len(rows)
-        return ids, orjson.loads(orjson.dumps([unit.metadata[r] for r in rows]))
-    ids = unit.ids.ids_many(rows)
-    return ids, unit.metadata_many(rows) if with_metadata else [None] * len(rows)
+def _units(state: State) -> tuple[Unit, ...]:
+    """The state's units: memtables (active last), then segments."""
+    return (*state.memtables, *state.segments)
 
 
-def _kill(unit: Memtable | Segment, row: int) -> None:
-    if isinstance(unit, Memtable):
-        unit.kill(row)
-    elif not unit.dead[row]:
-        unit.dead[row] = True
-        unit.dead_count += 1
-        unit.dead_version += 1
+def _kill(locations: list[Location | None]) -> int:
+    """Mark the rows at ``locations`` dead (None: absent), one call per unit; returns
+    how many died (write lock held)."""
+    by_unit: dict[int, tuple[Unit, list[int]]] = {}
+    for loc in locations:
+        if loc is not None:
+            by_unit.setdefault(id(loc[0]), (loc[0], []))[1].append(loc[1])
+    return sum(unit.kill(np.array(rows, dtype=np.int64)) for unit, rows in by_unit.values())
 
 
-def _unit_metadata(unit: Memtable | Segment, row: int) -> dict[str, Any]:
-    if isinstance(unit, Memtable):
-        return unit.metadata[row]
+def _unit_metadata(unit: Unit, row: int) -> dict[str, Any]:
     return unit.metadata_at(row)
-
-
-def _unit_name(unit: Memtable | Segment) -> str:
-    return "mem" if isinstance(unit, Memtable) else f"seg-{unit.segment_id}"

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,13 +31,7 @@ from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment, write_segment
 from keeldb.engine.state import State
 from keeldb.errors import CorruptionError, StorageError
-from keeldb.index.hnsw import (
-    build_hnsw,
-    extend_hnsw,
-    locality_order,
-    stored_vectors,
-    stores_exact_vectors,
-)
+from keeldb.index.hnsw import HnswIndex
 from keeldb.storage.manifest import SegmentEntry
 from keeldb.storage.segment_files import encode_metadata_rows
 from keeldb.types import CompactionReport
@@ -323,7 +317,7 @@ class Maintainer:
                 row_map = np.full(n, -1, dtype=np.int64)
                 row_map[keep] = np.arange(len(keep))
                 later = np.flatnonzero(mem.dead[:n] & ~snapshot)
-                _mark_dead(segment, row_map[later])
+                segment.kill(row_map[later])
             state = col.versions.state
             memtables = tuple(m for m in state.memtables if m is not mem)
             segments = state.segments + ((segment,) if segment is not None else ())
@@ -411,24 +405,14 @@ class Maintainer:
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
             added = total_rows - (base.rows if base is not None else 0)
             self._report("indexing", 0, added)
-            step = None  # per-chunk reports only for a compact() that asked for progress
-            if self._progress is not None:
-                step = lambda done: self._report("indexing", done, added)  # noqa: E731
-            if base is not None and base.hnsw is not None:
-                index = extend_hnsw(base.hnsw.path, vectors[base.rows :], step)
-            else:
-                index = build_hnsw(
-                    vectors, col.metric, col.config.m, col.config.ef_construction, step
-                )
-            if step is None or added == 0:
-                self._report("indexing", added, added)
+            index = self._graph(base, vectors, added)
             # Rows in breadth-first graph order: a search's rows sit close in memory.
-            order = locality_order(index)
-            index.permute_entries(order)
-            if stores_exact_vectors(index):
+            order = index.locality_order()
+            index.permute(order)
+            if index.exact_scores:
                 # The index's own (now reordered) float32 copy of the vectors: no third copy.
                 del vectors
-                vectors = stored_vectors(index)
+                vectors = index.stored_vectors()
             else:
                 # The graph holds float16 copies only: the .vec writer gathers the rows in
                 # the new order a slice at a time (no whole reordered copy).
@@ -463,6 +447,24 @@ class Maintainer:
         finally:
             col.versions.release_segment_id(seg_id)
 
+    def _graph(self, base: Segment | None, vectors: np.ndarray, added: int) -> HnswIndex:
+        """The graph of a merge's ``vectors``: ``base``'s graph (its rows come first)
+        extended with the ``added`` others, or a new one. A compact() that asked for
+        progress gets an ``indexing`` report per chunk of rows inserted (the last one
+        says ``done == total``); otherwise the rows go to faiss in one call."""
+        step = None
+        if self._progress is not None and added:
+            progress = self._progress
+            step = lambda done: progress("indexing", done, added)  # noqa: E731
+        if base is not None and base.hnsw is not None:
+            index = base.hnsw.extend(vectors[base.rows :], step)
+        else:
+            config = self.col.config
+            index = HnswIndex.build(vectors, config.metric, config.m, config.ef_construction, step)
+        if step is None:
+            self._report("indexing", added, added)
+        return index
+
     def _install(
         self, inputs: list[_Input], out: Segment | None, new_row: np.ndarray | None = None
     ) -> None:
@@ -476,7 +478,7 @@ class Maintainer:
                     # deleted since the snapshot are carried over too.
                     now_dead = i.segment.dead[i.taken]
                     merged = i.offset + np.flatnonzero(now_dead)
-                    _mark_dead(out, merged if new_row is None else new_row[merged])
+                    out.kill(merged if new_row is None else new_row[merged])
             gone = {id(i.segment) for i in inputs}
             state = col.versions.state
             kept = tuple(s for s in state.segments if id(s) not in gone)
@@ -497,12 +499,3 @@ class Maintainer:
                 log.error("keeldb: %s", exc)
                 self.col.mark_damaged(exc)
                 return
-
-
-def _mark_dead(seg: Segment, rows: Any) -> None:
-    rows = np.asarray(rows, dtype=np.int64)
-    rows = rows[rows >= 0]
-    if len(rows):
-        seg.dead[rows] = True
-        seg.dead_count = int(np.count_nonzero(seg.dead))
-        seg.dead_version += 1

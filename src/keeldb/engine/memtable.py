@@ -12,17 +12,22 @@ new one takes its place; the background worker seals the frozen one into a segme
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
-from keeldb.index.exact import exact_search
+from keeldb.engine.unit import UnitResult
+from keeldb.index.base import Allowed
+from keeldb.index.exact import ExactIndex
 
 __all__ = ["Memtable"]
 
 
 class Memtable:
-    """Growing in-memory segment. ``last_seq`` is the newest WAL record applied to it."""
+    """Growing in-memory segment (a :class:`~keeldb.engine.unit.Unit`). ``last_seq`` is
+    the newest WAL record applied to it."""
 
     def __init__(self, dim: int, metric: str, capacity: int = 1024) -> None:
         self.dim = dim
@@ -43,6 +48,7 @@ class Memtable:
         self.frozen = False
         self._columns: Any = None  # filter columns, built on first filtered search
         self._columns_lock = threading.Lock()
+        self._sorted_ids: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def prefault(self) -> None:
         """Touch every page of the arrays (before the memtable is used; see
@@ -60,16 +66,26 @@ class Memtable:
     def live_count(self) -> int:
         return self.n - self.dead_count
 
-    def live_row(self, id_: str) -> int | None:
-        row = self.row_of.get(id_)
-        if row is None or self.dead[row]:
-            return None
-        return row
+    @property
+    def rows(self) -> int:
+        """Rows published so far (``n``)."""
+        return self.n
 
-    def kill(self, row: int) -> None:
-        if not self.dead[row]:
-            self.dead[row] = True
-            self.dead_count += 1
+    @property
+    def name(self) -> str:
+        """``mem`` (search stats)."""
+        return "mem"
+
+    def kill(self, rows: np.ndarray) -> int:
+        """Mark ``rows`` dead (negative entries and dead rows skipped); returns how many
+        died. Caller holds the collection's write lock."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        rows = rows[rows >= 0]
+        fresh = np.unique(rows[~self.dead[rows]])
+        if len(fresh):
+            self.dead[fresh] = True
+            self.dead_count += len(fresh)
+        return len(fresh)
 
     def _reserve(self, extra: int) -> None:
         need = self.n + extra
@@ -134,25 +150,89 @@ class Memtable:
             mask: np.ndarray = flt.mask(self._columns)
         return mask[:n]
 
-    def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, n: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over the first ``n`` rows; ``allowed`` (bool, len >= n) restricts to
-        matching rows, otherwise dead rows are excluded."""
-        vectors = self.vectors[:n]
-        norms = self.sq_norms[:n] if self.metric == "l2" else None
-        if allowed is not None:
-            rows = np.flatnonzero(allowed[:n] & ~self.dead[:n])
-            return exact_search(vectors, queries, k, self.metric, rows=rows, sq_norms=norms)
+    def live_matching(self, flt: Any) -> Allowed:
+        """Live rows among the first ``n`` passing ``flt`` (None: every live row)."""
+        return self._live_matching(flt, self.n)
+
+    def _live_matching(self, flt: Any, n: int) -> Allowed:
         dead = self.dead[:n]
-        return exact_search(
-            vectors,
-            queries,
-            k,
-            self.metric,
-            exclude=dead if self.dead_count else None,
-            sq_norms=norms,
-        )
+        if flt is None:
+            return Allowed.live(dead, int(np.count_nonzero(dead)))
+        mask = self.filter_mask(flt, n) & ~dead
+        return Allowed(mask, int(np.count_nonzero(mask)))
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        ef: int,
+        flt: Any,
+        *,
+        want_stats: bool = False,
+        exact: bool = False,
+    ) -> UnitResult:
+        """Exact top-``k`` over the rows published now, live and passing ``flt`` (None:
+        every live row). ``ef``, ``want_stats`` and ``exact`` change nothing here."""
+        n = self.n
+        norms = self.sq_norms[:n] if self.metric == "l2" else None
+        index = ExactIndex(self.vectors[:n], self.metric, norms)
+        if flt is None:
+            dead_count = self.dead_count
+            allowed = Allowed.live(self.dead[:n], dead_count) if dead_count else None
+            d, r = index.search(queries, k, ef, allowed)
+            return UnitResult(d, r, "exact", n * len(queries), 0, n - dead_count)
+        allowed = self._live_matching(flt, n)
+        d, r = index.search(queries, k, ef, allowed)
+        return UnitResult(d, r, "exact-filtered", n * len(queries), 0, allowed.count)
+
+    def ids_of(self, rows: np.ndarray) -> list[str]:
+        """The ids of ``rows``."""
+        ids = self.ids
+        return [ids[r] for r in rows.tolist()]
+
+    def payload(
+        self, rows: list[int], with_metadata: bool = True
+    ) -> tuple[list[str], Sequence[dict[str, Any] | None]]:
+        """Ids and fresh copies of the metadata of ``rows`` (None each unless
+        ``with_metadata``)."""
+        if not rows:
+            return [], []
+        ids = [self.ids[r] for r in rows]
+        if not with_metadata:
+            return ids, [None] * len(rows)
+        return ids, orjson.loads(orjson.dumps([self.metadata[r] for r in rows]))
+
+    def metadata_at(self, row: int) -> dict[str, Any]:
+        """``row``'s metadata (the memtable's own dict: do not change it)."""
+        return self.metadata[row]
+
+    def record(self, row: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """Copies of ``row``'s vector and metadata."""
+        return self.vectors[row].copy(), orjson.loads(orjson.dumps(self.metadata[row]))
+
+    def sorted_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of the first ``n`` rows ascending, their rows); kept until rows are
+        appended (ids never change; dead rows are left to the caller's mask)."""
+        n = self.n
+        cached = self._sorted_ids
+        if cached is None or cached[0] != n:
+            ids = np.array(self.ids[:n], dtype=object)
+            order = np.argsort(ids, kind="stable")
+            cached = (n, ids[order], order)
+            self._sorted_ids = cached
+        return cached[1], cached[2]
+
+    def locate(self, ids: list[str], hashes: np.ndarray | None) -> dict[int, int]:
+        """Live rows of ``ids`` here: {index in ids: row} (``hashes`` unused)."""
+        get = self.row_of.get
+        dead = self.dead
+        found: dict[int, int] = {}
+        for i, id_ in enumerate(ids):
+            row = get(id_)
+            if row is not None and not dead[row]:
+                found[i] = row
+        return found
 
     def memory_bytes(self) -> int:
+        """Estimated memory held (arrays, plus ~200 bytes per row of ids and metadata)."""
         return int(self.vectors.nbytes + self.sq_norms.nbytes + self.dead.nbytes + 200 * self.n)

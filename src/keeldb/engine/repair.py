@@ -37,7 +37,7 @@ from keeldb.engine.check import CheckReport, check_collection
 from keeldb.engine.recovery import open_collection
 from keeldb.engine.state import Options
 from keeldb.errors import InvalidArgumentError, KeelError, NotFoundError
-from keeldb.index.hnsw import load_hnsw
+from keeldb.index.hnsw import HnswIndex
 from keeldb.storage.fileio import OsFileSystem
 from keeldb.storage.format import (
     MANIFEST_NAME,
@@ -208,7 +208,7 @@ def _salvage_segment(
         report.lost_ids.extend(ids)
         return
     live = [r for r in range(n) if not dead[r]]
-    vectors, approximate = _segment_vectors(directory, sid, n, dim, report)
+    vectors, approximate = _segment_vectors(directory, sid, n, dim, manifest.config.metric, report)
     try:
         meta = MetadataTable(directory, sid, n)
         metas = [meta.at(r) for r in live]
@@ -225,7 +225,7 @@ def _salvage_segment(
 
 
 def _segment_vectors(
-    directory: str, sid: int, n: int, dim: int, report: RepairReport
+    directory: str, sid: int, n: int, dim: int, metric: str, report: RepairReport
 ) -> tuple[np.ndarray | None, bool]:
     """A segment's vectors from ``.vec``, else from its graph; ``(vectors, approximate)``."""
     try:
@@ -238,9 +238,9 @@ def _segment_vectors(
     if not os.path.exists(path):
         return None, False
     try:
-        hnsw = load_hnsw(path, n, dim)
+        hnsw = HnswIndex.load(path, n, dim, metric)
         hnsw.verify_storage()
-        vectors = np.asarray(hnsw.index.reconstruct_n(0, n), dtype=np.float32)
+        vectors = hnsw.decoded_vectors()
     except KeelError as exc:
         report.problems.append(f"segment {sid}: graph copy of the vectors unreadable: {exc}")
         return None, False

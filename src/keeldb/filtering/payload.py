@@ -1,4 +1,4 @@
-"""The column payload: :meth:`MetadataColumns.to_bytes` / :meth:`~MetadataColumns.from_bytes`.
+"""The column payload behind :meth:`MetadataColumns.to_bytes` / ``from_bytes``.
 
 The byte layout is documented in docs/filtering.md ("Column file payload"); keep the two
 in step. All integers are little-endian; every array starts on an 8-byte boundary of the
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from keeldb.filtering.columns import MAX_ROWS, Column, MetadataColumns, Part, Strings
+from keeldb.filtering.parts import MAX_ROWS, Column, Part, Strings
 from keeldb.filtering.values import ELEMENT_KINDS, SCALAR_KINDS, Kind
 from keeldb.storage.format import FILTER_COLUMNS_VERSION, MAGIC_FILTER_COLUMNS
 
@@ -118,7 +118,7 @@ class _Reader:
         return np.frombuffer(self.view, dtype=dtype, count=count, offset=start)
 
 
-def decode(buf: bytes | bytearray | memoryview) -> MetadataColumns:
+def decode(buf: bytes | bytearray | memoryview) -> tuple[int, dict[str, Column]]:
     """Parse a payload written by :func:`encode`; ``ValueError`` if it is malformed."""
     try:
         view = memoryview(buf).cast("B")
@@ -142,7 +142,7 @@ def decode(buf: bytes | bytearray | memoryview) -> MetadataColumns:
         columns[column.path] = column
     if reader.pos != len(view):
         raise reader.fail(f"{len(view) - reader.pos} trailing bytes")
-    return MetadataColumns._from_parts(rows, columns)
+    return rows, columns
 
 
 def _decode_column(reader: _Reader, rows: int) -> tuple[Column, bytes]:

@@ -11,7 +11,16 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-__all__ = ["exact_rerank", "exact_search", "rescore", "similarity_to_distance", "top_k"]
+from keeldb.index.base import Allowed
+
+__all__ = [
+    "ExactIndex",
+    "exact_rerank",
+    "exact_search",
+    "rescore",
+    "similarity_to_distance",
+    "top_k",
+]
 
 # Up to this many queries a subset search reads the chosen rows in place (faiss
 # ``knn_*_by_idx``); beyond it, gathering them once and running one matrix product wins.
@@ -113,6 +122,61 @@ def exact_search(
         for s in range(0, queries.shape[0], step)
     ]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+class ExactIndex:
+    """Brute-force :class:`~keeldb.index.base.VectorIndex` over ``vectors`` (n, d): row i is
+    ``vectors[i]``. Nothing is built or stored: it views the caller's arrays (the
+    memtable's, a segment's mapped ``.vec``), which must outlive it. ``sq_norms`` are the
+    rows' squared norms under ``l2`` (computed per search when None)."""
+
+    __slots__ = ("metric", "sq_norms", "vectors")
+
+    exact_scores = True
+
+    def __init__(
+        self, vectors: np.ndarray, metric: str, sq_norms: np.ndarray | None = None
+    ) -> None:
+        self.vectors = vectors
+        self.metric = metric
+        self.sq_norms = sq_norms
+
+    def search(
+        self, queries: np.ndarray, k: int, ef: int, allowed: Allowed | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` among ``allowed`` rows: every row read, dead ones dropped, when
+        ``allowed.dead`` is set; else only the allowed rows read (``ef`` is ignored)."""
+        if allowed is None:
+            return exact_search(self.vectors, queries, k, self.metric, sq_norms=self.sq_norms)
+        if allowed.dead is not None:
+            return exact_search(
+                self.vectors, queries, k, self.metric, exclude=allowed.dead, sq_norms=self.sq_norms
+            )
+        return exact_search(
+            self.vectors, queries, k, self.metric, rows=allowed.rows(), sq_norms=self.sq_norms
+        )
+
+    def search_rows(
+        self, queries: np.ndarray, k: int, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` among the row numbers ``rows`` (only they are read)."""
+        return exact_search(
+            self.vectors, queries, k, self.metric, rows=rows, sq_norms=self.sq_norms
+        )
+
+    def rescore(self, queries: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`rescore` against these vectors."""
+        return rescore(self.vectors, queries, self.metric, labels)
+
+    def rerank(
+        self, queries: np.ndarray, k: int, candidates: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`exact_rerank` against these vectors."""
+        return exact_rerank(self.vectors, queries, k, self.metric, candidates)
+
+    def memory_bytes(self) -> int:
+        """Nothing beyond the viewed vectors."""
+        return 0
 
 
 def _merge_parts(

@@ -1,4 +1,4 @@
-"""HNSW graphs with faiss: build, extend, persist, load, search, stats.
+"""HNSW graphs with faiss (:class:`HnswIndex`): build, extend, persist, load, search, stats.
 
 Graph storage: under ``cosine`` (unit vectors, every component in [-1, 1]) the graph keeps
 its own copy of the vectors in float16 (``IndexHNSWSQ``, ``QT_fp16``): a search reads half
@@ -34,6 +34,8 @@ import faiss
 import numpy as np
 
 from keeldb.errors import CorruptionError, translate_os_error
+from keeldb.index.base import Allowed, faiss_metric
+from keeldb.index.exact import similarity_to_distance
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import FORMAT_VERSION, HEADER_SIZE, HNSW_FP16_VERSION, MAGIC_HNSW
 from keeldb.storage.framed import (
@@ -44,51 +46,48 @@ from keeldb.storage.framed import (
     unpack_header,
 )
 
-__all__ = [
-    "HnswStats",
-    "build_hnsw",
-    "extend_hnsw",
-    "load_hnsw",
-    "save_hnsw",
-    "search_hnsw",
-    "stores_exact_vectors",
-]
+__all__ = ["ADD_CHUNK_ROWS", "STORAGE_KINDS", "HnswIndex", "HnswStats", "add_rows", "storage_kind"]
 
 
-def faiss_metric(metric: str) -> int:
-    return int(faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT)
+@dataclass(frozen=True, slots=True)
+class _Storage:
+    """How a graph keeps its copy of the vectors: the trailer version marking it and the
+    faiss constructor (dimension, m, faiss metric) -> index."""
+
+    version: int
+    exact_scores: bool
+    make: Callable[[int, int, int], Any]
 
 
-# Rows per faiss ``add`` call when the caller wants progress (see _add).
+# The storage kinds of a graph, by name. An 8-bit scalar-quantised graph would be
+# ``faiss.IndexHNSWSQ(d, QT_8bit, m, metric)`` under a new trailer version (its scores
+# re-scored like float16's), a product-quantised one ``IndexHNSWPQ``.
+STORAGE_KINDS: dict[str, _Storage] = {
+    "float32": _Storage(FORMAT_VERSION, True, lambda d, m, mt: faiss.IndexHNSWFlat(d, m, mt)),
+    "float16": _Storage(
+        HNSW_FP16_VERSION,
+        False,
+        lambda d, m, mt: faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, m, mt),
+    ),
+}
+
+
+def storage_kind(metric: str) -> str:
+    """The storage kind new graphs get under ``metric``: float16 for ``cosine`` (unit
+    vectors fit its range), float32 otherwise (unbounded ranges overflow float16)."""
+    return "float16" if metric == "cosine" else "float32"
+
+
+# Rows per faiss ``add`` call when the caller wants progress (see add_rows).
 ADD_CHUNK_ROWS = 10_000
 
 
-def build_hnsw(
-    vectors: np.ndarray,
-    metric: str,
-    m: int,
-    ef_construction: int,
-    progress: Callable[[int], None] | None = None,
-) -> faiss.Index:
-    """A new HNSW index over ``vectors``; label i is row i. Under ``cosine`` the graph
-    stores float16 copies (``IndexHNSWSQ``), else float32 (``IndexHNSWFlat``).
-    ``progress(rows_added)``: see :func:`_add`."""
-    d = vectors.shape[1]
-    if metric == "cosine":
-        index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, m, faiss.METRIC_INNER_PRODUCT)
-    else:
-        index = faiss.IndexHNSWFlat(d, m, faiss_metric(metric))
-    index.hnsw.efConstruction = ef_construction
-    _add(index, vectors, progress)
-    return index
-
-
-def _add(index: faiss.Index, vectors: np.ndarray, progress: Callable[[int], None] | None) -> None:
-    """Insert ``vectors`` into ``index``. Without ``progress``, in one faiss call; with it,
-    ``ADD_CHUNK_ROWS`` at a time, calling ``progress(rows added so far)`` after each
-    chunk. faiss inserts each call's rows highest level first, so the chunked graph is
-    not the one-call graph (neither is reproducible bit for bit with several threads);
-    ``bench/hnsw_chunked_add.py`` compares the two (build time and recall, paired)."""
+def add_rows(index: Any, vectors: np.ndarray, progress: Callable[[int], None] | None) -> None:
+    """Insert ``vectors`` into the faiss ``index``. Without ``progress``, in one faiss
+    call; with it, ``ADD_CHUNK_ROWS`` at a time, calling ``progress(rows added so far)``
+    after each chunk. faiss inserts each call's rows highest level first, so the chunked
+    graph is not the one-call graph (neither is reproducible bit for bit with several
+    threads); ``bench/hnsw_chunked_add.py`` compares the two (build time and recall)."""
     if not len(vectors):
         return
     if progress is None:
@@ -100,43 +99,261 @@ def _add(index: faiss.Index, vectors: np.ndarray, progress: Callable[[int], None
         progress(stop)
 
 
-def extend_hnsw(
-    base_path: str, vectors: np.ndarray, progress: Callable[[int], None] | None = None
-) -> faiss.Index:
-    """The index stored at ``base_path`` (already verified by :func:`load_hnsw`), read into
-    owned memory, with ``vectors`` added (labels continue after its rows).
+@dataclass(frozen=True, slots=True)
+class HnswStats:
+    """A graph's shape: nodes per level, average level-0 out-degree, memory estimate."""
 
-    The live, memory-mapped index is untouched, so searches keep using it during the build;
-    only the new vectors are inserted into the graph (a merge does not rebuild old rows).
-    An owned copy is required: faiss aborts the process when asked to grow a mapped index
-    (``MaybeOwnedVector::resize`` on a view), and ``clone_index`` keeps the view.
+    levels: dict[int, int]
+    avg_edges: float
+    memory_bytes: int
+
+
+_PARAMS: dict[int, Any] = {}
+
+
+class HnswIndex:
+    """A faiss HNSW graph over a unit's rows (label i is row i), searched with KeelDB
+    distances; a :class:`~keeldb.index.base.VectorIndex`.
+
+    Made by :meth:`build` (in memory, owned) or :meth:`load` (a verified file, memory
+    mapped read-only: ``header`` and ``path`` are then set). ``metric`` is the
+    collection's (it turns faiss scores into distances; cosine and ip share a faiss
+    metric, so it is not read from the file). Thread-safe for searches.
     """
-    index = faiss.read_index(base_path)
-    _add(index, vectors, progress)
-    return index
+
+    __slots__ = ("_stats", "header", "index", "metric", "path")
+
+    def __init__(
+        self,
+        index: Any,
+        metric: str,
+        header: FrameHeader | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.index = index
+        self.metric = metric
+        self.header = header
+        self.path = path
+        self._stats: HnswStats | None = None
+
+    # --- making ---------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        metric: str,
+        m: int,
+        ef_construction: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> HnswIndex:
+        """A new graph over ``vectors`` (label i is row i), stored as :func:`storage_kind`
+        of ``metric`` says. ``progress(rows_added)``: see :func:`add_rows`."""
+        kind = STORAGE_KINDS[storage_kind(metric)]
+        index = kind.make(vectors.shape[1], m, faiss_metric(metric))
+        index.hnsw.efConstruction = ef_construction
+        add_rows(index, vectors, progress)
+        return cls(index, metric)
+
+    def extend(
+        self, vectors: np.ndarray, progress: Callable[[int], None] | None = None
+    ) -> HnswIndex:
+        """This (loaded) graph's file read into owned memory, with ``vectors`` added
+        (labels continue after its rows); the graph keeps its storage kind.
+
+        This mapped index is untouched, so searches keep using it during the build; only
+        the new vectors are inserted into the graph (a merge does not rebuild old rows).
+        An owned copy is required: faiss aborts the process when asked to grow a mapped
+        index (``MaybeOwnedVector::resize`` on a view), and ``clone_index`` keeps the view.
+        ``progress(rows_added)``: see :func:`add_rows`.
+        """
+        assert self.path is not None, "extend reads the graph's file"
+        index = faiss.read_index(self.path)
+        add_rows(index, vectors, progress)
+        return HnswIndex(index, self.metric)
+
+    @classmethod
+    def load(cls, path: str, rows: int, dim: int, metric: str) -> HnswIndex:
+        """Verify the trailer and graph region of ``path``, then let faiss map it.
+
+        Raises CorruptionError (file and offset) on any mismatch, including a row count or
+        dimension that disagrees with the segment's.
+        """
+        header = _verified_trailer(path, rows, dim)
+        try:
+            index = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError as exc:
+            raise CorruptionError(f"faiss cannot read the index: {exc}", path=path) from exc
+        if index.ntotal != rows or index.d != dim:
+            raise CorruptionError("HNSW index size disagrees with its trailer", path=path)
+        loaded = cls(index, metric, header, path)
+        if loaded.exact_scores != (header.version == FORMAT_VERSION):
+            raise CorruptionError(
+                f"HNSW trailer version {header.version} disagrees with the index kind", path=path
+            )
+        return loaded
+
+    def save(self, fs: FileSystem, path: str) -> int:
+        """Write the graph with its KeelDB trailer to the new file ``path``; returns bytes."""
+        index = self.index
+        blob = faiss.serialize_index(index)
+        storage_len = faiss.serialize_index(index.storage).nbytes
+        total = blob.nbytes
+        graph_len = total - storage_len
+        view = blob.data.cast("B")
+        trailer = pack_header(
+            FrameHeader(
+                MAGIC_HNSW,
+                FORMAT_VERSION if self.exact_scores else HNSW_FP16_VERSION,
+                0,
+                index.ntotal,
+                index.d,
+                total,
+                crc32c(view[:graph_len]),
+                crc32c(view[graph_len:]),
+                graph_len,
+            )
+        )
+        fs.write_new(path, [view, trailer])
+        return int(total) + HEADER_SIZE
+
+    # --- reordering (merge) -----------------------------------------------------------------
+
+    def locality_order(self) -> np.ndarray:
+        """A breadth-first order of the level-0 graph from its entry point (then from
+        each row not yet reached): ``order[new] = old``. Renumbering rows in this order
+        puts rows a search visits together next to each other in memory (graph
+        reordering), so a search touches fewer pages and cache lines; the graph itself is
+        unchanged.
+
+        Level-synchronous, vectorised: each level's new rows are its frontier's neighbour
+        lists concatenated, first occurrences kept in order (what a FIFO queue would give).
+        """
+        hnsw = self.index.hnsw
+        n = int(self.index.ntotal)
+        if n == 0:
+            return np.empty(0, dtype=np.int64)
+        offsets = faiss.vector_to_array(hnsw.offsets).astype(np.int64)
+        neighbors = faiss.vector_to_array(hnsw.neighbors)
+        width = int(faiss.vector_to_array(hnsw.cum_nneighbor_per_level)[1])
+        level0 = neighbors[offsets[:n, None] + np.arange(width)]
+        entry = int(hnsw.entry_point)
+        return _breadth_first(level0, entry if 0 <= entry < n else 0)
+
+    def permute(self, order: np.ndarray) -> None:
+        """Renumber the rows (an owned graph): new row i is old row ``order[i]``."""
+        self.index.permute_entries(order)
+        self._stats = None
+
+    def stored_vectors(self) -> np.ndarray:
+        """A read-only (n, d) float32 view of the vectors a float32 graph stores (valid
+        while this index lives and is not changed). Only when :attr:`exact_scores`."""
+        assert self.exact_scores
+        storage = faiss.downcast_index(self.index.storage)
+        n, d = int(self.index.ntotal), int(self.index.d)
+        view: np.ndarray = faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
+        view.flags.writeable = False
+        return view
+
+    def decoded_vectors(self) -> np.ndarray:
+        """A fresh (n, d) float32 copy of every vector the graph stores, decoded: exact
+        for a float32 graph, the float16 approximations for a float16 one (repair reads
+        vectors from here when a segment's ``.vec`` is damaged)."""
+        n = int(self.index.ntotal)
+        return np.asarray(self.index.reconstruct_n(0, n), dtype=np.float32).reshape(n, -1)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def exact_scores(self) -> bool:
+        """The graph keeps float32 vectors, so its scores are exact (else float16)."""
+        return isinstance(self.index, faiss.IndexHNSWFlat)
+
+    @property
+    def storage_bytes(self) -> int:
+        """Bytes of the file's vector (storage) region (0 when not loaded from a file)."""
+        if self.header is None:
+            return 0
+        return int(self.header.payload_len - self.header.aux3)
+
+    def verify_storage(self) -> None:
+        """Check the CRC of the vector region (deferred at load). Raises CorruptionError."""
+        assert self.header is not None and self.path is not None
+        start = self.header.aux3
+        crc = crc32c_of_file_range(self.path, start, self.header.payload_len - start)
+        if crc != self.header.aux2:
+            raise CorruptionError(
+                "HNSW vector region checksum mismatch", path=self.path, offset=start
+            )
+
+    def search(
+        self, queries: np.ndarray, k: int, ef: int, allowed: Allowed | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Walk the graph with ``efSearch = max(ef, k)`` among ``allowed`` rows (None:
+        all). Returns (distances, rows), rows -1 for missing hits after the found ones;
+        distances are approximate (float16 copies) unless :attr:`exact_scores`."""
+        scores, labels = self.search_scores(queries, k, ef, allowed)
+        return similarity_to_distance(self.metric, scores), labels
+
+    def search_rows(
+        self, queries: np.ndarray, k: int, ef: int, allowed: Allowed | None
+    ) -> np.ndarray:
+        """The rows :meth:`search` finds, without their distances (for a caller that
+        re-scores them against float32 vectors)."""
+        return self.search_scores(queries, k, ef, allowed)[1]
+
+    def search_scores(
+        self, queries: np.ndarray, k: int, ef: int, allowed: Allowed | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` with faiss's raw scores (inner product or squared L2)."""
+        ef = max(ef, k)
+        index = self.index
+        if allowed is None:
+            # Parameter objects without a selector are read-only during a search, so one
+            # per ef value is shared by all threads (building one costs as much as a small
+            # search).
+            params = _PARAMS.get(ef)
+            if params is None:
+                params = faiss.SearchParametersHNSW()
+                params.efSearch = ef
+                if len(_PARAMS) < 4096:
+                    _PARAMS[ef] = params
+            return _search_c(index, queries, k, params)
+        bitmap = allowed.bitmap()
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = ef
+        selector = faiss.IDSelectorBitmap(index.ntotal, faiss.swig_ptr(bitmap))
+        params.sel = selector
+        scores, labels = _search_c(index, queries, k, params)
+        del selector  # kept alive until here: faiss holds only a raw pointer
+        return scores, labels
+
+    @staticmethod
+    def counters() -> tuple[int, int]:
+        """faiss's global HNSW counters (distances computed, hops). Shared by every
+        thread, so concurrent searches blur a difference of two readings."""
+        stats = faiss.cvar.hnsw_stats
+        return int(stats.ndis), int(stats.nhops)
+
+    def stats(self) -> HnswStats:
+        """Level distribution (level -> nodes), average level-0 out-degree, memory
+        estimate; computed once, then kept."""
+        if self._stats is None:
+            self._stats = _graph_stats(self.index)
+        return self._stats
+
+    def memory_bytes(self) -> int:
+        """The graph's and its stored vectors' bytes (:meth:`stats`)."""
+        return self.stats().memory_bytes
 
 
-def locality_order(index: faiss.Index) -> np.ndarray:
-    """A breadth-first order of ``index``'s level-0 graph from its entry point (then from
-    each row not yet reached): ``order[new] = old``. Renumbering rows in this order puts
-    rows a search visits together next to each other in memory (graph reordering), so a
-    search touches fewer pages and cache lines; the graph itself is unchanged.
-
-    Level-synchronous, vectorised: each level's new rows are its frontier's neighbour
-    lists concatenated, first occurrences kept in order (what a FIFO queue would give).
-    """
-    hnsw = index.hnsw
-    n = int(index.ntotal)
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
-    offsets = faiss.vector_to_array(hnsw.offsets).astype(np.int64)
-    neighbors = faiss.vector_to_array(hnsw.neighbors)
-    width = int(faiss.vector_to_array(hnsw.cum_nneighbor_per_level)[1])
-    level0 = neighbors[offsets[:n, None] + np.arange(width)]
+def _breadth_first(level0: np.ndarray, entry: int) -> np.ndarray:
+    """Rows in breadth-first order over the neighbour lists ``level0`` (n, width; -1 for
+    none) from ``entry``, then from the first row not yet reached, until all are."""
+    n = len(level0)
     seen = np.zeros(n, dtype=bool)
     parts: list[np.ndarray] = []
-    entry = int(hnsw.entry_point)
-    frontier = np.array([entry if 0 <= entry < n else 0], dtype=np.int64)
+    frontier = np.array([entry], dtype=np.int64)
     seen[frontier] = True
     next_unseen = 0
     while True:
@@ -159,74 +376,9 @@ def locality_order(index: faiss.Index) -> np.ndarray:
     return order
 
 
-def stores_exact_vectors(index: faiss.Index) -> bool:
-    """Whether ``index`` keeps the vectors in float32 (``IndexHNSWFlat``: its scores are
-    exact); False for the float16 graphs of cosine segments (scores approximate)."""
-    return isinstance(index, faiss.IndexHNSWFlat)
-
-
-def stored_vectors(index: faiss.Index) -> np.ndarray:
-    """A read-only (n, d) float32 view of the vectors an ``IndexHNSWFlat`` stores (valid
-    while ``index`` lives and is not changed). Only for :func:`stores_exact_vectors`."""
-    assert stores_exact_vectors(index)
-    storage = faiss.downcast_index(index.storage)
-    n, d = int(index.ntotal), int(index.d)
-    view: np.ndarray = faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
-    view.flags.writeable = False
-    return view
-
-
-def save_hnsw(fs: FileSystem, path: str, index: faiss.Index) -> int:
-    """Write ``index`` with its KeelDB trailer to the new file ``path``; returns bytes."""
-    blob = faiss.serialize_index(index)
-    storage_len = faiss.serialize_index(index.storage).nbytes
-    total = blob.nbytes
-    graph_len = total - storage_len
-    view = blob.data.cast("B")
-    trailer = pack_header(
-        FrameHeader(
-            MAGIC_HNSW,
-            FORMAT_VERSION if stores_exact_vectors(index) else HNSW_FP16_VERSION,
-            0,
-            index.ntotal,
-            index.d,
-            total,
-            crc32c(view[:graph_len]),
-            crc32c(view[graph_len:]),
-            graph_len,
-        )
-    )
-    fs.write_new(path, [view, trailer])
-    return int(total) + HEADER_SIZE
-
-
-@dataclass(slots=True)
-class HnswFile:
-    index: faiss.Index
-    header: FrameHeader
-    path: str
-
-    @property
-    def exact_scores(self) -> bool:
-        """The graph keeps float32 vectors, so its scores are exact (else float16)."""
-        return stores_exact_vectors(self.index)
-
-    def verify_storage(self) -> None:
-        """Check the CRC of the vector region (deferred at load). Raises CorruptionError."""
-        start = self.header.aux3
-        crc = crc32c_of_file_range(self.path, start, self.header.payload_len - start)
-        if crc != self.header.aux2:
-            raise CorruptionError(
-                "HNSW vector region checksum mismatch", path=self.path, offset=start
-            )
-
-
-def load_hnsw(path: str, rows: int, dim: int) -> HnswFile:
-    """Verify the trailer and graph region of ``path``, then let faiss map it.
-
-    Raises CorruptionError (file and offset) on any mismatch, including a row count or
-    dimension that disagrees with the segment's.
-    """
+def _verified_trailer(path: str, rows: int, dim: int) -> FrameHeader:
+    """The trailer of the graph file ``path``, checked against ``rows`` / ``dim``, with
+    the graph region's checksum verified (before faiss ever parses it)."""
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -258,55 +410,11 @@ def load_hnsw(path: str, rows: int, dim: int) -> HnswFile:
                     view.release()
     except OSError as exc:
         raise translate_os_error(exc, f"read {path}") from exc
-    try:
-        index = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-    except RuntimeError as exc:
-        raise CorruptionError(f"faiss cannot read the index: {exc}", path=path) from exc
-    if index.ntotal != rows or index.d != dim:
-        raise CorruptionError("HNSW index size disagrees with its trailer", path=path)
-    if stores_exact_vectors(index) != (header.version == FORMAT_VERSION):
-        raise CorruptionError(
-            f"HNSW trailer version {header.version} disagrees with the index kind", path=path
-        )
-    return HnswFile(index, header, path)
-
-
-_PARAMS: dict[int, Any] = {}
-
-
-def search_hnsw(
-    index: faiss.Index,
-    queries: np.ndarray,
-    k: int,
-    ef: int,
-    allowed: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Search ``index`` with ``efSearch = max(ef, k)``; ``allowed`` is a packed
-    little-endian bitmap of rows that may be returned (None: all). Returns faiss scores
-    (inner product or squared L2; computed on float16 copies, so approximate, unless
-    :func:`stores_exact_vectors`) and labels (-1 for missing, after the found ones)."""
-    ef = max(ef, k)
-    if allowed is None:
-        # Parameter objects without a selector are read-only during a search, so one per
-        # ef value is shared by all threads (building one costs as much as a small search).
-        params = _PARAMS.get(ef)
-        if params is None:
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = ef
-            if len(_PARAMS) < 4096:
-                _PARAMS[ef] = params
-        return _search_c(index, queries, k, params)
-    params = faiss.SearchParametersHNSW()
-    params.efSearch = ef
-    selector = faiss.IDSelectorBitmap(index.ntotal, faiss.swig_ptr(allowed))
-    params.sel = selector
-    scores, labels = _search_c(index, queries, k, params)
-    del selector  # kept alive until here: faiss holds only a raw pointer
-    return scores, labels
+    return header
 
 
 def _search_c(
-    index: faiss.Index, queries: np.ndarray, k: int, params: Any
+    index: Any, queries: np.ndarray, k: int, params: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """``index.search`` without the Python wrapper's checks and conversions (a tenth of a
     small search): the caller's queries are already validated (q, d) float32."""
@@ -318,15 +426,7 @@ def _search_c(
     return scores, labels
 
 
-@dataclass(frozen=True, slots=True)
-class HnswStats:
-    levels: dict[int, int]
-    avg_edges: float
-    memory_bytes: int
-
-
-def hnsw_stats(index: faiss.Index) -> HnswStats:
-    """Level distribution (level -> nodes), average level-0 out-degree, memory estimate."""
+def _graph_stats(index: Any) -> HnswStats:
     hnsw = index.hnsw
     n = index.ntotal
     if n == 0:

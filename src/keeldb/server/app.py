@@ -30,8 +30,10 @@ from starlette.responses import Response
 
 from keeldb._version import __version__
 from keeldb.server.config import ServerConfig
+from keeldb.server.dashboard import install_dashboard
 from keeldb.server.fastlane import FastLane, lane_routes
 from keeldb.server.handlers import install_handlers
+from keeldb.server.introspect import add_introspection_routes
 from keeldb.server.limits import BodyLimitMiddleware
 from keeldb.server.marks import is_public, permission_of
 from keeldb.server.metrics import MetricsMiddleware
@@ -108,7 +110,9 @@ def create_app(
     app.router.route_class = KeelRoute
     add_api_routes(app.router, state)
     add_open_routes(app.router, state)
+    add_introspection_routes(app.router, state)
     _add_middleware(app, state)
+    install_dashboard(app)  # after the middleware: its headers wrap the fast lane too
     _document_bearer_auth(app)
     return app
 

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from keeldb._version import __version__
 from keeldb.errors import (
@@ -387,20 +386,15 @@ def add_api_routes(router: APIRouter, state: ServerState) -> None:
 
 def add_open_routes(router: APIRouter, state: ServerState) -> None:
     """Add ``/healthz`` (no key needed), ``/metrics`` (admin key when keys are on), and
-    ``/openapi.json`` and ``/docs`` (any valid key when keys are on, unless
-    ``public_docs``) to ``router``."""
+    ``/openapi.json`` (any valid key when keys are on, unless ``public_docs``) to
+    ``router``. ``/docs`` and ``/redoc`` are in :mod:`keeldb.server.dashboard`."""
     docs_access = public if state.config.public_docs else requires(None)
 
     async def openapi_schema(request: Request) -> JSONResponse:
         """The OpenAPI schema of this API."""
         return JSONResponse(request.app.openapi())
 
-    async def docs_page() -> HTMLResponse:
-        """Swagger UI over /openapi.json."""
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="KeelDB API")
-
     router.add_api_route("/openapi.json", docs_access(openapi_schema), include_in_schema=False)
-    router.add_api_route("/docs", docs_access(docs_page), include_in_schema=False)
 
     @router.get("/healthz", response_model=HealthResponse)
     @public

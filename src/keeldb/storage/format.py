@@ -46,6 +46,8 @@ MAGIC_BACKUP = b"KEELBKUP"
 # The payload of a ``.cols`` file (inside its framed envelope) starts with its own magic.
 MAGIC_FILTER_COLUMNS = b"KEELFLT\x00"
 FILTER_COLUMNS_VERSION = 1
+MAGIC_DOCUMENTS = b"KEELDOCS"
+MAGIC_POSTINGS = b"KEELPOST"
 
 # --- WAL records -------------------------------------------------------------------------
 # offset size field
@@ -64,6 +66,7 @@ MAX_WAL_RECORD_BYTES = 1 << 31  # 2 GiB: a larger length field is treated as dam
 # Operations inside a batch record.
 OP_UPSERT = 1
 OP_DELETE = 2
+OP_UPSERT_DOCS = 3  # an upsert that carries documents (since 0.2; op 1 still decodes)
 
 # --- file names (the one place that builds them) -----------------------------------------
 # Database root: LOCK, the KEELDB marker, and workspaces/<workspace>/<collection>/.
@@ -75,9 +78,10 @@ WORKSPACES_DIR = "workspaces"
 MANIFEST_NAME = "MANIFEST"
 TMP_SUFFIX = ".keeldb-tmp"
 # Every extension a segment file may have: the engine's own (vectors, ids, metadata,
-# filter columns, HNSW graph), then those of derived indexes (``engine/derived.py``).
+# filter columns, HNSW graph), then those of derived indexes (``engine/derived.py``):
+# the full-text index's documents and postings.
 CORE_SEGMENT_EXTENSIONS = ("vec", "ids", "meta", "cols", "hnsw")
-DERIVED_SEGMENT_EXTENSIONS: tuple[str, ...] = ()
+DERIVED_SEGMENT_EXTENSIONS: tuple[str, ...] = ("docs", "post")
 SEGMENT_EXTENSIONS = CORE_SEGMENT_EXTENSIONS + DERIVED_SEGMENT_EXTENSIONS
 # Collection directories being created or dropped (removed on open after a crash).
 _CREATING_PREFIX = ".creating-"

@@ -252,12 +252,6 @@ class IdTable:
         out: np.ndarray = by_row[rows]
         return out
 
-    def candidate_rows(self, hashes: np.ndarray) -> list[np.ndarray]:
-        """For each hash, the rows whose id has that hash (usually 0 or 1 rows)."""
-        lo = np.searchsorted(self.hashes, hashes, side="left")
-        hi = np.searchsorted(self.hashes, hashes, side="right")
-        return [self.order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
-
     def close(self) -> None:
         _release(self._offs)
         del self.offsets, self.hashes, self.order, self._offs

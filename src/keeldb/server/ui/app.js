@@ -1,0 +1,829 @@
+// KeelDB dashboard: one page over the public JSON API (docs/server.md, docs/ui.md).
+//
+// Rules this file keeps:
+// * every value from the server is put in the page as text (textContent / text nodes via
+//   el()); nothing here assigns innerHTML, so stored data can never become markup;
+// * the API key lives in sessionStorage of this tab and travels only in the
+//   Authorization header, never in a URL;
+// * what a key may not do is not shown (whoami), but the server checks every request.
+"use strict";
+
+(function () {
+  const KEY_STORAGE = "keeldb.key";
+  const METRICS_EVERY_MS = 2000;
+  const CHART_POINTS = 60;
+
+  // --- tiny DOM helpers --------------------------------------------------------------
+
+  const $ = (id) => document.getElementById(id);
+
+  // el("td", {class: "num"}, "text", child...): strings become text nodes, never markup.
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === false || value === null || value === undefined) continue;
+      if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function svg(tag, attrs) {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+    return node;
+  }
+
+  function fact(dl, label, value) {
+    dl.append(el("div", {}, el("dt", {}, label), el("dd", {}, value)));
+  }
+
+  function fmtBytes(n) {
+    if (n === null || n === undefined) return "—";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    let v = Number(n);
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+    return (i === 0 ? String(v) : v.toFixed(1)) + " " + units[i];
+  }
+
+  function fmtInt(n) {
+    return n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US");
+  }
+
+  function fmtMs(seconds) {
+    if (seconds === null || seconds === undefined || !isFinite(seconds)) return "—";
+    const ms = seconds * 1000;
+    return (ms < 10 ? ms.toFixed(2) : ms.toFixed(1)) + " ms";
+  }
+
+  function jsonText(value, indent) {
+    return JSON.stringify(value, null, indent);
+  }
+
+  // --- the API ---------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  const session = {
+    key: sessionStorage.getItem(KEY_STORAGE),
+    who: null,
+    mayWrite(ws) {
+      const who = this.who;
+      if (!who || !who.permissions.includes("write")) return false;
+      return who.workspaces === null || who.workspaces.includes(ws);
+    },
+    mayAdmin() {
+      return Boolean(this.who && this.who.permissions.includes("admin"));
+    },
+  };
+
+  async function api(method, path, body, keyOverride) {
+    const key = keyOverride !== undefined ? keyOverride : session.key;
+    const headers = { Accept: "application/json" };
+    if (key) headers.Authorization = "Bearer " + key;
+    const init = { method, headers, cache: "no-store", credentials: "omit", redirect: "error" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const resp = await fetch(path, init);
+    const type = resp.headers.get("content-type") || "";
+    const data = type.includes("application/json") ? await resp.json() : await resp.text();
+    if (!resp.ok) {
+      const code = data && data.error ? data.error : "http_" + resp.status;
+      const message = data && data.message ? data.message : "HTTP " + resp.status;
+      if (resp.status === 401 && keyOverride === undefined) signedOut("The server no longer accepts this key: " + message);
+      throw new ApiError(resp.status, code, message);
+    }
+    return data;
+  }
+
+  const enc = encodeURIComponent;
+  const colPath = (ws, name) => "/v1/workspaces/" + enc(ws) + "/collections/" + enc(name);
+
+  // --- sign-in -----------------------------------------------------------------------------
+
+  function showOnly(id) {
+    for (const section of ["signin", "overview", "collection"]) $(section).hidden = section !== id;
+  }
+
+  function banner(message) {
+    $("banner").textContent = message || "";
+    $("banner").hidden = !message;
+  }
+
+  function signedOut(message) {
+    session.key = null;
+    session.who = null;
+    sessionStorage.removeItem(KEY_STORAGE);
+    stopMetrics();
+    $("signout").hidden = true;
+    clear($("whoami"));
+    clear($("crumbs"));
+    unmountAdmin();
+    page.ws = page.name = null;
+    $("signin-error").textContent = message || "";
+    showOnly("signin");
+    $("key-input").focus();
+  }
+
+  function showWho() {
+    const who = session.who;
+    const box = clear($("whoami"));
+    if (!who.auth) {
+      box.append("no API keys on this server: ", el("span", { class: "role" }, "full access"));
+      return;
+    }
+    box.append(el("span", { class: "role", id: "who-role" }, who.role), " key");
+    box.append(" · ", who.workspaces === null ? "all workspaces" : "workspaces: " + who.workspaces.join(", "));
+    $("signout").hidden = false;
+  }
+
+  async function trySignIn(key) {
+    // 200: signed in (key may be null when the server has no keys); 401: refused.
+    const who = await api("GET", "/v1/whoami", undefined, key);
+    session.key = key;
+    session.who = who;
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    showWho();
+    route();
+  }
+
+  async function start() {
+    $("signin-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const key = $("key-input").value.trim();
+      $("signin-error").textContent = "";
+      if (!key) return;
+      try {
+        await trySignIn(key);
+        $("key-input").value = "";
+      } catch (err) {
+        $("signin-error").textContent =
+          err instanceof ApiError && err.status === 401 ? "The server refused this key (" + err.message + ")." : String(err.message || err);
+      }
+    });
+    $("signout").addEventListener("click", () => signedOut(""));
+    for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => selectTab(tab.dataset.tab));
+    window.addEventListener("hashchange", route);
+    setupCollectionPage();
+    try {
+      await trySignIn(session.key);
+    } catch (err) {
+      signedOut(session.key && err.status === 401 ? "The stored key was refused; sign in again." : "");
+    }
+  }
+
+  // --- routing: #/ (overview), #/c/<ws>/<name> (a collection) ---------------------------------
+
+  function route() {
+    if (!session.who) return;
+    banner("");
+    const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+    if (parts[0] === "c" && parts.length >= 3) {
+      stopMetrics();
+      openCollection(parts[1], parts[2]).catch(showError);
+    } else {
+      openOverview().catch(showError);
+    }
+  }
+
+  function showError(err) {
+    banner(err instanceof ApiError ? err.code + ": " + err.message : String(err && err.message ? err.message : err));
+  }
+
+  function crumbs(...items) {
+    const nav = clear($("crumbs"));
+    items.forEach((item, i) => {
+      if (i > 0) nav.append(el("span", { class: "sep" }, "/"));
+      nav.append(item.href ? el("a", { href: item.href }, item.text) : el("span", {}, item.text));
+    });
+  }
+
+  // --- overview ---------------------------------------------------------------------------
+
+  async function openOverview() {
+    showOnly("overview");
+    crumbs({ text: "Overview" });
+    startMetrics();
+    const [{ workspaces }, { collections }] = await Promise.all([
+      api("GET", "/v1/workspaces"),
+      api("GET", "/v1/collections"),
+    ]);
+    const perWs = {};
+    for (const c of collections) perWs[c.workspace] = (perWs[c.workspace] || 0) + 1;
+    const list = clear($("workspaces"));
+    for (const ws of workspaces) list.append(el("li", {}, ws, el("span", { class: "count" }, String(perWs[ws] || 0))));
+    if (!workspaces.length) list.append(el("li", { class: "muted" }, "none"));
+
+    const stats = await Promise.all(
+      collections.map((c) => api("GET", colPath(c.workspace, c.name) + "/stats").catch(() => null)),
+    );
+    renderCollectionsTable(collections, stats);
+  }
+
+  // Columns shown only when some collection's info carries the field: "damaged" (the
+  // error of a collection that failed verification), and what the engine does not report
+  // yet (embedding function, text index) — left out until then rather than faked.
+  const OPTIONAL_COLUMNS = [
+    { field: "damaged", title: "damaged" },
+    { field: "embedding_function", title: "embedding function" },
+    { field: "text_index", title: "text index" },
+  ];
+
+  function renderCollectionsTable(collections, stats) {
+    const table = clear($("collections"));
+    $("collections-empty").hidden = collections.length > 0;
+    table.hidden = collections.length === 0;
+    const optional = OPTIONAL_COLUMNS.filter((col) => collections.some((c) => c[col.field] !== undefined));
+    const head = ["workspace", "collection", "rows", "dim", "metric", "index", "segments", "deleted", "on disk", "resident", "WAL"];
+    const numeric = new Set(["rows", "dim", "segments", "deleted", "on disk", "resident", "WAL"]);
+    table.append(el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { class: numeric.has(h) ? "num" : null }, h)), ...optional.map((o) => el("th", {}, o.title)))));
+    const body = el("tbody");
+    collections.forEach((c, i) => {
+      const s = stats[i];
+      const link = el("a", { href: "#/c/" + enc(c.workspace) + "/" + enc(c.name), class: "collection-link" }, c.name);
+      const row = el(
+        "tr",
+        { "data-collection": c.workspace + "/" + c.name },
+        el("td", {}, c.workspace),
+        el("td", {}, link),
+        el("td", { class: "num rows" }, c.damaged ? "—" : fmtInt(c.count)),
+        el("td", { class: "num" }, String(c.dim)),
+        el("td", {}, c.metric),
+        el("td", {}, c.index_type),
+        el("td", { class: "num" }, s ? String(s.segments.length) : "—"),
+        el("td", { class: "num" }, s ? fmtInt(s.deleted_count) : "—"),
+        el("td", { class: "num" }, s ? fmtBytes(s.disk_bytes) : "—"),
+        el("td", { class: "num" }, s ? fmtBytes(s.memory_bytes) : "—"),
+        el("td", { class: "num" }, s ? fmtBytes(s.wal_bytes) : "—"),
+      );
+      for (const o of optional) row.append(el("td", {}, c[o.field] === undefined || c[o.field] === null ? "—" : String(c[o.field])));
+      body.append(row);
+    });
+    table.append(body);
+  }
+
+  // --- live metrics: Prometheus text from /metrics, differenced between polls --------------
+
+  const metrics = { timer: null, last: null, series: { rate: [], p50: [], p95: [], p99: [] } };
+
+  function parseMetrics(text) {
+    // Sums over every route except /metrics itself (the dashboard's own polling).
+    let requests = 0;
+    const buckets = new Map();
+    let inFlight = 0;
+    for (const line of text.split("\n")) {
+      if (!line || line[0] === "#") continue;
+      // Label values hold braces (route="/v1/workspaces/{ws}/..."): the label set runs to
+      // the last "}" of the line.
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$/.exec(line);
+      if (!m) continue;
+      const [, name, labels = "", value] = m;
+      if (labels.includes('route="/metrics"')) continue;
+      if (name === "keeldb_http_requests_total") requests += Number(value);
+      else if (name === "keeldb_http_requests_in_flight") inFlight = Number(value);
+      else if (name === "keeldb_http_request_duration_seconds_bucket") {
+        const le = /le="([^"]+)"/.exec(labels)[1];
+        const bound = le === "+Inf" ? Infinity : Number(le);
+        buckets.set(bound, (buckets.get(bound) || 0) + Number(value));
+      }
+    }
+    const cumulative = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+    return { at: performance.now(), requests, inFlight, cumulative };
+  }
+
+  // The p-quantile of the requests between two scrapes, interpolated inside its bucket.
+  function quantile(prev, cur, p) {
+    const deltas = cur.cumulative.map(([bound, n], i) => [bound, n - (prev.cumulative[i] ? prev.cumulative[i][1] : 0)]);
+    const total = deltas.length ? deltas[deltas.length - 1][1] : 0;
+    if (total <= 0) return null;
+    const target = p * total;
+    let lower = 0;
+    let below = 0;
+    for (const [bound, n] of deltas) {
+      if (n >= target) {
+        if (!isFinite(bound)) return lower;
+        return lower + (bound - lower) * ((target - below) / Math.max(n - below, 1e-12));
+      }
+      lower = bound;
+      below = n;
+    }
+    return lower;
+  }
+
+  function startMetrics() {
+    stopMetrics();
+    const note = $("metrics-note");
+    if (!session.mayAdmin()) {
+      clear($("charts"));
+      note.textContent = "Live request metrics need an admin key (GET /metrics is admin-only).";
+      return;
+    }
+    note.textContent = "Every " + METRICS_EVERY_MS / 1000 + " s; all routes except /metrics.";
+    metrics.last = null;
+    metrics.series = { rate: [], p50: [], p95: [], p99: [] };
+    drawCharts();
+    const poll = async () => {
+      try {
+        const cur = parseMetrics(await api("GET", "/metrics"));
+        const prev = metrics.last;
+        metrics.last = cur;
+        if (prev) {
+          const dt = (cur.at - prev.at) / 1000;
+          const s = metrics.series;
+          push(s.rate, Math.max(cur.requests - prev.requests, 0) / dt);
+          push(s.p50, quantile(prev, cur, 0.5));
+          push(s.p95, quantile(prev, cur, 0.95));
+          push(s.p99, quantile(prev, cur, 0.99));
+          drawCharts();
+        }
+      } catch (err) {
+        note.textContent = "metrics: " + err.message;
+      }
+    };
+    poll();
+    metrics.timer = setInterval(poll, METRICS_EVERY_MS);
+  }
+
+  function stopMetrics() {
+    if (metrics.timer !== null) clearInterval(metrics.timer);
+    metrics.timer = null;
+  }
+
+  function push(list, value) {
+    list.push(value);
+    if (list.length > CHART_POINTS) list.shift();
+  }
+
+  function drawCharts() {
+    const s = metrics.series;
+    const box = clear($("charts"));
+    const last = (list) => (list.length ? list[list.length - 1] : null);
+    const rate = last(s.rate);
+    box.append(
+      chart("chart-rate", "requests / s", rate === null ? "—" : rate.toFixed(1), [s.rate], (v) => v.toFixed(1), ["req/s"]),
+      chart(
+        "chart-latency",
+        "latency p50 / p95 / p99",
+        last(s.p99) === null ? "—" : fmtMs(last(s.p50)) + " / " + fmtMs(last(s.p99)),
+        [s.p50, s.p95, s.p99].map((list) => list.map((v) => (v === null ? null : v * 1000))),
+        (v) => v.toFixed(1) + " ms",
+        ["p50", "p95", "p99"],
+      ),
+    );
+  }
+
+  // A line chart as inline SVG: one polyline per series, a zero line and the max label.
+  function chart(id, title, now, series, fmt, names) {
+    const W = 300;
+    const H = 90;
+    const pad = 4;
+    const values = series.flat().filter((v) => v !== null && isFinite(v));
+    const max = Math.max(1e-9, ...values);
+    const root = svg("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img", "aria-label": title });
+    root.append(svg("line", { x1: 0, y1: H - pad, x2: W, y2: H - pad, class: "axis" }));
+    series.forEach((list, k) => {
+      const pts = [];
+      list.forEach((v, i) => {
+        if (v === null || !isFinite(v)) return;
+        const x = (W * (i + CHART_POINTS - list.length)) / (CHART_POINTS - 1);
+        const y = H - pad - ((H - 2 * pad) * v) / max;
+        pts.push([x.toFixed(1), y.toFixed(1)]);
+      });
+      if (!pts.length) return;
+      root.append(svg("polyline", { points: pts.map((p) => p.join(",")).join(" "), class: "series s" + k }));
+      const [x, y] = pts[pts.length - 1];
+      root.append(svg("circle", { cx: x, cy: y, r: 2.5, class: "dot d" + k }));
+    });
+    const label = svg("text", { x: 4, y: 12, class: "label" });
+    label.textContent = values.length ? "max " + fmt(max) : "waiting for traffic…";
+    root.append(label);
+    const legend = el("div", { class: "legend" }, ...names.map((n, k) => el("span", { class: "k" + k }, "— " + n)));
+    return el("div", { class: "chart", id }, el("h3", {}, title), el("div", { class: "now" }, now), root, legend);
+  }
+
+  // --- filter editor: JSON, checked as you type (parse here, semantics by the server) -------
+
+  function filterEditor(container, opts) {
+    const id = container.id + "-input";
+    const input = el("textarea", {
+      id,
+      class: "filter-input",
+      spellcheck: "false",
+      placeholder: '{"year": {"$gte": 2020}}   (empty: every record)',
+    });
+    const status = el("p", { class: "filter-status", id: container.id + "-status", role: "status" });
+    clear(container).append(el("div", { class: "filter-editor" }, el("label", { for: id }, opts.label || "Filter (JSON)"), input, status));
+    let timer = null;
+    let seq = 0;
+
+    function setStatus(kind, text) {
+      status.className = "filter-status " + kind;
+      status.textContent = text;
+      input.setAttribute("aria-invalid", kind === "error" ? "true" : "false");
+    }
+
+    // Local check: null for "no filter", an object, or throws with the reason.
+    function parse() {
+      const text = input.value.trim();
+      if (!text) return null;
+      let value;
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        throw new Error("Not valid JSON: " + err.message);
+      }
+      if (value === null || typeof value !== "object" || Array.isArray(value)) {
+        throw new Error('A filter is a JSON object, e.g. {"year": {"$gte": 2020}}');
+      }
+      return value;
+    }
+
+    // Full check of the text as it is now: parse, then ask the server to count matches
+    // (it compiles the filter). Returns {value, valid, count} for that text; the status
+    // line shows the latest check only.
+    async function validate() {
+      const mine = ++seq;
+      let value;
+      try {
+        value = parse();
+      } catch (err) {
+        setStatus("error", err.message);
+        return { value: null, valid: false, count: null };
+      }
+      try {
+        const body = value === null ? undefined : { filter: value };
+        const { count } = await api("POST", opts.countPath(), body);
+        if (mine === seq) {
+          const s = count === 1 ? "" : "s";
+          setStatus("ok", (value === null ? "No filter: " : "") + fmtInt(count) + " matching record" + s);
+        }
+        return { value, valid: true, count };
+      } catch (err) {
+        if (mine === seq) setStatus("error", "Filter rejected: " + err.message);
+        return { value, valid: false, count: null };
+      }
+    }
+
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(validate, 300);
+    });
+    return {
+      input,
+      validate,
+      reset() { input.value = ""; setStatus("", ""); },
+    };
+  }
+
+  // --- collection page ---------------------------------------------------------------------
+
+  const page = {
+    ws: null,
+    name: null,
+    info: null,
+    cursors: [null], // cursor of each page shown so far; the last one is the current page
+    next: null,
+    record: null,
+    filters: {},
+  };
+
+  function setupCollectionPage() {
+    const countPath = () => colPath(page.ws, page.name) + "/count";
+    page.filters.browse = filterEditor($("browse-filter"), { countPath });
+    page.filters.search = filterEditor($("search-filter"), { countPath });
+    $("scan-button").addEventListener("click", () => scan(true));
+    $("next-page").addEventListener("click", () => { page.cursors.push(page.next); scan(false); });
+    $("prev-page").addEventListener("click", () => { page.cursors.pop(); scan(false); });
+    $("page-size").addEventListener("change", () => scan(true));
+    $("close-record").addEventListener("click", () => { $("record-panel").hidden = true; });
+    $("more-like-this").addEventListener("click", () => moreLikeThis(page.record.id));
+    $("search-mode").addEventListener("change", renderModeInputs);
+    $("search-button").addEventListener("click", () => runSearch().catch(showSearchError));
+  }
+
+  // The admin tab exists in the DOM only while a collection the key may write is open.
+  function mountAdmin() {
+    if ($("tab-admin")) return;
+    const tab = $("admin-tab-template").content.firstElementChild.cloneNode(true);
+    tab.addEventListener("click", () => selectTab("admin"));
+    $("tabs").append(tab);
+    const panel = $("admin-panel-template").content.firstElementChild.cloneNode(true);
+    panel.hidden = true;
+    $("admin-slot").append(panel);
+    const countPath = () => colPath(page.ws, page.name) + "/count";
+    page.filters.del = filterEditor($("delete-filter"), { countPath, label: "Records to delete (JSON filter)" });
+    $("compact-button").addEventListener("click", () => compact().catch(showError));
+    $("delete-button").addEventListener("click", () => deleteByFilter().catch(showError));
+  }
+
+  function unmountAdmin() {
+    for (const id of ["admin-tab", "tab-admin"]) {
+      const node = $(id);
+      if (node) node.remove();
+    }
+    delete page.filters.del;
+  }
+
+  function selectTab(name) {
+    for (const tab of document.querySelectorAll(".tab")) tab.setAttribute("aria-selected", String(tab.dataset.tab === name));
+    for (const panel of ["browse", "search", "admin"]) {
+      const node = $("tab-" + panel);
+      if (node) node.hidden = panel !== name;
+    }
+  }
+
+  async function openCollection(ws, name) {
+    showOnly("collection");
+    crumbs({ text: "Overview", href: "#/" }, { text: ws }, { text: name });
+    const changed = page.ws !== ws || page.name !== name;
+    Object.assign(page, { ws, name });
+    const [info, stats] = await Promise.all([api("GET", colPath(ws, name)), api("GET", colPath(ws, name) + "/stats")]);
+    page.info = info;
+    $("col-title").textContent = ws + " / " + name;
+    const facts = clear($("col-facts"));
+    fact(facts, "rows", fmtInt(info.count));
+    fact(facts, "dimension", String(info.dim));
+    fact(facts, "metric", info.metric);
+    fact(facts, "index", info.index_type);
+    fact(facts, "segments", String(stats.segments.length));
+    fact(facts, "deleted", fmtInt(stats.deleted_count));
+    fact(facts, "on disk", fmtBytes(stats.disk_bytes));
+    fact(facts, "resident", fmtBytes(stats.memory_bytes));
+    fact(facts, "m / ef_construction / ef_search", info.m + " / " + info.ef_construction + " / " + info.ef_search);
+    for (const o of OPTIONAL_COLUMNS) if (info[o.field] !== undefined) fact(facts, o.title, info[o.field] === null ? "—" : String(info[o.field]));
+
+    // Write controls exist in the page only for keys that may write here.
+    if (changed) {
+      unmountAdmin();
+      if (session.mayWrite(ws)) mountAdmin();
+      for (const f of Object.values(page.filters)) f.reset();
+      $("record-panel").hidden = true;
+      $("search-results").hidden = true;
+      $("search-error").textContent = "";
+      renderModes();
+      selectTab("browse");
+      await scan(true);
+    }
+  }
+
+  async function scan(fromStart) {
+    const filter = page.filters.browse;
+    const state = await filter.validate();
+    $("scan-error").textContent = "";
+    if (!state.valid) {
+      $("scan-error").textContent = "Fix the filter first.";
+      return;
+    }
+    if (fromStart) page.cursors = [null];
+    const cursor = page.cursors[page.cursors.length - 1];
+    const body = { limit: Number($("page-size").value) };
+    if (state.value !== null) body.filter = state.value;
+    if (cursor !== null) body.cursor = cursor;
+    let result;
+    try {
+      result = await api("POST", colPath(page.ws, page.name) + "/scan", body);
+    } catch (err) {
+      $("scan-error").textContent = err.message;
+      return;
+    }
+    page.next = result.next_cursor;
+    renderRecords(result.records);
+    $("prev-page").disabled = page.cursors.length <= 1;
+    $("next-page").disabled = !page.next;
+    $("page-label").textContent = "page " + page.cursors.length;
+  }
+
+  function metaText(meta) {
+    const text = jsonText(meta);
+    return text.length > 240 ? text.slice(0, 240) + " …" : text;
+  }
+
+  function renderRecords(records) {
+    const table = clear($("records"));
+    table.append(el("thead", {}, el("tr", {}, el("th", {}, "id"), el("th", {}, "metadata"), el("th", {}, ""))));
+    const body = el("tbody");
+    for (const r of records) {
+      body.append(
+        el(
+          "tr",
+          { "data-id": r.id },
+          el("td", { class: "mono record-id" }, r.id),
+          el("td", { class: "meta" }, metaText(r.metadata)),
+          el("td", {}, el("button", { type: "button", class: "link open-record", onclick: () => openRecord(r.id).catch(showError) }, "open")),
+        ),
+      );
+    }
+    if (!records.length) body.append(el("tr", {}, el("td", { colspan: 3, class: "muted" }, "No records.")));
+    table.append(body);
+  }
+
+  async function fetchRecord(id) {
+    const { records } = await api("POST", colPath(page.ws, page.name) + "/get", { ids: [id] });
+    if (!records[0]) throw new ApiError(404, "not_found", "no record with id " + JSON.stringify(id));
+    return records[0];
+  }
+
+  async function openRecord(id) {
+    const record = await fetchRecord(id);
+    page.record = record;
+    $("record-id").textContent = record.id;
+    $("record-metadata").textContent = jsonText(record.metadata, 2);
+    const v = record.vector;
+    const dl = clear($("record-vector"));
+    let sum = 0;
+    let sq = 0;
+    let min = Infinity;
+    let max = -Infinity;
+    for (const x of v) { sum += x; sq += x * x; if (x < min) min = x; if (x > max) max = x; }
+    fact(dl, "dimension", String(v.length));
+    fact(dl, "L2 norm", Math.sqrt(sq).toPrecision(6));
+    fact(dl, "min", min.toPrecision(4));
+    fact(dl, "max", max.toPrecision(4));
+    fact(dl, "mean", (sum / v.length).toPrecision(4));
+    fact(dl, "first values", "[" + v.slice(0, 8).map((x) => x.toPrecision(4)).join(", ") + (v.length > 8 ? ", …]" : "]"));
+    $("record-panel").hidden = false;
+    $("record-panel").scrollIntoView({ block: "nearest" });
+  }
+
+  // --- search --------------------------------------------------------------------------------
+  //
+  // A search mode turns its inputs into the query vector. Text, full-text and hybrid modes
+  // slot in here with an `available(info)` test on what the collection reports (an
+  // embedding function, a text index) once the engine and API have them; they are not
+  // offered before then.
+  const SEARCH_MODES = [
+    {
+      id: "record",
+      label: "more like this record",
+      available: () => true,
+      inputs() {
+        return el("div", { class: "row" }, el("label", { for: "mode-record-id" }, "Record id"), el("input", { id: "mode-record-id", type: "text", spellcheck: "false" }));
+      },
+      async vector() {
+        const id = $("mode-record-id").value;
+        if (!id) throw new Error("Enter the id of a record.");
+        return (await fetchRecord(id)).vector;
+      },
+    },
+    {
+      id: "vector",
+      label: "vector (JSON list)",
+      available: () => true,
+      inputs() {
+        return el("div", {}, el("label", { for: "mode-vector" }, "Vector (" + page.info.dim + " numbers)"), el("textarea", { id: "mode-vector", spellcheck: "false", placeholder: "[0.1, 0.2, …]" }));
+      },
+      async vector() {
+        let value;
+        try {
+          value = JSON.parse($("mode-vector").value);
+        } catch (err) {
+          throw new Error("The vector is not valid JSON: " + err.message);
+        }
+        if (!Array.isArray(value) || !value.every((x) => typeof x === "number")) throw new Error("The vector must be a JSON list of numbers.");
+        return value;
+      },
+    },
+  ];
+
+  function renderModes() {
+    const select = clear($("search-mode"));
+    for (const mode of SEARCH_MODES.filter((m) => m.available(page.info))) select.append(el("option", { value: mode.id }, mode.label));
+    renderModeInputs();
+  }
+
+  function renderModeInputs() {
+    const mode = SEARCH_MODES.find((m) => m.id === $("search-mode").value);
+    clear($("mode-inputs")).append(mode.inputs());
+  }
+
+  function moreLikeThis(id) {
+    selectTab("search");
+    $("search-mode").value = "record";
+    renderModeInputs();
+    $("mode-record-id").value = id;
+    runSearch().catch(showSearchError);
+  }
+
+  function showSearchError(err) {
+    $("search-error").textContent = err instanceof ApiError ? err.code + ": " + err.message : err.message;
+  }
+
+  async function runSearch() {
+    $("search-error").textContent = "";
+    const filter = await page.filters.search.validate();
+    if (!filter.valid) throw new Error("Fix the filter first.");
+    const mode = SEARCH_MODES.find((m) => m.id === $("search-mode").value);
+    const body = { vector: await mode.vector(), k: Number($("search-k").value) || 10, exact: $("search-exact").checked };
+    const ef = $("search-ef").value.trim();
+    if (ef) body.ef = Number(ef);
+    if (filter.value !== null) body.filter = filter.value;
+    const t0 = performance.now();
+    const result = await api("POST", colPath(page.ws, page.name) + "/explain", body);
+    renderHits(result.hits);
+    renderSearchStats(result.stats, (performance.now() - t0) / 1000);
+    $("search-results").hidden = false;
+  }
+
+  function renderHits(hits) {
+    const table = clear($("hits"));
+    const distance = page.info.metric === "ip" ? "distance (−ip)" : "distance";
+    table.append(el("thead", {}, el("tr", {}, el("th", { class: "num" }, "#"), el("th", {}, "id"), el("th", { class: "num" }, distance), el("th", {}, "metadata"))));
+    const body = el("tbody");
+    hits.forEach((h, i) => {
+      body.append(
+        el(
+          "tr",
+          { "data-id": h.id },
+          el("td", { class: "num" }, String(i + 1)),
+          el("td", { class: "mono hit-id" }, el("button", { type: "button", class: "link", onclick: () => { selectTab("browse"); openRecord(h.id).catch(showError); } }, h.id)),
+          el("td", { class: "num hit-distance" }, h.distance.toPrecision(6)),
+          el("td", { class: "meta" }, metaText(h.metadata)),
+        ),
+      );
+    });
+    if (!hits.length) body.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No hits.")));
+    table.append(body);
+  }
+
+  function renderSearchStats(stats, roundTripS) {
+    const dl = clear($("search-stats"));
+    fact(dl, "engine time", fmtMs(stats.latency_s));
+    fact(dl, "round trip", fmtMs(roundTripS));
+    fact(dl, "k / ef", stats.k + " / " + stats.ef);
+    fact(dl, "units searched", String(stats.segments_searched));
+    fact(dl, "distance computations", fmtInt(stats.distance_computations));
+    fact(dl, "graph hops", fmtInt(stats.nodes_visited));
+    fact(dl, "filtered", stats.filtered ? "yes, " + fmtInt(stats.matched_rows) + " matching rows" : "no");
+    const plans = Object.entries(stats.plans);
+    fact(dl, "plan", plans.length ? plans.map(([unit, plan]) => unit + ": " + plan).join(", ") : "nothing to search");
+  }
+
+  // --- admin actions (only rendered for keys that may write) ----------------------------------
+
+  function confirmDialog(title, text, detail, okLabel) {
+    const dialog = $("confirm");
+    $("confirm-title").textContent = title;
+    $("confirm-text").textContent = text;
+    $("confirm-detail").textContent = detail || "";
+    $("confirm-detail").hidden = !detail;
+    $("confirm-ok").textContent = okLabel;
+    dialog.returnValue = "";
+    dialog.showModal();
+    return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }));
+  }
+
+  async function compact() {
+    const ok = await confirmDialog("Compact " + page.ws + "/" + page.name + "?", "Segments are merged and deleted rows dropped; this can take a while on a large collection.", "", "Compact");
+    if (!ok) return;
+    const report = await api("POST", colPath(page.ws, page.name) + "/compact");
+    $("compact-result").textContent = jsonText(report, 2);
+    $("compact-result").hidden = false;
+    await openCollection(page.ws, page.name);
+  }
+
+  async function deleteByFilter() {
+    const result = $("delete-result");
+    result.textContent = "";
+    const state = await page.filters.del.validate();
+    if (!state.valid) return;
+    if (state.value === null || Object.keys(state.value).length === 0) {
+      result.textContent = "Enter a filter: the dashboard does not delete every record at once.";
+      return;
+    }
+    const ok = await confirmDialog(
+      "Delete " + fmtInt(state.count) + " record" + (state.count === 1 ? "" : "s") + "?",
+      "Every record of " + page.ws + "/" + page.name + " matching this filter is deleted. This cannot be undone.",
+      jsonText(state.value, 2),
+      "Delete " + fmtInt(state.count),
+    );
+    if (!ok) {
+      result.textContent = "Cancelled; nothing deleted.";
+      return;
+    }
+    const { deleted } = await api("POST", colPath(page.ws, page.name) + "/delete", { filter: state.value });
+    result.textContent = "Deleted " + fmtInt(deleted) + " record" + (deleted === 1 ? "" : "s") + ".";
+    await openCollection(page.ws, page.name);
+    await page.filters.del.validate();
+    await scan(true);
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();

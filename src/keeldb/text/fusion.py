@@ -1,0 +1,117 @@
+"""Fusing ranked candidate lists (dense and BM25) into one ranking. Pure functions.
+
+Each input list is ``[(key, score), ...]`` best first (keys are record ids or any
+hashable; scores are only used by weighted fusion). ``higher_is_better`` says how a list's
+scores order: BM25 scores grow with relevance, vector distances shrink.
+
+- :func:`rrf`: reciprocal-rank fusion (Cormack et al., 2009): ``sum_i w_i / (rrf_k +
+  rank_i)``, ranks from 1; a key missing from a list contributes nothing for it.
+- :func:`weighted`: min-max normalise each list's scores to [0, 1] (1 = best), then
+  ``sum_i w_i * norm_i``; a key missing from a list contributes 0 for it.
+
+Both cut each list to ``depth`` before fusing and return ``[(key, fused_score)]`` best
+first, ties broken by the order of first appearance (list 0 first). Defaults are
+documented in ``docs/text.md`` with the measurements that chose them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+from keeldb.errors import InvalidArgumentError
+
+__all__ = ["DEFAULT_DEPTH", "DEFAULT_RRF_K", "RankedList", "rrf", "weighted"]
+
+# Chosen by bench/text_eval.py (docs/text.md, "Hybrid defaults").
+DEFAULT_RRF_K = 10
+DEFAULT_DEPTH = 100
+
+RankedList = Sequence[tuple[Hashable, float]]
+
+
+def _check(lists: Sequence[RankedList], weights: Sequence[float] | None, depth: int) -> list[float]:
+    if not isinstance(depth, int) or depth < 1:
+        raise InvalidArgumentError("depth must be a positive integer")
+    if weights is None:
+        return [1.0] * len(lists)
+    if len(weights) != len(lists):
+        raise InvalidArgumentError(f"{len(weights)} weights for {len(lists)} lists")
+    out = [float(w) for w in weights]
+    if any(not w >= 0 for w in out):
+        raise InvalidArgumentError("weights must be >= 0")
+    return out
+
+
+def _ranked(
+    scores: dict[Hashable, float], first: dict[Hashable, int], k: int | None
+) -> list[tuple[Hashable, float]]:
+    keys = sorted(scores, key=lambda key: (-scores[key], first[key]))
+    if k is not None:
+        keys = keys[:k]
+    return [(key, scores[key]) for key in keys]
+
+
+def rrf(
+    lists: Sequence[RankedList],
+    *,
+    rrf_k: float = DEFAULT_RRF_K,
+    depth: int = DEFAULT_DEPTH,
+    weights: Sequence[float] | None = None,
+    k: int | None = None,
+) -> list[tuple[Hashable, float]]:
+    """Reciprocal-rank fusion of ``lists`` (each best first); the top ``k`` (all if None).
+
+    ``rrf_k`` >= 0 damps the head of each list (60 in the original paper, Chroma and
+    Milvus; 2 in Qdrant). A key appearing twice in one list counts at its best rank.
+    """
+    w = _check(lists, weights, depth)
+    if not rrf_k >= 0:
+        raise InvalidArgumentError("rrf_k must be >= 0")
+    scores: dict[Hashable, float] = {}
+    first: dict[Hashable, int] = {}
+    for li, items in enumerate(lists):
+        seen: set[Hashable] = set()
+        for rank, (key, _score) in enumerate(items[:depth], start=1):
+            if key in seen:
+                continue
+            seen.add(key)
+            first.setdefault(key, li * depth + rank)
+            scores[key] = scores.get(key, 0.0) + w[li] / (rrf_k + rank)
+    return _ranked(scores, first, k)
+
+
+def weighted(
+    lists: Sequence[RankedList],
+    *,
+    higher_is_better: Sequence[bool],
+    weights: Sequence[float] | None = None,
+    depth: int = DEFAULT_DEPTH,
+    k: int | None = None,
+) -> list[tuple[Hashable, float]]:
+    """Normalised weighted-score fusion of ``lists``; the top ``k`` (all if None).
+
+    Each list's scores (within its first ``depth`` items) are min-max scaled so its best
+    item gets 1 and its worst 0 (all 1 when they are equal); a list whose scores are
+    distances (``higher_is_better[i]`` False) is flipped first.
+    """
+    w = _check(lists, weights, depth)
+    if len(higher_is_better) != len(lists):
+        raise InvalidArgumentError("higher_is_better needs one flag per list")
+    scores: dict[Hashable, float] = {}
+    first: dict[Hashable, int] = {}
+    for li, items in enumerate(lists):
+        cut = list(items[:depth])
+        if not cut:
+            continue
+        vals = [float(s) if higher_is_better[li] else -float(s) for _, s in cut]
+        lo, hi = min(vals), max(vals)
+        span = hi - lo
+        seen: set[Hashable] = set()
+        for rank, ((key, _), v) in enumerate(zip(cut, vals, strict=True), start=1):
+            if key in seen:
+                continue
+            seen.add(key)
+            first.setdefault(key, li * depth + rank)
+            norm = (v - lo) / span if span > 0 else 1.0
+            scores[key] = scores.get(key, 0.0) + w[li] * norm
+    return _ranked(scores, first, k)

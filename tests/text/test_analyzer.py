@@ -1,0 +1,63 @@
+"""The analyser: words, stop words, stemming, config round trips."""
+
+from __future__ import annotations
+
+import pytest
+
+from keeldb.errors import InvalidArgumentError
+from keeldb.text import Analyzer
+
+
+def test_default_english() -> None:
+    a = Analyzer()
+    assert a("The runners' quick runs!") == ["runner", "quick", "run"]
+    assert a("Running RAN runs") == ["run", "ran", "run"]
+    assert a("a I x") == []  # stop words and single letters
+
+
+def test_unicode_words_and_no_language() -> None:
+    a = Analyzer(language=None)
+    assert a("Ünïcödé naïve café, 東京タワー and SKU-1234") == [
+        "ünïcödé", "naïve", "café", "東京タワー", "and", "sku", "1234",
+    ]  # fmt: skip
+    assert Analyzer(language=None, lowercase=False)("Hello World") == ["Hello", "World"]
+    assert Analyzer(language=None, min_token_len=1)("a b") == ["a", "b"]
+
+
+def test_overrides() -> None:
+    assert Analyzer(stop_words=())("the cats") == ["the", "cat"]
+    assert Analyzer(stem=False)("the cats") == ["cats"]
+    assert Analyzer(stop_words=("cats",), stem=False)("the cats") == ["the"]
+
+
+def test_batch_equals_single_and_cache_is_consistent() -> None:
+    a = Analyzer()
+    texts = ["connected connections connecting", "", "generously generous generation"]
+    assert a.tokenize_many(texts) == [a(t) for t in texts]
+    assert a.tokenize_many(texts) == a.tokenize_many(texts)
+
+
+def test_config_round_trip_and_fingerprint() -> None:
+    for a in (Analyzer(), Analyzer(language=None), Analyzer(stop_words=("x", "y"), stem=False)):
+        assert Analyzer.from_config(a.config()) == a
+        assert Analyzer.from_config(a.config_json()) == a
+        assert Analyzer.from_config(a.config()).fingerprint() == a.fingerprint()
+    assert Analyzer().fingerprint() != Analyzer(language=None).fingerprint()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"name": "other"}, {"name": "standard", "options": {"colour": 1}}, "not json", [1]],
+)
+def test_bad_configs(bad) -> None:
+    with pytest.raises(InvalidArgumentError):
+        Analyzer.from_config(bad)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(InvalidArgumentError):
+        Analyzer(language="klingon")
+    with pytest.raises(InvalidArgumentError):
+        Analyzer(min_token_len=0)
+    with pytest.raises(InvalidArgumentError):
+        Analyzer(language=None, stem=True)

@@ -1,0 +1,53 @@
+"""Reciprocal-rank and weighted-score fusion."""
+
+from __future__ import annotations
+
+import pytest
+
+from keeldb.errors import InvalidArgumentError
+from keeldb.text import rrf, weighted
+
+
+def test_rrf_formula_and_order() -> None:
+    dense = [("a", 0.1), ("b", 0.2), ("c", 0.3)]
+    bm25 = [("c", 9.0), ("a", 5.0), ("d", 1.0)]
+    got = dict(rrf([dense, bm25], rrf_k=10))
+    assert got["a"] == pytest.approx(1 / 11 + 1 / 12)
+    assert got["c"] == pytest.approx(1 / 13 + 1 / 11)
+    assert got["b"] == pytest.approx(1 / 12)
+    assert got["d"] == pytest.approx(1 / 13)
+    assert [k for k, _ in rrf([dense, bm25], rrf_k=10)] == ["a", "c", "b", "d"]
+
+
+def test_rrf_depth_weights_k_and_ties() -> None:
+    a = [("x", 0), ("y", 0), ("z", 0)]
+    b = [("y", 0), ("x", 0)]
+    assert rrf([a, b], depth=1, rrf_k=20) == [("x", 1 / 21), ("y", 1 / 21)]  # tie: first seen first
+    assert [k for k, _ in rrf([a, b], weights=[0.0, 1.0])] == ["y", "x", "z"]
+    assert len(rrf([a, b], k=2)) == 2
+    assert rrf([[("x", 0), ("x", 0)]], rrf_k=0) == [("x", 1.0)]  # duplicate counts once
+
+
+def test_weighted_normalises_and_flips_distances() -> None:
+    dense = [("a", 0.1), ("b", 0.3), ("c", 0.5)]  # distances: a best
+    bm25 = [("c", 10.0), ("b", 6.0), ("d", 2.0)]
+    got = dict(weighted([dense, bm25], higher_is_better=[False, True], weights=[0.5, 0.5]))
+    assert got["a"] == pytest.approx(0.5)
+    assert got["b"] == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)
+    assert got["c"] == pytest.approx(0.0 + 0.5)
+    assert got["d"] == pytest.approx(0.0)
+    single = weighted([[("q", 3.0)]], higher_is_better=[True])
+    assert single == [("q", 1.0)]
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(InvalidArgumentError):
+        rrf([[]], depth=0)
+    with pytest.raises(InvalidArgumentError):
+        rrf([[], []], weights=[1.0])
+    with pytest.raises(InvalidArgumentError):
+        rrf([[]], rrf_k=-1)
+    with pytest.raises(InvalidArgumentError):
+        weighted([[]], higher_is_better=[])
+    with pytest.raises(InvalidArgumentError):
+        rrf([[]], weights=[-1.0])
