@@ -27,7 +27,18 @@ def _sections() -> dict[str, str]:
 
 
 def test_the_expected_commands_exist() -> None:
-    assert set(_subcommands()) == {"serve", "import", "export", "info", "stats", "check", "compact"}
+    assert set(_subcommands()) == {
+        "serve",
+        "import",
+        "export",
+        "info",
+        "stats",
+        "check",
+        "compact",
+        "backup",
+        "restore",
+        "repair",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(_subcommands()))

@@ -1,14 +1,14 @@
 """The ``keeldb`` command: a thin layer over the library (see docs/cli.md).
 
 Subcommands: ``serve``, ``import``, ``export``, ``info``, ``stats``, ``check``,
-``compact``. Only ``serve`` needs FastAPI/uvicorn (imported when it runs); every other
-command, including one aimed at a server URL (through :class:`keeldb.Client`, which
-needs no extra), works with the base install.
+``compact``, ``backup``, ``restore``, ``repair``. Only ``serve`` needs FastAPI/uvicorn
+(imported when it runs); every other command, including one aimed at a server URL
+(through :class:`keeldb.Client`, which needs no extra), works with the base install.
 
-Exit status: 0 success, 1 failure (including ``check`` finding damage and a file that
-cannot be read or written), 2 usage error, 130 interrupted; ``serve`` exits 3 when
-uvicorn cannot start (e.g. the port is taken). Errors are one line on stderr, never a
-traceback.
+Exit status: 0 success, 1 failure (including ``check`` finding damage, a failed
+``repair`` and a file that cannot be read or written), 2 usage error, 130 interrupted;
+``serve`` exits 3 when uvicorn cannot start (e.g. the port is taken). Errors are one line
+on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from keeldb.cli import admin, serve, transfer
+from keeldb.cli import admin, recovery, serve, transfer
 from keeldb.cli.common import CliError
 from keeldb.errors import KeelError
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keeldb",
         description="KeelDB: an embeddable vector database. Serve it over HTTP, import and "
-        "export data, inspect, check and compact a database directory.",
+        "export data, inspect, check, compact, back up, restore and repair a database directory.",
         epilog="Run 'keeldb COMMAND --help' for a command's options. Docs: docs/cli.md.",
     )
     parser.add_argument("--version", action="version", version=f"keeldb {keeldb.__version__}")
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     transfer.add_parsers(sub)
     admin.add_parsers(sub)
+    recovery.add_parsers(sub)
     return parser
 
 

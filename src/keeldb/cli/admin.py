@@ -16,53 +16,54 @@ from keeldb.cli.common import (
     print_table,
     require_database_dir,
 )
-from keeldb.errors import DatabaseLockedError
+from keeldb.cli.progress import PhaseProgress
+from keeldb.errors import CorruptionError, DatabaseLockedError
 
 __all__ = ["add_parsers", "run_check", "run_compact", "run_info", "run_stats"]
 
 
+def _info_row(db: Any, info: Any) -> dict[str, Any]:
+    """One ``info`` row; a collection that is damaged (listed so, or found so when its
+    statistics are read) gets ``damaged`` set and no statistics."""
+    row: dict[str, Any] = {**dataclasses.asdict(info)}
+    row.setdefault("damaged", None)
+    if row["damaged"] is None:
+        try:
+            stats = db.get_collection(info.name, workspace=info.workspace).stats()
+        except CorruptionError as exc:
+            row.update(damaged=str(exc), count=-1, index_type="damaged")
+        else:
+            row.update(
+                deleted=stats.deleted_count,
+                segments=len(stats.segments),
+                disk_bytes=stats.disk_bytes,
+                wal_bytes=stats.wal_bytes,
+                memory_bytes=stats.memory_bytes,
+            )
+            return row
+    row.update(deleted=None, segments=None, disk_bytes=0, wal_bytes=0, memory_bytes=0)
+    return row
+
+
 def run_info(args: argparse.Namespace) -> int:
-    """Print workspaces and collections with their sizes. Returns 0."""
-    rows: list[dict[str, Any]] = []
+    """Print workspaces and collections with their sizes; damaged collections are listed
+    as damaged, with their error. Returns 0."""
     with open_target(args.path, api_key=env_api_key(args.api_key)) as db:
         workspaces = db.list_workspaces()
-        for info in db.list_collections():
-            stats = db.get_collection(info.name, workspace=info.workspace).stats()
-            rows.append(
-                {
-                    **dataclasses.asdict(info),
-                    "deleted": stats.deleted_count,
-                    "segments": len(stats.segments),
-                    "disk_bytes": stats.disk_bytes,
-                    "wal_bytes": stats.wal_bytes,
-                    "memory_bytes": stats.memory_bytes,
-                }
-            )
+        rows = [_info_row(db, info) for info in db.list_collections()]
     if args.json:
         print_json({"path": args.path, "workspaces": workspaces, "collections": rows})
         return 0
     total = sum(r["disk_bytes"] for r in rows)
+    damaged = [r for r in rows if r["damaged"] is not None]
     print(
-        f"KeelDB at {args.path}: {len(workspaces)} workspace(s), {len(rows)} collection(s), "
-        f"{human_bytes(total)} on disk"
+        f"KeelDB at {args.path}: {len(workspaces)} workspace(s), {len(rows)} collection(s)"
+        f"{f' ({len(damaged)} damaged)' if damaged else ''}, {human_bytes(total)} on disk"
     )
     if rows:
         print()
         print_table(
-            [
-                [
-                    r["workspace"],
-                    r["name"],
-                    str(r["dim"]),
-                    r["metric"],
-                    f"{r['count']:,}",
-                    f"{r['deleted']:,}",
-                    r["index_type"],
-                    human_bytes(r["disk_bytes"]),
-                    human_bytes(r["wal_bytes"]),
-                ]
-                for r in rows
-            ],
+            [_info_cells(r) for r in rows],
             [
                 "WORKSPACE",
                 "COLLECTION",
@@ -75,7 +76,30 @@ def run_info(args: argparse.Namespace) -> int:
                 "WAL",
             ],
         )
+    if damaged:
+        print()
+        for r in damaged:
+            print(f"{r['workspace']}/{r['name']}: DAMAGED: {r['damaged']}")
+        if not is_url(args.path):
+            print(f"The other collections work. Repair with: keeldb repair {args.path}")
     return 0
+
+
+def _info_cells(r: dict[str, Any]) -> list[str]:
+    if r["damaged"] is not None:
+        dim = str(r["dim"]) if r["dim"] else "?"
+        return [r["workspace"], r["name"], dim, r["metric"] or "?", "-", "-", "DAMAGED", "-", "-"]
+    return [
+        r["workspace"],
+        r["name"],
+        str(r["dim"]),
+        r["metric"],
+        f"{r['count']:,}",
+        f"{r['deleted']:,}",
+        r["index_type"],
+        human_bytes(r["disk_bytes"]),
+        human_bytes(r["wal_bytes"]),
+    ]
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -158,36 +182,61 @@ def run_check(args: argparse.Namespace) -> int:
         )
         for problem in problems:
             print(f"  - {problem}")
-        print("The database was not modified. Keep a copy of the directory before repairing.")
+        print(
+            "The database was not modified. To rebuild the damaged collections from every "
+            f"intact record, run: keeldb repair {args.path}  (it reports what was lost by "
+            "id, and moves the damaged originals under damaged/ instead of deleting them)"
+        )
     return 0 if report.ok else 1
 
 
 def run_compact(args: argparse.Namespace) -> int:
-    """Compact one collection, or every collection (of --workspace if given). Returns 0."""
+    """Compact one collection, or every collection (of --workspace if given), showing
+    each phase on a terminal. Damaged collections are skipped (said so). Returns 0, or
+    1 when a collection was skipped as damaged."""
+    skipped = 0
     with open_target(args.path, api_key=env_api_key(args.api_key)) as db:
         if args.collection is not None:
             targets = [(args.workspace or "default", args.collection)]
         else:
-            targets = [(i.workspace, i.name) for i in db.list_collections(args.workspace)]
+            infos = db.list_collections(args.workspace)
+            for info in infos:
+                if getattr(info, "damaged", None):
+                    print(f"skipping {info.workspace}/{info.name}: DAMAGED: {info.damaged}")
+                    skipped += 1
+            targets = [(i.workspace, i.name) for i in infos if not getattr(i, "damaged", None)]
         for workspace, name in targets:
-            col = db.get_collection(name, workspace=workspace)
-            info = col.info()
-            print(
-                f"compacting {workspace}/{name} ({info.count:,} records, index "
-                f"{info.index_type}): sealing, merging, building HNSW if due...",
-                flush=True,  # the next line may be minutes away
-            )
-            report = col.compact()
-            print(
-                f"{workspace}/{name}: segments {report.segments_before} -> "
-                f"{report.segments_after}, {report.rows_removed:,} rows removed, "
-                f"{report.rows_indexed:,} indexed, {report.duration_s:.2f}s; "
-                f"index {col.info().index_type}",
-                flush=True,
-            )
-        if not targets:
+            _compact_one(db, workspace, name, local=not is_url(args.path))
+        if not targets and not skipped:
             print("no collections to compact")
-    return 0
+    if skipped:
+        print(f"{skipped} damaged collection(s) skipped; repair with: keeldb repair {args.path}")
+    return 1 if skipped else 0
+
+
+def _compact_one(db: Any, workspace: str, name: str, *, local: bool) -> None:
+    col = db.get_collection(name, workspace=workspace)
+    info = col.info()
+    print(
+        f"compacting {workspace}/{name} ({info.count:,} records, index "
+        f"{info.index_type}): sealing, merging, building HNSW if due...",
+        flush=True,  # the next line may be minutes away
+    )
+    if local:  # a server compacts on its side and reports no phases
+        phases = PhaseProgress(f"{workspace}/{name}: ")
+        try:
+            report = col.compact(progress=phases)
+        finally:
+            phases.close()
+    else:
+        report = col.compact()
+    print(
+        f"{workspace}/{name}: segments {report.segments_before} -> "
+        f"{report.segments_after}, {report.rows_removed:,} rows removed, "
+        f"{report.rows_indexed:,} indexed, {report.duration_s:.2f}s; "
+        f"index {col.info().index_type}",
+        flush=True,
+    )
 
 
 def add_parsers(sub: Any) -> None:
@@ -234,7 +283,10 @@ def add_parsers(sub: Any) -> None:
         "compact",
         help="merge segments and drop deleted rows now",
         description="Compact COLLECTION, or every collection when none is "
-        "named (only those of --workspace if given).",
+        "named (only those of --workspace if given). On a terminal each phase (sealing, "
+        "indexing N rows into HNSW, writing, vacuuming) is shown on stderr; the HNSW "
+        "build's bar fills every 10,000 rows inserted. Damaged collections are skipped "
+        "(exit status 1).",
     )
     p.add_argument("path", metavar="PATH", help=target_help)
     p.add_argument("collection", metavar="COLLECTION", nargs="?", help="collection (default: all)")

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-__all__ = ["Progress"]
+__all__ = ["PhaseProgress", "Progress"]
 
 
 class Progress:
@@ -72,3 +72,47 @@ class Progress:
             self._draw(time.monotonic())
             self.stream.write("\n")
             self.stream.flush()
+
+
+class PhaseProgress:
+    """A ``progress(phase, done, total)`` callback for :meth:`Collection.compact` that
+    draws one :class:`Progress` line per phase on stderr (only on a terminal).
+
+    The engine reports each phase when it starts (``done`` 0) and when it ends (``done
+    == total``); ``indexing`` also after every chunk of rows inserted into the graph
+    (10,000), so its bar fills as the HNSW graph is built, while the other phases jump
+    from empty to full. Phases of
+    no rows are not drawn; a phase that ends after a nested one (``vacuuming`` around
+    ``indexing`` and ``writing``) is not drawn again.
+    """
+
+    def __init__(
+        self, label: str = "", *, stream: TextIO | None = None, enabled: bool | None = None
+    ) -> None:
+        self.label = label
+        self.stream = stream
+        self.enabled = enabled
+        self.phases: list[str] = []  # every phase started, in order (for tests and logs)
+        self._phase = ""
+        self._current: Progress | None = None
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        if done == 0:
+            self.close()
+            self.phases.append(phase)
+            self._phase = phase
+            label = f"{self.label}{phase}" if self.label else phase
+            self._current = Progress(total, label, stream=self.stream, enabled=self.enabled)
+            self._current.advance(0)  # drawn at once: the phase may take minutes
+        elif self._current is not None and self._phase == phase:
+            self._current.advance(done - self._current.done)
+            if done >= total:
+                self.close()
+
+    def close(self) -> None:
+        """End the line of the phase in progress, if any."""
+        if self._current is not None:
+            self._current.close()
+            self._current = None

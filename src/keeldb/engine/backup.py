@@ -14,6 +14,19 @@ record. Opening the copy replays that WAL like any recovery. So every write ackn
 before ``backup`` was called is in the backup; writes acknowledged during it may or may
 not be; none is half applied (one write is one WAL record). Collections are copied one
 after another: the backup is consistent per collection, not across collections.
+
+Single-file form: a ``dest`` ending in ``.tar`` is backed up into a temporary directory
+beside it (``.<name>.backup-<hex>``), packed with :func:`keeldb.storage.archive.pack`
+(which ends the archive with its ``BACKUP-COMPLETE`` marker and renames it into place
+only when whole), and the temporary directory is removed. :func:`restore` treats a
+``src`` that is a file as such an archive: it is extracted with
+:func:`keeldb.storage.archive.safe_extract` (which refuses hostile and incomplete
+archives) into a temporary directory beside ``dest`` and restored from there like a
+directory backup (``BACKUP`` file and every checksum verified), then the temporary
+directory is removed. The archive appears at ``dest`` only whole (pack writes
+``dest.tmp-<hex>`` and renames it), so a kill -9 leaves no ``dest`` (restore of it
+fails with NotFoundError), but it can leave the dot-named temporary directory and a
+``dest.tmp-<hex>`` file behind: delete them.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from keeldb.errors import (
     NotFoundError,
     translate_os_error,
 )
+from keeldb.storage import archive
 from keeldb.storage.fileio import OsFileSystem
 from keeldb.storage.format import BACKUP_NAME, MAGIC_BACKUP, MARKER_NAME, WORKSPACES_DIR
 from keeldb.storage.framed import read_framed, write_framed
@@ -43,7 +57,7 @@ from keeldb.types import BackupReport
 if TYPE_CHECKING:
     from keeldb.engine.database import Database
 
-__all__ = ["BackupReport", "backup", "restore"]
+__all__ = ["BackupReport", "backup", "is_archive_name", "restore"]
 
 _COPY_CHUNK = 8 << 20
 
@@ -51,6 +65,7 @@ _COPY_CHUNK = 8 << 20
 def backup(db: Database, dest: str | os.PathLike[str], *, hard_links: bool = False) -> BackupReport:
     """Write a consistent copy of every collection of ``db`` to the new directory ``dest``
     (which must not exist, or be empty) while writers go on; see the module docstring.
+    A ``dest`` ending in ``.tar`` (which must not exist) gets the single-file form.
 
     ``hard_links=True`` links the immutable files (segments, tombstones, closed WAL files)
     instead of copying them when ``dest`` is on the same file system: instant and free
@@ -63,6 +78,8 @@ def backup(db: Database, dest: str | os.PathLike[str], *, hard_links: bool = Fal
     """
     t0 = time.perf_counter()
     root = os.path.abspath(os.fspath(dest))
+    if is_archive_name(root):
+        return _backup_to_archive(db, root, hard_links=hard_links, t0=t0)
     if os.path.exists(root) and (not os.path.isdir(root) or os.listdir(root)):
         raise AlreadyExistsError(f"backup destination {root} exists and is not empty")
     if os.path.commonpath([root, db.path]) in (db.path, root):
@@ -111,6 +128,31 @@ def backup(db: Database, dest: str | os.PathLike[str], *, hard_links: bool = Fal
     return report
 
 
+def is_archive_name(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names the single-file (tar) form of a backup: it ends in ``.tar``."""
+    return os.fspath(path).lower().endswith(".tar")
+
+
+def _backup_to_archive(db: Database, tar_path: str, *, hard_links: bool, t0: float) -> BackupReport:
+    """Back up into a temporary directory beside ``tar_path``, pack it, remove it."""
+    if os.path.lexists(tar_path):
+        raise AlreadyExistsError(f"backup destination {tar_path} already exists")
+    parent = os.path.dirname(tar_path)
+    if not os.path.isdir(parent):
+        raise NotFoundError(f"directory {parent} does not exist")
+    tmp = os.path.join(parent, f".{os.path.basename(tar_path)}.backup-{uuid.uuid4().hex[:8]}")
+    try:
+        inner = backup(db, tmp, hard_links=hard_links)
+        summary = archive.pack(tmp, tar_path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert summary.files >= inner.files  # the archive holds every file copied, and BACKUP
+    # The same counts as the directory form: files and bytes copied from the database.
+    report = BackupReport(tar_path, inner.collections, inner.files, inner.bytes)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
 def read_backup_manifest(src: str) -> dict[str, Any]:
     """The verified ``BACKUP`` file of backup directory ``src``: NotFoundError when there
     is none (not a backup, or one cut short), CorruptionError when it is damaged or a file
@@ -142,14 +184,22 @@ def restore(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Backup
     exist). The files are copied into a temporary sibling, verified (every checksum), and
     renamed into place, so ``dest`` appears whole or not at all. Raises NotFoundError for
     an incomplete backup, CorruptionError when verification fails, AlreadyExistsError
-    when ``dest`` exists."""
+    when ``dest`` exists.
+
+    A ``src`` that is a file is read as the single-file (tar) form: safe-extracted into
+    a temporary directory beside ``dest`` first (see the module docstring). A hostile or
+    incomplete archive (absolute paths, ``..``, links, devices, oversized members, no
+    ``BACKUP-COMPLETE`` marker) raises InvalidArgumentError, one whose bytes do not match
+    its list CorruptionError, and nothing is left behind."""
     t0 = time.perf_counter()
     src_root = os.path.abspath(os.fspath(src))
     root = os.path.abspath(os.fspath(dest))
     if os.path.exists(root):
         raise AlreadyExistsError(f"restore destination {root} already exists")
-    doc = read_backup_manifest(src_root)
     parent = os.path.dirname(root)
+    if os.path.isfile(src_root):
+        return _restore_from_archive(src_root, root, t0)
+    doc = read_backup_manifest(src_root)
     _makedirs(parent)
     tmp = os.path.join(parent, f".keeldb-restoring-{uuid.uuid4().hex[:8]}")
     report = BackupReport(root, list(doc.get("collections", [])))
@@ -168,6 +218,19 @@ def restore(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Backup
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _restore_from_archive(tar_path: str, root: str, t0: float) -> BackupReport:
+    parent = os.path.dirname(root)
+    _makedirs(parent)
+    tmp = os.path.join(parent, f".{os.path.basename(root)}.unpack-{uuid.uuid4().hex[:8]}")
+    try:
+        archive.safe_extract(tar_path, tmp)
+        report = restore(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     report.seconds = time.perf_counter() - t0
     return report
 

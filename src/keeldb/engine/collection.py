@@ -601,12 +601,21 @@ class Collection:
         self._check_writable()
         self.versions.sync_all()
 
-    def compact(self) -> CompactionReport:
+    def compact(
+        self, *, progress: Callable[[str, int, int], None] | None = None
+    ) -> CompactionReport:
         """Seal the memtable, merge small segments into HNSW segments and physically
-        remove deleted rows. Searches keep running on the old segments meanwhile."""
+        remove deleted rows. Searches keep running on the old segments meanwhile.
+
+        ``progress(phase, done, total)``, when given, is called on this thread before
+        (``done`` 0) and after (``done == total``) each phase: ``sealing`` (rows in
+        memtables), ``indexing`` (rows inserted into an HNSW graph), ``writing`` (rows
+        of the new segment file), ``vacuuming`` (rows of a segment rewritten without its
+        deleted rows). Phases repeat per segment. It must be quick and must not call back
+        into the collection."""
         self._check_writable()
         assert self._maintainer is not None
-        return self._maintainer.compact()
+        return self._maintainer.compact(progress)
 
     def stats(self) -> CollectionStats:
         """Counts, per-segment detail, HNSW shape, memory and disk estimates."""

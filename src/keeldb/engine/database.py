@@ -313,7 +313,8 @@ class Database:
         writers go on: every write acknowledged before the call is in it, none half
         applied, every checksum verified. Restore it with :func:`keeldb.restore`.
         ``hard_links=True`` links immutable files instead of copying them (same file
-        system only; the backup then shares the source's disk blocks). See
+        system only; the backup then shares the source's disk blocks). A ``dest`` ending
+        in ``.tar`` gets the single-file (tar) form. See
         :func:`keeldb.engine.backup.backup` for the contract and errors."""
         from keeldb.engine.backup import backup
 

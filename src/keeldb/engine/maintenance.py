@@ -41,7 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("keeldb")
 
-__all__ = ["Maintainer"]
+__all__ = ["Maintainer", "ProgressCallback"]
+
+# progress(phase, done, total): see Collection.compact.
+ProgressCallback = Callable[[str, int, int], None]
 
 MAX_FLAT_SEGMENTS = 4
 # Background merges yield to write bursts (as LSM engines give writes priority over
@@ -81,6 +84,9 @@ class Maintainer:
         self._spare_wanted = threading.Event()
         self._spare_thread: threading.Thread | None = None
         self.last_error: BaseException | None = None
+        # The progress callback of the compact() in progress (set and cleared under
+        # merge_lock, so background merges never report).
+        self._progress: ProgressCallback | None = None
         if col.options.background:
             label = f"{col.workspace}/{col.name}"
             self._thread = threading.Thread(
@@ -203,26 +209,38 @@ class Maintainer:
             self._scrub_pending = False
             self.scrub()
 
-    def compact(self) -> CompactionReport:
+    def compact(self, progress: ProgressCallback | None = None) -> CompactionReport:
         """Seal the active memtable, merge everything indexable and vacuum every segment
-        with deleted rows. Blocks the caller (not searches) until done."""
+        with deleted rows. Blocks the caller (not searches) until done.
+
+        ``progress(phase, done, total)`` is called before and after each phase (see
+        :meth:`Collection.compact`); it runs on the caller's thread, inside the
+        maintenance locks, so it must be quick and must not call back into the
+        collection."""
         t0 = time.perf_counter()
         col = self.col
         with self.merge_lock:
-            with self.lock:
-                state = col.versions.state
-                before = len(state.segments) + sum(1 for m in state.memtables if m.n)
-                dead_before = sum(s.dead_count for s in state.segments) + sum(
-                    m.dead_count for m in state.memtables
-                )
-                with col.versions.locked():
-                    col.freeze()
-                self._seal_frozen()
-            indexed = self._merge_policy(force=True)
-            indexed += self._vacuum_policy(threshold=0.0)
-            with self.lock:
-                self._seal_frozen()  # writes that arrived meanwhile may have frozen more
-                col.versions.checkpoint()
+            self._progress = progress
+            try:
+                with self.lock:
+                    state = col.versions.state
+                    before = len(state.segments) + sum(1 for m in state.memtables if m.n)
+                    dead_before = sum(s.dead_count for s in state.segments) + sum(
+                        m.dead_count for m in state.memtables
+                    )
+                    pending = sum(m.n for m in state.memtables)
+                    self._report("sealing", 0, pending)
+                    with col.versions.locked():
+                        col.freeze()
+                    self._seal_frozen()
+                    self._report("sealing", pending, pending)
+                indexed = self._merge_policy(force=True)
+                indexed += self._vacuum_policy(threshold=0.0)
+                with self.lock:
+                    self._seal_frozen()  # writes that arrived meanwhile may have frozen more
+                    col.versions.checkpoint()
+            finally:
+                self._progress = None
             after = len(col.versions.state.segments)
             dead_after = sum(s.dead_count for s in col.versions.state.segments)
         return CompactionReport(
@@ -249,6 +267,10 @@ class Maintainer:
                 col.versions.checkpoint()
             with col.versions.locked():
                 col.versions.close_wal(checkpointed=checkpoint)
+
+    def _report(self, phase: str, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(phase, done, total)
 
     # --- sealing ------------------------------------------------------------------------------
 
@@ -338,7 +360,9 @@ class Maintainer:
             if seg.dead_count and seg.dead_count / max(seg.rows, 1) > threshold:
                 live = seg.live_count
                 kind = "hnsw" if live >= self.col.options.hnsw_min_rows else "flat"
+                self._report("vacuuming", 0, seg.rows)
                 self._merge(None, [seg], kind)
+                self._report("vacuuming", seg.rows, seg.rows)
                 indexed += live if kind == "hnsw" else 0
         return indexed
 
@@ -379,7 +403,9 @@ class Maintainer:
         vector_order = None  # row i of the output takes vectors[vector_order[i]]
         if kind == "hnsw":
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
-            index = self._graph(base, vectors)
+            added = total_rows - (base.rows if base is not None else 0)
+            self._report("indexing", 0, added)
+            index = self._graph(base, vectors, added)
             # Rows in breadth-first graph order: a search's rows sit close in memory.
             order = index.locality_order()
             index.permute(order)
@@ -399,6 +425,7 @@ class Maintainer:
             new_row = np.empty_like(order)
             new_row[order] = np.arange(len(order))
         seg_id = col.versions.allocate_segment_id()
+        self._report("writing", 0, total_rows)
         write_segment(
             col.fs,
             col.directory,
@@ -412,6 +439,7 @@ class Maintainer:
             hashes,
             vector_order,
         )
+        self._report("writing", total_rows, total_rows)
         del vectors, index  # the vectors may be a view of the index
         try:
             out = Segment(col.fs, col.directory, SegmentEntry(seg_id, total_rows, kind), col.config)
@@ -419,13 +447,23 @@ class Maintainer:
         finally:
             col.versions.release_segment_id(seg_id)
 
-    def _graph(self, base: Segment | None, vectors: np.ndarray) -> HnswIndex:
+    def _graph(self, base: Segment | None, vectors: np.ndarray, added: int) -> HnswIndex:
         """The graph of a merge's ``vectors``: ``base``'s graph (its rows come first)
-        extended with the rest, or a new one."""
+        extended with the ``added`` others, or a new one. A compact() that asked for
+        progress gets an ``indexing`` report per chunk of rows inserted (the last one
+        says ``done == total``); otherwise the rows go to faiss in one call."""
+        step = None
+        if self._progress is not None and added:
+            progress = self._progress
+            step = lambda done: progress("indexing", done, added)  # noqa: E731
         if base is not None and base.hnsw is not None:
-            return base.hnsw.extend(vectors[base.rows :])
-        config = self.col.config
-        return HnswIndex.build(vectors, config.metric, config.m, config.ef_construction)
+            index = base.hnsw.extend(vectors[base.rows :], step)
+        else:
+            config = self.col.config
+            index = HnswIndex.build(vectors, config.metric, config.m, config.ef_construction, step)
+        if step is None:
+            self._report("indexing", added, added)
+        return index
 
     def _install(
         self, inputs: list[_Input], out: Segment | None, new_row: np.ndarray | None = None

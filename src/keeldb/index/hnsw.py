@@ -47,7 +47,7 @@ from keeldb.storage.framed import (
     unpack_header,
 )
 
-__all__ = ["STORAGE_KINDS", "HnswIndex", "HnswStats", "storage_kind"]
+__all__ = ["STORAGE_KINDS", "HnswIndex", "HnswStats", "add_rows", "storage_kind"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,18 @@ def storage_kind(metric: str) -> str:
     """The storage kind new graphs get under ``metric``: float16 for ``cosine`` (unit
     vectors fit its range), float32 otherwise (unbounded ranges overflow float16)."""
     return "float16" if metric == "cosine" else "float32"
+
+
+def add_rows(index: Any, vectors: np.ndarray, progress: Callable[[int], None] | None) -> None:
+    """Insert ``vectors`` into the faiss ``index`` in one faiss call, then report
+    ``progress(len(vectors))`` when asked. Always one call: faiss inserts each call's rows
+    highest level first, so adding in chunks (to report progress during the insertion)
+    builds another graph, measured at recall@10 0.9630 against 0.9677 on 100k x 384
+    (ef 64), and a graph must not depend on whether anyone watched it being built."""
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    if progress is not None:
+        progress(len(vectors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,17 +131,25 @@ class HnswIndex:
     # --- making ---------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, vectors: np.ndarray, metric: str, m: int, ef_construction: int) -> HnswIndex:
+    def build(
+        cls,
+        vectors: np.ndarray,
+        metric: str,
+        m: int,
+        ef_construction: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> HnswIndex:
         """A new graph over ``vectors`` (label i is row i), stored as :func:`storage_kind`
-        of ``metric`` says."""
+        of ``metric`` says. ``progress(rows_added)``: see :func:`add_rows`."""
         kind = STORAGE_KINDS[storage_kind(metric)]
         index = kind.make(vectors.shape[1], m, faiss_metric(metric))
         index.hnsw.efConstruction = ef_construction
-        if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        add_rows(index, vectors, progress)
         return cls(index, metric)
 
-    def extend(self, vectors: np.ndarray) -> HnswIndex:
+    def extend(
+        self, vectors: np.ndarray, progress: Callable[[int], None] | None = None
+    ) -> HnswIndex:
         """This (loaded) graph's file read into owned memory, with ``vectors`` added
         (labels continue after its rows); the graph keeps its storage kind.
 
@@ -137,11 +157,11 @@ class HnswIndex:
         the new vectors are inserted into the graph (a merge does not rebuild old rows).
         An owned copy is required: faiss aborts the process when asked to grow a mapped
         index (``MaybeOwnedVector::resize`` on a view), and ``clone_index`` keeps the view.
+        ``progress(rows_added)``: see :func:`add_rows`.
         """
         assert self.path is not None, "extend reads the graph's file"
         index = faiss.read_index(self.path)
-        if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        add_rows(index, vectors, progress)
         return HnswIndex(index, self.metric)
 
     @classmethod
