@@ -316,3 +316,16 @@ def test_search_options_are_sent_only_when_not_the_default(field: str, other: bo
         [field],
     ]
     assert bodies[2][field] is other and bodies[3][field] is other
+
+
+def test_empty_batches_are_a_no_op_through_the_client(col: RemoteCollection) -> None:
+    """Issue 17: through the client an empty upsert was an HTTP 500 (and ``upsert([],
+    [])`` said "vectors have dimension 0"); an empty batch is a no-op everywhere."""
+    col.upsert([], np.zeros((0, 8), np.float32))
+    col.upsert([], [])
+    assert col.delete([]) == 0
+    with col.transaction() as tx:
+        tx.upsert([], np.zeros((0, 8), np.float32))
+        tx.delete([])
+    assert col.count() == 0
+    assert col.get([]) == []

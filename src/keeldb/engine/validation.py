@@ -116,12 +116,13 @@ def validate_vectors(vectors: Any, n: int, dim: int, metric: str) -> np.ndarray:
     """An (n, dim) float32 array with finite values (and, under cosine, no zero vector),
     normalised to unit length under cosine. Always a fresh array (caller may keep it).
 
-    An empty batch (``n == 0``) may be ``[]``, a (0,) array or a (0, dim) array; it
-    validates to a (0, dim) array (a (0, other) array is still a dimension mismatch)."""
+    An empty batch (``n == 0``) may be ``[]``, a (0,) or (0, 0) array (no width to
+    check: what an empty JSON list decodes to) or a (0, dim) array; it validates to a
+    (0, dim) array (a (0, other) array is still a dimension mismatch)."""
     arr = _as_float32(vectors, "vectors", f"a numeric (n, {dim}) array")
     if arr.ndim == 1 and n == 1 and arr.shape[0] == dim:
         arr = arr.reshape(1, dim)
-    if n == 0 and arr.shape == (0,):
+    if n == 0 and arr.shape in ((0,), (0, 0)):
         # An empty batch: ``[]`` (or a (0,) array) has no width to check (issue 17).
         arr = arr.reshape(0, dim)
     if arr.ndim != 2:
