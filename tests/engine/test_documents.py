@@ -115,3 +115,18 @@ def test_documents_replayed_after_crash(db_path: str) -> None:
         got = _docs_of(col2, ids)
         assert got[1] == "changed" and got[2] is None
         assert got[3:] == [f"d{j}" for j in range(3, 150)] and got[0] == "d0"
+
+
+def test_repair_keeps_documents(db_path: str) -> None:
+    db = keeldb.open(db_path, background=False, memtable_rows=50)
+    col = db.create_collection("c", dim=8)
+    ids = [f"i{j}" for j in range(80)]
+    col.upsert(ids, _vecs(80), documents=[f"d{j}" for j in range(80)])  # sealed: .docs
+    col.upsert(["i0"], _vecs(1), documents=["wal"])  # in the WAL only
+    col.upsert(["i1"], _vecs(1))  # keeps its sealed document
+    db.abandon()
+    (report,) = keeldb.repair(db_path, "c", force=True)
+    assert report.status == "repaired"
+    with keeldb.open(db_path, background=False) as db2:
+        got = _docs_of(db2.get_collection("c"), ids)
+        assert got == ["wal", "d1"] + [f"d{j}" for j in range(2, 80)]

@@ -216,3 +216,22 @@ def test_text_search_arguments_and_options(db_path: str) -> None:
         for bad in ({"query": 3}, {"query": "x", "k": 0}, {"query": "x", "with_documents": 2}):
             with pytest.raises(InvalidArgumentError):
                 col.text_search(**bad)  # type: ignore[arg-type]
+
+
+def test_check_reports_damaged_text_files(db_path: str) -> None:
+    from keeldb.engine.check import check
+
+    with keeldb.open(db_path, background=False) as db:
+        col = db.create_collection("c", dim=4)
+        col.upsert(["a", "b"], [[1, 0, 0, 0], [0, 1, 0, 0]], documents=["one fish", "two"])
+    assert check(db_path).ok
+    (post,) = glob.glob(os.path.join(db_path, "**", "*.post"), recursive=True)
+    (docs,) = glob.glob(os.path.join(db_path, "**", "*.docs"), recursive=True)
+    with open(post, "r+b") as f:
+        f.seek(40)
+        f.write(b"\xff\xff\xff\xff")
+    report = check(db_path)
+    assert any("text index (rebuildable on open)" in p for p in report.problems)
+    os.remove(docs)
+    report = check(db_path)
+    assert any("missing file" in p and ".docs" in p for p in report.problems)

@@ -26,7 +26,6 @@ import numpy as np
 from keeldb.engine.derived import RowSource, register
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.manifest import CollectionConfig, SegmentEntry
-from keeldb.storage.text_files import DocumentsTable
 from keeldb.text.analyzer import Analyzer
 from keeldb.text.persist import build_postings, load_postings, save_postings
 from keeldb.text.postings import MemPostings, PostingsUnit, SealedPostings
@@ -126,11 +125,10 @@ class TextIndex:
         return TextSegmentPart(load_postings(directory, segment_id, source.rows, self.analyzer))
 
     def check(self, fs: FileSystem, directory: str, entry: SegmentEntry) -> None:
-        """Verify the segment's ``.docs`` (the truth: damage is data loss) and ``.post``
-        (``CorruptionError``: rebuildable from ``.docs``)."""
+        """Verify the segment's ``.post`` (``CorruptionError``: rebuildable from ``.docs``,
+        which ``keeldb check`` verifies as the segment's data)."""
         if not entry.documents:
             return
-        DocumentsTable(directory, entry.segment_id, entry.rows).close()
         postings = load_postings(directory, entry.segment_id, entry.rows, self.analyzer)
         del postings
 
