@@ -334,13 +334,17 @@ class Collection:
     def _write(self, batch: Batch, *, locked: bool = False) -> dict[str, int]:
         t0 = time.perf_counter()
         self._check_writable()
+        # Derived indexes analyse the given documents before the lock (analysis is the
+        # costly part of indexing text); entries that "keep" a document are re-analysed
+        # under the lock only when the resolution below filled them in.
+        early = self._prepare_early(batch)
         with self._locked_for_write():
             self._check_writable()
             if not locked:
                 self._wait_for_backlog()
             self._resolve_kept_metadata(batch)
             seq, wal, end = self.versions.log(encode_batch(batch))
-            counts = self._apply(batch)
+            counts = self._apply(batch, early)
             self._state.active.last_seq = seq
             wal_bytes = wal.size_bytes
             active_rows = self._state.active.n
@@ -373,8 +377,24 @@ class Collection:
 
         resolve_kept(self._state, batch, self._locate)
 
-    def _apply(self, batch: Batch) -> dict[str, int]:
-        """Apply a logged batch to memory (write lock held). Cannot fail on valid input."""
+    def _prepare_early(self, batch: Batch) -> dict[int, tuple[list[str | None], dict[str, Any]]]:
+        """Per upsert op with documents (by ``id(op)``): the documents as given and each
+        derived index's :meth:`prepare` of them."""
+        early: dict[int, tuple[list[str | None], dict[str, Any]]] = {}
+        for op in batch:
+            if isinstance(op, UpsertOp) and op.documents is not None:
+                given = list(op.documents)
+                early[id(op)] = (given, {d.name: d.prepare(given) for d in self.derived})
+        return early
+
+    def _apply(
+        self,
+        batch: Batch,
+        early: dict[int, tuple[list[str | None], dict[str, Any]]] | None = None,
+    ) -> dict[str, int]:
+        """Apply a logged batch to memory (write lock held). Cannot fail on valid input.
+        ``early``: derived-index preparations made before the lock (see :meth:`_write`),
+        used when the op's documents are still those they were made from."""
         counts = {"upserted": 0, "deleted": 0, "replaced": 0}
         for op in batch:
             if isinstance(op, UpsertOp):
@@ -389,7 +409,11 @@ class Collection:
                 # Old rows die before the new ones are published: a concurrent search may
                 # miss a record being replaced, but never sees it twice.
                 counts["replaced"] += _kill(locations)
-                prepared = {d.name: d.prepare(op.documents) for d in self.derived}
+                pre = None if early is None else early.get(id(op))
+                if pre is not None and pre[0] == op.documents:
+                    prepared = pre[1]
+                else:
+                    prepared = {d.name: d.prepare(op.documents) for d in self.derived}
                 self._state.active.append(op.ids, op.vectors, metas, hashes, op.documents, prepared)
                 counts["upserted"] += len(op.ids)
             else:
