@@ -3,9 +3,9 @@
 All are immutable plain data, safe to share between threads. :class:`Hit` is a named
 tuple (a search builds thousands of them, and a tuple is the cheapest immutable record
 Python can build: about half the cost of a frozen dataclass); it unpacks as
-``id, distance, metadata = hit`` and converts with ``hit._asdict()``. The others are
-frozen dataclasses, convertible to JSON with :func:`dataclasses.asdict` (vectors are numpy
-arrays and need ``tolist()``).
+``id, distance, metadata, document, score = hit`` and converts with ``hit._asdict()``.
+The others are frozen dataclasses, convertible to JSON with :func:`dataclasses.asdict`
+(vectors are numpy arrays and need ``tolist()``).
 """
 
 from __future__ import annotations
@@ -34,23 +34,31 @@ Metadata = dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class Record:
     """A stored record. ``vector`` is a fresh float32 copy (normalised under cosine):
-    mutating it changes nothing stored. ``metadata`` is a fresh dict (``{}`` when none)."""
+    mutating it changes nothing stored. ``metadata`` is a fresh dict (``{}`` when none).
+    ``document`` is the record's text (None when it has none)."""
 
     id: str
     vector: np.ndarray
     metadata: Metadata
+    document: str | None = None
 
 
 class Hit(NamedTuple):
     """One search result: smaller ``distance`` is closer (cosine: 1 - cos; l2: Euclidean
-    distance; ip: -dot). A named tuple: ``hit.id`` or ``id, distance, metadata = hit``.
+    distance; ip: -dot; full-text and hybrid search: ``-score``). A named tuple of five
+    fields: ``hit.id`` or ``id, distance, metadata, document, score = hit``.
 
     ``metadata`` is a fresh dict (``{}`` when the record has none), or None when the
-    search was made with ``with_metadata=False``."""
+    search was made with ``with_metadata=False``. ``document`` is the record's text (None
+    when it has none or the search was made with ``with_documents=False``). ``score`` is
+    the full-text (BM25) or fused score, larger = better, of ``text_search`` and
+    ``hybrid_search`` hits; None for vector search."""
 
     id: str
     distance: float
     metadata: Metadata | None
+    document: str | None = None
+    score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

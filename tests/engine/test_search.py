@@ -172,8 +172,14 @@ def test_hit_is_an_immutable_named_tuple(db_path: str) -> None:
         col = db.create_collection("c", dim=3, metric="l2")
         col.upsert(["a"], [[1.0, 0.0, 0.0]], [{"x": 1}])
         (hit,) = col.search([1.0, 0.0, 0.0], k=1)
-        id_, distance, metadata = hit
-        assert (id_, distance, metadata) == ("a", 0.0, {"x": 1})
-        assert hit._asdict() == {"id": "a", "distance": 0.0, "metadata": {"x": 1}}
+        id_, distance, metadata, document, score = hit
+        assert (id_, distance, metadata, document, score) == ("a", 0.0, {"x": 1}, None, None)
+        assert hit._asdict() == {
+            "id": "a",
+            "distance": 0.0,
+            "metadata": {"x": 1},
+            "document": None,
+            "score": None,
+        }
         with pytest.raises(AttributeError):
             hit.id = "b"  # type: ignore[misc]

@@ -19,12 +19,12 @@ DIM = 8
 # Small thresholds so that a few hundred rows exercise sealing, merging and HNSW.
 SMALL = {"memtable_rows": 50, "hnsw_min_rows": 100, "background": False}
 
-Records = dict[str, tuple[np.ndarray, dict[str, Any]]]
+Records = dict[str, tuple[np.ndarray, dict[str, Any], str | None]]  # vector, metadata, document
 
 
 @dataclass
 class Model:
-    """The records a collection must hold: id -> (vector as stored, metadata)."""
+    """The records a collection must hold: id -> (vector as stored, metadata, document)."""
 
     metric: str = "l2"
     dim: int = DIM
@@ -34,16 +34,25 @@ class Model:
         return Model(self.metric, self.dim, dict(self.records))
 
     def upsert(
-        self, ids: list[str], vectors: np.ndarray, metadata: list[dict[str, Any] | None] | None
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        metadata: list[dict[str, Any] | None] | None,
+        documents: list[str | None] | None = None,
     ) -> None:
         # The same normalisation the engine applies (cosine: unit length, float32).
         stored = validate_vectors(vectors, len(ids), self.dim, self.metric)
         metas = metadata if metadata is not None else [None] * len(ids)
+        docs = documents if documents is not None else [None] * len(ids)
         for i, id_ in enumerate(ids):
             meta = metas[i]
+            old = self.records.get(id_)
             if meta is None:
-                meta = self.records[id_][1] if id_ in self.records else {}
-            self.records[id_] = (stored[i].copy(), dict(meta))
+                meta = old[1] if old is not None else {}
+            doc = docs[i]
+            if doc is None and old is not None:
+                doc = old[2]
+            self.records[id_] = (stored[i].copy(), dict(meta), doc)
 
     def delete(self, ids: list[str]) -> None:
         for id_ in ids:
@@ -65,7 +74,7 @@ def read_all(col: keeldb.Collection) -> Records:
         page = col.scan(limit=97, cursor=cursor)
         for r in page.records:
             assert r.id not in out, f"scan returned {r.id} twice"
-            out[r.id] = (np.asarray(r.vector), r.metadata)
+            out[r.id] = (np.asarray(r.vector), r.metadata, r.document)
         cursor = page.next_cursor
         if cursor is None:
             break
@@ -87,12 +96,14 @@ def diff(actual: Records, expected: Records) -> str | None:
     if extra:
         problems.append(f"unexpected {len(extra)}: {extra[:5]}")
     for id_ in sorted(set(actual) & set(expected)):
-        av, am = actual[id_]
-        ev, em = expected[id_]
+        av, am, ad = actual[id_]
+        ev, em, ed = expected[id_]
         if av.dtype != np.float32 or not np.array_equal(av, ev):
             problems.append(f"vector of {id_} differs")
         if am != em:
             problems.append(f"metadata of {id_} differs: {am!r} != {em!r}")
+        if ad != ed:
+            problems.append(f"document of {id_} differs: {ad!r} != {ed!r}")
         if len(problems) > 8:
             break
     return "; ".join(problems) if problems else None
@@ -120,7 +131,21 @@ def verify(col: keeldb.Collection, candidates: list[Model], context: str = "") -
     )
 
 
+def _check_text(col: keeldb.Collection, model: Model) -> None:
+    """Every document's unique word finds exactly the live records whose document has it
+    (an acknowledged document is found; a deleted or replaced one is not)."""
+    words: dict[str, set[str]] = {}
+    for id_, (_, _, doc) in model.records.items():
+        for w in (doc or "").split():
+            if w.startswith("u"):
+                words.setdefault(w, set()).add(id_)
+    for w in sorted(words)[:: max(1, len(words) // 6)][:6]:
+        found = {h.id for h in col.text_search(w, k=50)}
+        assert found == words[w], f"text_search({w!r}) found {found}, expected {words[w]}"
+
+
 def _check_search(col: keeldb.Collection, model: Model) -> None:
+    _check_text(col, model)
     if not model.records:
         assert col.search(np.ones(model.dim, np.float32), k=3) == []
         return
@@ -134,7 +159,8 @@ def _check_search(col: keeldb.Collection, model: Model) -> None:
 
 class Workload:
     """Deterministic random write batches over a bounded id space (upserts of new and
-    existing ids with or without metadata, deletes, multi-op transactions)."""
+    existing ids with or without metadata and documents, deletes, multi-op
+    transactions)."""
 
     def __init__(self, seed: int, dim: int = DIM, id_space: int = 400) -> None:
         self.rng = np.random.default_rng(seed)
@@ -148,13 +174,20 @@ class Workload:
 
     def upsert_args(
         self, n: int
-    ) -> tuple[list[str], np.ndarray, list[dict[str, Any] | None] | None]:
+    ) -> tuple[list[str], np.ndarray, list[dict[str, Any] | None] | None, list[str | None] | None]:
         ids = self._ids(n)
         vectors = self.rng.normal(size=(n, self.dim)).astype(np.float32)
         self.counter += 1
+        # documents: none, or each a unique word u<batch>x<i> plus common words (None keeps)
+        docs: list[str | None] | None = None
+        if self.rng.random() < 0.7:
+            docs = [
+                None if self.rng.random() < 0.2 else f"u{self.counter}x{i} common word{i % 4}"
+                for i in range(n)
+            ]
         style = self.rng.integers(3)
         if style == 0:
-            return ids, vectors, None
+            return ids, vectors, None, docs
         metas: list[dict[str, Any] | None] = []
         for i in range(n):
             if style == 1 and self.rng.random() < 0.3:
@@ -163,7 +196,7 @@ class Workload:
                 metas.append(
                     {"b": self.counter, "i": i, "tag": ["x", "y", "z"][i % 3], "f": float(i) / 7}
                 )
-        return ids, vectors, metas
+        return ids, vectors, metas, docs
 
     def batch(self) -> list[tuple[str, Any]]:
         """One write batch: ``[("upsert", args) | ("delete", ids), ...]``."""
@@ -184,14 +217,14 @@ def write_batch(col: keeldb.Collection, batch: list[tuple[str, Any]]) -> None:
     if len(batch) == 1:
         kind, args = batch[0]
         if kind == "upsert":
-            col.upsert(*args)
+            col.upsert(*args[:3], documents=args[3])
         else:
             col.delete(args)
         return
     with col.transaction() as tx:
         for kind, args in batch:
             if kind == "upsert":
-                tx.upsert(*args)
+                tx.upsert(*args[:3], documents=args[3])
             else:
                 tx.delete(args)
 

@@ -230,7 +230,7 @@ def _repair_one(root: Path, model: Model, work: Path, kind: str, how: str, seed:
         return "intact"
     assert report.damaged_copy and os.path.isdir(report.damaged_copy), context
     lost = set(report.lost_ids)
-    for id_, (vec, meta) in model.records.items():
+    for id_, (vec, meta, _doc) in model.records.items():
         if id_ in records:
             assert np.array_equal(records[id_][0], vec) or report.wal_damage, context
             assert records[id_][1] == meta or report.wal_damage, context

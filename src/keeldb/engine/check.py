@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from keeldb.engine.derived_kinds import indexes_for
 from keeldb.engine.segment import load_columns
 from keeldb.errors import KeelError
 from keeldb.index.hnsw import HnswIndex
@@ -29,6 +30,7 @@ from keeldb.storage.segment_files import (
     map_vectors,
     read_tombstones,
 )
+from keeldb.storage.text_files import DocumentsTable
 from keeldb.storage.wal import list_wal_files, read_wal
 
 __all__ = ["CheckReport", "check", "check_collection"]
@@ -94,6 +96,7 @@ def check_collection(directory: str, label: str, report: CheckReport) -> None:
     report.files_checked += 1
     config = manifest.config
     referenced = live_files(manifest)
+    derived = indexes_for(config)
     for entry in manifest.segments:
         sid = entry.segment_id
         names, _optional = segment_files(entry)
@@ -120,6 +123,11 @@ def check_collection(directory: str, label: str, report: CheckReport) -> None:
             if entry.tombstones:
                 read_tombstones(fs, directory, entry.tombstones, entry.rows)
                 report.files_checked += 1
+            if entry.documents:
+                docs = DocumentsTable(directory, sid, entry.rows)
+                docs.all()  # every document decodes (UTF-8)
+                docs.close()
+                report.files_checked += 1
             del ids
         except KeelError as exc:
             report.problems.append(f"{label}: segment {sid}: {exc}")
@@ -131,6 +139,26 @@ def check_collection(directory: str, label: str, report: CheckReport) -> None:
                 report.files_checked += 1
             except KeelError as exc:
                 report.problems.append(f"{label}: segment {sid} index (rebuildable on open): {exc}")
+        for index in derived:
+            try:
+                index.check(fs, directory, entry)
+                report.files_checked += int(entry.documents)
+            except KeelError as exc:
+                report.problems.append(
+                    f"{label}: segment {sid} {index.name} index (rebuildable on open): {exc}"
+                )
+    referenced.update(_check_wal(fs, directory, label, manifest.checkpoint_seq, report))
+    for name in os.listdir(directory):
+        if name not in referenced and is_collection_file(name):
+            report.warnings.append(f"{label}: unreferenced file {name} (removed on open)")
+
+
+def _check_wal(
+    fs: OsFileSystem, directory: str, label: str, checkpoint_seq: int, report: CheckReport
+) -> list[str]:
+    """Read every WAL file of a collection: records decode, no sequence gap past the
+    checkpoint; a torn tail is a warning. Returns the WAL file names."""
+    names: list[str] = []
     wal_files = list_wal_files(fs, directory)
     expected = None
     for i, (first, name) in enumerate(wal_files):
@@ -139,7 +167,7 @@ def check_collection(directory: str, label: str, report: CheckReport) -> None:
             scan = read_wal(fs, path, first, is_last=i == len(wal_files) - 1, salvage=False)
             for record in scan.records:
                 decode_batch(record.payload)
-                if record.seq > manifest.checkpoint_seq:
+                if record.seq > checkpoint_seq:
                     if expected is not None and record.seq != expected:
                         report.problems.append(
                             f"{label}: WAL sequence gap before record {record.seq} in {name}"
@@ -152,7 +180,5 @@ def check_collection(directory: str, label: str, report: CheckReport) -> None:
             report.files_checked += 1
         except (KeelError, ValueError) as exc:
             report.problems.append(f"{label}: {exc}")
-        referenced.add(name)
-    for name in os.listdir(directory):
-        if name not in referenced and is_collection_file(name):
-            report.warnings.append(f"{label}: unreferenced file {name} (removed on open)")
+        names.append(name)
+    return names

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import orjson
 
+from keeldb.engine.derived_kinds import indexes_for
 from keeldb.engine.memtable import Memtable
 from keeldb.engine.search import merge_hits
 from keeldb.engine.state import Options, State, make_memtable
 from keeldb.engine.unit import Unit, UnitResult
 from keeldb.engine.validation import (
     check_k,
+    validate_documents,
     validate_ids,
     validate_metadata,
     validate_query,
@@ -72,6 +74,7 @@ class Collection:
         self.options = options
         self.fs = options.fs
         self.versions = versions
+        self.derived = indexes_for(self.config)  # derived indexes (engine/derived.py)
         self._spare: Memtable | None = None
         self._closed = False
         self._damaged: KeelError | None = None  # set by the scrubber on bad payloads
@@ -90,7 +93,7 @@ class Collection:
         spare, self._spare = self._spare, None
         if spare is not None:
             return spare
-        return make_memtable(self.config, self.options)
+        return make_memtable(self.config, self.options, self.derived)
 
     def make_spare(self) -> None:
         """Prepare the next memtable with its pages already touched (background thread).
@@ -101,7 +104,7 @@ class Collection:
         (numpy releases the GIL) takes that off the write path.
         """
         if self._spare is None:
-            mem = make_memtable(self.config, self.options)
+            mem = make_memtable(self.config, self.options, self.derived)
             mem.prefault()
             self._spare = mem
 
@@ -215,26 +218,32 @@ class Collection:
         ids: Sequence[str],
         vectors: Any,
         metadata: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        documents: Sequence[str | None] | None = None,
     ) -> None:
         """Insert records, or replace those whose id exists (all or nothing).
 
         ``vectors`` is (n, dim) array-like; ``metadata`` a list aligned with ids (or None).
         For an existing id, metadata ``None`` keeps its old metadata and ``{}`` clears it.
+        ``documents`` (a list of str or None aligned with ids, or None) are the records'
+        texts, stored durably and indexed for :meth:`text_search`; like metadata, None
+        (the whole argument or an entry) keeps an existing record's document.
         The whole batch is validated first (ids, dimensions, finite values, zero vectors
         under cosine, JSON metadata): on error nothing is written. Returns once the batch
         is durable per the database's durability mode.
         """
-        op = self._upsert_op(ids, vectors, metadata)
+        op = self._upsert_op(ids, vectors, metadata, documents)
         if not op.ids:  # an empty batch is a no-op: no WAL record (issue 17)
             self._check_writable()
             return
         self._write([op])
 
-    def _upsert_op(self, ids: Any, vectors: Any, metadata: Any) -> UpsertOp:
+    def _upsert_op(self, ids: Any, vectors: Any, metadata: Any, documents: Any = None) -> UpsertOp:
         id_list = validate_ids(ids)
         vecs = validate_vectors(vectors, len(id_list), self.dim, self.metric)
         metas, meta_json = validate_metadata(metadata, len(id_list))
-        return UpsertOp(id_list, vecs, metas, meta_json)
+        docs = validate_documents(documents, len(id_list))
+        return UpsertOp(id_list, vecs, metas, meta_json, docs)
 
     def delete(self, ids: Sequence[str] | None = None, *, filter: Any = None) -> int:
         """Delete records by ``ids`` or by ``filter`` (exactly one); returns how many
@@ -325,13 +334,17 @@ class Collection:
     def _write(self, batch: Batch, *, locked: bool = False) -> dict[str, int]:
         t0 = time.perf_counter()
         self._check_writable()
+        # Derived indexes analyse the given documents before the lock (analysis is the
+        # costly part of indexing text); entries that "keep" a document are re-analysed
+        # under the lock only when the resolution below filled them in.
+        early = self._prepare_early(batch)
         with self._locked_for_write():
             self._check_writable()
             if not locked:
                 self._wait_for_backlog()
             self._resolve_kept_metadata(batch)
             seq, wal, end = self.versions.log(encode_batch(batch))
-            counts = self._apply(batch)
+            counts = self._apply(batch, early)
             self._state.active.last_seq = seq
             wal_bytes = wal.size_bytes
             active_rows = self._state.active.n
@@ -358,36 +371,30 @@ class Collection:
         return counts
 
     def _resolve_kept_metadata(self, batch: Batch) -> None:
-        """Replace metadata None ("keep the existing record's") by the metadata it keeps,
-        before the batch is logged (write lock held).
+        """Resolve "keep the existing record's" metadata and documents before the batch
+        is logged (write lock held; see :func:`keeldb.engine.resolve.resolve_kept`)."""
+        from keeldb.engine.resolve import resolve_kept
 
-        A WAL record must not depend on state that a maintenance commit can persist ahead
-        of it: a merge or vacuum writes the old row's tombstone while the record is still
-        past the checkpoint, and replay after a crash then found no live old row and stored
-        ``{}``. Resolved records replay to the same result whatever is already persisted.
-        """
-        effect: dict[str, dict[str, Any] | None] = {}  # earlier ops of the batch (None: deleted)
+        resolve_kept(self._state, batch, self._locate)
+
+    def _prepare_early(self, batch: Batch) -> dict[int, tuple[list[str | None], dict[str, Any]]]:
+        """Per upsert op with documents (by ``id(op)``): the documents as given and each
+        derived index's :meth:`prepare` of them."""
+        early: dict[int, tuple[list[str | None], dict[str, Any]]] = {}
         for op in batch:
-            if isinstance(op, DeleteOp):
-                effect.update(dict.fromkeys(op.ids))
-                continue
-            todo = [i for i, meta in enumerate(op.metadata) if meta is None]
-            if todo:
-                lookup = [op.ids[i] for i in todo if op.ids[i] not in effect]
-                found = dict(zip(lookup, self._locate(self._state, lookup), strict=True))
-                for i in todo:
-                    id_ = op.ids[i]
-                    loc = found.get(id_)
-                    if id_ in effect:
-                        kept = effect[id_]
-                    else:
-                        kept = None if loc is None else _unit_metadata(*loc)
-                    op.metadata[i] = {} if kept is None else kept
-                op.metadata_json = None  # encoded again, with the resolved metadata
-            effect.update(zip(op.ids, op.metadata, strict=True))
+            if isinstance(op, UpsertOp) and op.documents is not None:
+                given = list(op.documents)
+                early[id(op)] = (given, {d.name: d.prepare(given) for d in self.derived})
+        return early
 
-    def _apply(self, batch: Batch) -> dict[str, int]:
-        """Apply a logged batch to memory (write lock held). Cannot fail on valid input."""
+    def _apply(
+        self,
+        batch: Batch,
+        early: dict[int, tuple[list[str | None], dict[str, Any]]] | None = None,
+    ) -> dict[str, int]:
+        """Apply a logged batch to memory (write lock held). Cannot fail on valid input.
+        ``early``: derived-index preparations made before the lock (see :meth:`_write`),
+        used when the op's documents are still those they were made from."""
         counts = {"upserted": 0, "deleted": 0, "replaced": 0}
         for op in batch:
             if isinstance(op, UpsertOp):
@@ -402,7 +409,12 @@ class Collection:
                 # Old rows die before the new ones are published: a concurrent search may
                 # miss a record being replaced, but never sees it twice.
                 counts["replaced"] += _kill(locations)
-                self._state.active.append(op.ids, op.vectors, metas, hashes)
+                pre = None if early is None else early.get(id(op))
+                if pre is not None and pre[0] == op.documents:
+                    prepared = pre[1]
+                else:
+                    prepared = {d.name: d.prepare(op.documents) for d in self.derived}
+                self._state.active.append(op.ids, op.vectors, metas, hashes, op.documents, prepared)
                 counts["upserted"] += len(op.ids)
             else:
                 counts["deleted"] += _kill(self._locate(self._state, op.ids))
@@ -455,7 +467,7 @@ class Collection:
                     continue
                 unit, row = loc
                 vec, meta = unit.record(row)
-                out.append(Record(id_, vec, meta))
+                out.append(Record(id_, vec, meta, unit.documents_of([row])[0]))
         return out
 
     def count(self, filter: Any = None) -> int:
@@ -489,6 +501,7 @@ class Collection:
         filter: Any = None,
         exact: bool = False,
         with_metadata: bool = True,
+        with_documents: bool = True,
     ) -> list[Hit]:
         """The ``k`` nearest live records to ``vector`` (matching ``filter``), closest
         first. Fewer than k only when fewer than k records (match).
@@ -500,11 +513,13 @@ class Collection:
         ``with_metadata=False`` leaves each hit's metadata as None instead of decoding a
         fresh dict for it (ids and distances only, like a raw index; the hits are the
         same). Decoding is most of the per-hit cost of a large batch.
+        ``with_documents=False`` leaves each hit's document as None (otherwise the
+        record's document, None when it has none).
         """
         self._check_open()
-        check_k(k, ef, exact, with_metadata)
+        check_k(k, ef, exact, with_metadata, with_documents)
         queries = validate_query(vector, self.dim, self.metric, single=True)
-        return self._search(queries, k, ef, filter, exact, with_metadata)[0]
+        return self._search(queries, k, ef, filter, exact, with_metadata, with_documents)[0]
 
     def search_batch(
         self,
@@ -515,14 +530,15 @@ class Collection:
         filter: Any = None,
         exact: bool = False,
         with_metadata: bool = True,
+        with_documents: bool = True,
     ) -> list[list[Hit]]:
         """:meth:`search` for each row of ``vectors`` (q, dim), in one call."""
         self._check_open()
-        check_k(k, ef, exact, with_metadata)
+        check_k(k, ef, exact, with_metadata, with_documents)
         queries = validate_query(vectors, self.dim, self.metric, single=False)
         if len(queries) == 0:
             return []
-        return self._search(queries, k, ef, filter, exact, with_metadata)
+        return self._search(queries, k, ef, filter, exact, with_metadata, with_documents)
 
     def _search(
         self,
@@ -532,6 +548,7 @@ class Collection:
         filter: Any,
         exact: bool,
         with_metadata: bool = True,
+        with_documents: bool = True,
     ) -> list[list[Hit]]:
         t0 = time.perf_counter()
         flt = self._compile(filter) if filter is not None else None
@@ -541,7 +558,7 @@ class Collection:
         results: list[UnitResult] = [
             u.search(queries, k, ef_used, flt, want_stats=want_stats, exact=exact) for u in units
         ]
-        hits = merge_hits(queries.shape[0], k, units, results, with_metadata)
+        hits = merge_hits(queries.shape[0], k, units, results, with_metadata, with_documents)
         if self._search_callbacks:
             matched = sum(r.matched for r in results)
             plans = {u.name: r.plan for u, r in zip(units, results, strict=True)}
@@ -560,6 +577,68 @@ class Collection:
             for cb in list(self._search_callbacks):
                 cb(stats)
         return hits
+
+    def text_search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filter: Any = None,
+        with_metadata: bool = True,
+        with_documents: bool = True,
+    ) -> list[Hit]:
+        """The ``k`` live records whose documents best match ``query`` by BM25 (among
+        those matching ``filter``), best first.
+
+        Each hit has ``score`` (BM25, larger = better) and ``distance = -score``. The
+        query is analysed like the documents (the collection's analyser); statistics
+        (document count, average length, document frequencies) cover every live document
+        of the collection, whatever the filter. Only documents containing a query term
+        are returned, so fewer than k hits means fewer match. A document is found as soon
+        as its ``upsert`` returns; a deleted one never is.
+        """
+        from keeldb.engine.text_search import text_search
+
+        self._check_open()
+        if not isinstance(query, str):
+            raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+        check_k(k, None, False, with_metadata, with_documents)
+        flt = self._compile(filter) if filter is not None else None
+        return text_search(self, query, k, flt, with_metadata, with_documents)
+
+    def hybrid_search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        vector: Any = None,
+        filter: Any = None,
+        fusion: str = "rrf",
+        rrf_k: float | None = None,
+        weights: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        """Dense and BM25 results for one query, fused into one ranking (best first).
+
+        ``vector`` is the dense query (required: computing it from ``query`` needs an
+        embedding function). Both sides take the top 100 (or ``k`` if larger) live rows
+        matching ``filter``; ``fusion="rrf"`` (default) sums ``w / (rrf_k + rank)`` per
+        list (``rrf_k`` default 10, measured on SciFact in ``docs/text.md``);
+        ``fusion="weighted"`` sums ``w`` times each list's min-max normalised score.
+        ``weights`` = (dense, text), default equal. Each hit's ``score`` is its fused
+        score (larger = better), ``distance = -score``; metadata and document included.
+        """
+        from keeldb.engine.hybrid import check_fusion, hybrid_search
+
+        self._check_open()
+        if not isinstance(query, str):
+            raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+        check_k(k, None)
+        w = check_fusion(fusion, rrf_k, weights)
+        if vector is None:
+            raise InvalidArgumentError(
+                "hybrid_search needs vector= (the dense query) for this collection"
+            )
+        return hybrid_search(self, query, k, vector, filter, fusion, rrf_k, w)
 
     def scan(self, filter: Any = None, limit: int = 100, cursor: str | None = None) -> Page:
         """Page through live records (matching ``filter``) in id order, ``limit`` at a time.

@@ -6,29 +6,40 @@ indexes already travels in WAL records and segment files. It keeps one *part* pe
 as Lucene does:
 
 * **memtable part** — created with each memtable (:meth:`DerivedIndex.new_memtable_part`)
-  and told about every row appended to it, under the write lock, before the write is
-  acknowledged (:meth:`MemtablePart.append`): a fresh row is searchable at once. Replay
-  after a crash goes through the same path, so the part is rebuilt from the WAL.
+  and told about every row appended to it, under the write lock, before the rows are
+  published to readers (:meth:`MemtablePart.append`, with what
+  :meth:`DerivedIndex.prepare` computed from the batch's documents): a fresh row is
+  searchable once the write is acknowledged. Replay after a crash goes through the same
+  path, so the part is rebuilt from the WAL.
 * **segment part** — written beside a new segment's files by a seal or a merge, before
-  the manifest that names the segment is committed (:meth:`DerivedIndex.write_segment_part`),
-  so the commit covers it; loaded on first use (:meth:`DerivedIndex.load_segment_part`).
-  A missing or damaged file (``CorruptionError``) is rebuilt from the segment's own
-  stored data with a warning (:func:`segment_part`), never answered from.
-* **deletes** need no hook: a unit's tombstones (``dead``) hide rows from every index.
-  Collection-wide statistics are sums over the live rows of every unit.
+  the manifest that names the segment is committed (:meth:`DerivedIndex.write_segment_part`,
+  given the input units' parts with the row map into the new segment's final row order),
+  so the commit covers it; loaded when the segment is opened
+  (:meth:`DerivedIndex.load_segment_part`). A missing or damaged file
+  (``CorruptionError``) is rebuilt from the segment's own stored data with a warning
+  (:func:`segment_part`), never answered from.
+* **deletes** — every part has ``kill(rows)``, called by its unit wherever the unit
+  marks rows dead (under the write lock; at load with the segment's tombstones), so
+  collection-wide statistics (sums over units) count live rows only.
 * **checks** — ``keeldb check`` calls :meth:`DerivedIndex.check` for every segment file
   the index owns; damage there is reported as rebuildable, like an HNSW graph.
 
 Adding a derived index touches one module (its implementation of :class:`DerivedIndex`)
-plus registration (:func:`register`) and its file extensions in ``storage/format.py``.
+plus registration (:func:`register`, called when its module is imported; built-in kinds
+are imported by :mod:`keeldb.engine.derived_kinds`, whose ``indexes_for`` the engine
+uses) and its file extensions in ``storage/format.py``.
+The full-text index (``engine/text_index.py``) is the first.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from keeldb.errors import CorruptionError
 
@@ -41,6 +52,7 @@ log = logging.getLogger("keeldb")
 __all__ = [
     "DerivedIndex",
     "MemtablePart",
+    "Part",
     "RowSource",
     "indexes_for",
     "register",
@@ -51,21 +63,29 @@ __all__ = [
 class RowSource(Protocol):
     """The rows a segment part is built from, in the segment's row order."""
 
-    rows: int
+    @property
+    def rows(self) -> int: ...
 
-    def ids(self) -> list[str]: ...
+    @property
+    def has_documents(self) -> bool: ...
 
-    def metadata(self) -> Sequence[dict[str, Any]]: ...
+    def documents(self) -> list[str | None]: ...
 
 
-class MemtablePart(Protocol):
+class Part(Protocol):
+    """A derived index's part for one unit."""
+
+    def kill(self, rows: np.ndarray) -> None:
+        """``rows`` (unique, newly dead) died (write lock held)."""
+
+
+class MemtablePart(Part, Protocol):
     """A derived index's part for one memtable (mutated under the write lock only)."""
 
-    def append(
-        self, start_row: int, ids: Sequence[str], metadata: Sequence[dict[str, Any]]
-    ) -> None:
-        """Rows ``start_row ..`` were appended to the memtable (before they are published
-        to readers)."""
+    def append(self, start_row: int, count: int, prepared: Any) -> None:
+        """Rows ``start_row .. start_row + count`` were appended to the memtable (before
+        they are published to readers); ``prepared`` is :meth:`DerivedIndex.prepare`'s
+        result for their documents."""
 
 
 class DerivedIndex(Protocol):
@@ -76,16 +96,29 @@ class DerivedIndex(Protocol):
     #: segment file extensions it owns (each listed in ``storage/format.py``)
     extensions: tuple[str, ...]
 
+    def prepare(self, documents: Sequence[str | None] | None) -> Any:
+        """What the memtable part needs from a batch's documents (one per row; None: the
+        batch has none), e.g. token lists."""
+
     def new_memtable_part(self) -> MemtablePart:
         """An empty part for a new memtable."""
 
     def write_segment_part(
-        self, fs: FileSystem, directory: str, segment_id: int, source: RowSource
+        self,
+        fs: FileSystem,
+        directory: str,
+        segment_id: int,
+        source: RowSource,
+        parts: Sequence[tuple[Any, np.ndarray]] | None = None,
     ) -> int:
         """Write the part of a new segment (durable files under their final names, not
-        yet named by any manifest); returns the bytes written."""
+        yet named by any manifest); returns the bytes written. ``parts``: the input
+        units' parts, each with its row map (``row_map[r]`` = the new segment's row of
+        input row ``r``, -1 = dropped); None rebuilds from ``source`` alone."""
 
-    def load_segment_part(self, fs: FileSystem, directory: str, segment_id: int, rows: int) -> Any:
+    def load_segment_part(
+        self, fs: FileSystem, directory: str, segment_id: int, source: RowSource
+    ) -> Part:
         """Load a segment's part; ``CorruptionError`` when a file is missing or damaged."""
 
     def check(self, fs: FileSystem, directory: str, entry: SegmentEntry) -> None:
@@ -121,18 +154,19 @@ def segment_part(
     directory: str,
     segment_id: int,
     source: RowSource,
-) -> Any:
+) -> Part:
     """A segment's part of ``index``: loaded, or — when its file is missing or damaged —
-    rebuilt from the segment's stored rows (``source``) with a warning, then loaded."""
+    rebuilt from the segment's stored rows (``source``) with a warning (logged and a
+    ``RuntimeWarning``), then loaded."""
     try:
-        return index.load_segment_part(fs, directory, segment_id, source.rows)
+        return index.load_segment_part(fs, directory, segment_id, source)
     except CorruptionError as exc:
-        log.warning(
-            "segment %d: %s index: %s; rebuilding it from the segment's data",
-            segment_id,
-            index.name,
-            exc,
+        message = (
+            f"segment {segment_id}: {index.name} index: {exc}; rebuilding it from the "
+            "segment's data"
         )
+    log.warning("%s", message)
+    warnings.warn(message, RuntimeWarning, stacklevel=2)
     index.write_segment_part(fs, directory, segment_id, source)
     fs.sync_dir(directory)
-    return index.load_segment_part(fs, directory, segment_id, source.rows)
+    return index.load_segment_part(fs, directory, segment_id, source)

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -294,6 +294,10 @@ class Maintainer:
             seg_id = col.versions.allocate_segment_id()
             rows = keep.tolist()
             metas = [mem.metadata[i] for i in rows]
+            row_map = np.full(n, -1, dtype=np.int64)
+            row_map[keep] = np.arange(len(keep))
+            docs = _RowDocuments(mem.documents_of(rows) if mem.document_count else None, len(rows))
+            _write_parts(col, seg_id, docs, {name: [(p, row_map)] for name, p in mem.parts.items()})
             write_segment(
                 col.fs,
                 col.directory,
@@ -305,17 +309,20 @@ class Maintainer:
                 None,  # a flat segment: filter columns are built on first use
                 None,
                 mem.hashes[keep],
+                documents=docs.docs,
             )
             segment = Segment(
-                col.fs, col.directory, SegmentEntry(seg_id, len(keep), "flat"), col.config
+                col.fs,
+                col.directory,
+                SegmentEntry(seg_id, len(keep), "flat", documents=docs.has_documents),
+                col.config,
+                col.derived,
             )
             columns = mem.columns_if_built()
             if columns is not None and len(rows) == n == len(columns):
                 segment.adopt_columns(columns)  # filtered searches ran on the memtable
         with col.versions.locked():
             if segment is not None:
-                row_map = np.full(n, -1, dtype=np.int64)
-                row_map[keep] = np.arange(len(keep))
                 later = np.flatnonzero(mem.dead[:n] & ~snapshot)
                 segment.kill(row_map[later])
             state = col.versions.state
@@ -370,15 +377,8 @@ class Maintainer:
         """Write one segment holding ``base``'s rows (all, graph reused) followed by the
         live rows of ``others``; then install it in place of the inputs."""
         col = self.col
-        with col.versions.locked():
-            inputs: list[_Input] = []
-            offset = 0
-            for seg in ([base] if base is not None else []) + others:
-                snap = seg.dead.copy()
-                taken = np.arange(seg.rows) if seg is base else np.flatnonzero(~snap)
-                inputs.append(_Input(seg, snap, taken, offset))
-                offset += len(taken)
-        total_rows = offset
+        inputs = self._snapshot_inputs(base, others)
+        total_rows = sum(len(i.taken) for i in inputs)
         if total_rows == 0:
             self._install(inputs, None)
             return
@@ -401,6 +401,7 @@ class Maintainer:
         index = None
         new_row = None  # output row of each merged row, when the rows are reordered
         vector_order = None  # row i of the output takes vectors[vector_order[i]]
+        order = None
         if kind == "hnsw":
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
             added = total_rows - (base.rows if base is not None else 0)
@@ -426,6 +427,7 @@ class Maintainer:
             new_row[order] = np.arange(len(order))
         seg_id = col.versions.allocate_segment_id()
         self._report("writing", 0, total_rows)
+        docs = self._write_derived(inputs, seg_id, order, new_row)
         write_segment(
             col.fs,
             col.directory,
@@ -438,14 +440,48 @@ class Maintainer:
             index,
             hashes,
             vector_order,
+            documents=docs.docs,
         )
         self._report("writing", total_rows, total_rows)
         del vectors, index  # the vectors may be a view of the index
         try:
-            out = Segment(col.fs, col.directory, SegmentEntry(seg_id, total_rows, kind), col.config)
+            entry = SegmentEntry(seg_id, total_rows, kind, documents=docs.has_documents)
+            out = Segment(col.fs, col.directory, entry, col.config, col.derived)
             self._install(inputs, out, new_row)
         finally:
             col.versions.release_segment_id(seg_id)
+
+    def _snapshot_inputs(self, base: Segment | None, others: list[Segment]) -> list[_Input]:
+        """The merge's inputs with the rows each contributes (``base``: all of them, its
+        graph keeps them; others: the rows live now), under the write lock."""
+        with self.col.versions.locked():
+            inputs: list[_Input] = []
+            offset = 0
+            for seg in ([base] if base is not None else []) + others:
+                snap = seg.dead.copy()
+                taken = np.arange(seg.rows) if seg is base else np.flatnonzero(~snap)
+                inputs.append(_Input(seg, snap, taken, offset))
+                offset += len(taken)
+        return inputs
+
+    def _write_derived(
+        self,
+        inputs: list[_Input],
+        seg_id: int,
+        order: np.ndarray | None,
+        new_row: np.ndarray | None,
+    ) -> _RowDocuments:
+        """Write the merged segment's documents and derived-index parts (in its final row
+        order: ``order`` when the rows were reordered); returns the merged documents."""
+        col = self.col
+        docs = _merged_documents(inputs, order)
+        maps = _row_maps(inputs, new_row)
+        parts = {
+            name: [(i.segment.parts[name], m) for i, m in zip(inputs, maps, strict=True)]
+            for name in (d.name for d in col.derived)
+        }
+        _write_parts(col, seg_id, docs, parts)
+        return docs
 
     def _graph(self, base: Segment | None, vectors: np.ndarray, added: int) -> HnswIndex:
         """The graph of a merge's ``vectors``: ``base``'s graph (its rows come first)
@@ -499,3 +535,59 @@ class Maintainer:
                 log.error("keeldb: %s", exc)
                 self.col.mark_damaged(exc)
                 return
+
+
+class _RowDocuments:
+    """A new segment's documents in row order (None: no row has one), as a derived
+    index's :class:`~keeldb.engine.derived.RowSource`."""
+
+    def __init__(self, docs: list[str | None] | None, rows: int = 0) -> None:
+        self.docs = docs if docs is not None and any(d is not None for d in docs) else None
+        self._rows = len(docs) if docs is not None else rows
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def has_documents(self) -> bool:
+        return self.docs is not None
+
+    def documents(self) -> list[str | None]:
+        return self.docs if self.docs is not None else [None] * self._rows
+
+
+def _write_parts(
+    col: Collection,
+    seg_id: int,
+    docs: _RowDocuments,
+    parts: dict[str, list[tuple[Any, np.ndarray]]],
+) -> None:
+    """Write each derived index's part of a new segment from the inputs' parts."""
+    for index in col.derived:
+        index.write_segment_part(col.fs, col.directory, seg_id, docs, parts[index.name])
+
+
+def _row_maps(inputs: list[_Input], new_row: np.ndarray | None) -> list[np.ndarray]:
+    """For each merge input, its rows' numbers in the output (-1: not copied)."""
+    maps = []
+    for i in inputs:
+        m = np.full(i.segment.rows, -1, dtype=np.int64)
+        out = i.offset + np.arange(len(i.taken), dtype=np.int64)
+        m[i.taken] = out if new_row is None else new_row[out]
+        maps.append(m)
+    return maps
+
+
+def _merged_documents(inputs: list[_Input], order: np.ndarray | None) -> _RowDocuments:
+    """The merged segment's documents in its final row order (``order[i]`` = the merged
+    row that becomes output row i, when the merge reorders rows)."""
+    total = sum(len(i.taken) for i in inputs)
+    if not any(i.segment.has_documents for i in inputs):
+        return _RowDocuments(None, total)
+    docs: list[str | None] = []
+    for i in inputs:
+        docs.extend(i.segment.documents_of(i.taken.tolist()))
+    if order is not None:
+        docs = [docs[r] for r in order.tolist()]
+    return _RowDocuments(docs)

@@ -42,6 +42,10 @@ class Memtable:
         self.hashes = np.empty(capacity, dtype=np.uint64)  # id_hashes of ids, for the seal
         self.ids: list[str] = []
         self.metadata: list[dict[str, Any]] = []
+        self.documents: list[str | None] = []
+        self.document_count = 0  # rows with a document
+        # derived-index parts by index name (engine/derived.py), told of every append/kill
+        self.parts: dict[str, Any] = {}
         self.row_of: dict[str, int] = {}  # id -> newest row (live unless dead[row])
         self.dead_count = 0
         self.last_seq = 0
@@ -85,6 +89,8 @@ class Memtable:
         if len(fresh):
             self.dead[fresh] = True
             self.dead_count += len(fresh)
+            for part in self.parts.values():
+                part.kill(fresh)
         return len(fresh)
 
     def _reserve(self, extra: int) -> None:
@@ -106,9 +112,13 @@ class Memtable:
         vectors: np.ndarray,
         metadata: list[dict[str, Any]],
         hashes: np.ndarray,
+        documents: list[str | None] | None = None,
+        derived: dict[str, Any] | None = None,
     ) -> None:
         """Append rows (ids must not be live here: the caller kills old rows first);
-        ``hashes`` are ``id_hashes(ids)``."""
+        ``hashes`` are ``id_hashes(ids)``; ``documents`` one per row (None: no row has
+        one). ``derived[name]`` is what index ``name``'s :meth:`prepare` computed for
+        this batch: each memtable part appends it before the rows are published."""
         assert not self.frozen, "a frozen memtable takes no appends"
         k = len(ids)
         self._reserve(k)
@@ -119,6 +129,13 @@ class Memtable:
             self.sq_norms[start : start + k] = np.einsum("ij,ij->i", vectors, vectors)
         self.ids.extend(ids)
         self.metadata.extend(metadata)
+        if documents is None:
+            self.documents.extend([None] * k)
+        else:
+            self.documents.extend(documents)
+            self.document_count += k - documents.count(None)
+        for name, part in self.parts.items():
+            part.append(start, k, None if derived is None else derived.get(name))
         self.row_of.update(zip(ids, range(start, start + k), strict=True))
         with self._columns_lock:
             if self._columns is not None:
@@ -205,6 +222,11 @@ class Memtable:
     def metadata_at(self, row: int) -> dict[str, Any]:
         """``row``'s metadata (the memtable's own dict: do not change it)."""
         return self.metadata[row]
+
+    def documents_of(self, rows: list[int]) -> list[str | None]:
+        """The documents of ``rows`` (None where a row has none)."""
+        docs = self.documents
+        return [docs[r] for r in rows]
 
     def record(self, row: int) -> tuple[np.ndarray, dict[str, Any]]:
         """Copies of ``row``'s vector and metadata."""

@@ -3,7 +3,9 @@ close or a crash.
 
 Recovery on open: read and verify the manifest -> map and verify its segments (an HNSW file
 that is missing or damaged is rebuilt from the segment's vectors, with a warning) -> replay
-WAL records newer than the manifest's checkpoint into a fresh memtable -> drop a torn tail
+WAL records newer than the manifest's checkpoint into a fresh memtable (derived indexes
+load their segment parts with the segments, rebuilding damaged ones, and refill their
+memtable parts through the same apply path as live writes) -> drop a torn tail
 (reported) -> start a new WAL file and the background worker -> remove files no manifest
 names (a seal or merge cut short).
 """
@@ -13,9 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from keeldb.engine.collection import Collection
+from keeldb.engine.derived import DerivedIndex
+from keeldb.engine.derived_kinds import indexes_for
 from keeldb.engine.maintenance import Maintainer
 from keeldb.engine.segment import Segment
 from keeldb.engine.state import Options, State, make_memtable
@@ -39,9 +44,10 @@ def open_collection(directory: str, options: Options) -> Collection:
     fs = options.fs
     manifest = read_manifest(fs, directory)
     report: dict[str, Any] = {"rebuilt_indexes": [], "torn_tail": None, "replayed_records": 0}
-    segments = _load_segments(directory, manifest, options, report)
+    derived = indexes_for(manifest.config)
+    segments = _load_segments(directory, manifest, options, report, derived)
     try:
-        state = State((make_memtable(manifest.config, options),), tuple(segments))
+        state = State((make_memtable(manifest.config, options, derived),), tuple(segments))
         versions = VersionSet(
             fs, directory, manifest, state, write_timeout_s=options.write_timeout_s
         )
@@ -58,12 +64,16 @@ def open_collection(directory: str, options: Options) -> Collection:
 
 
 def _load_segments(
-    directory: str, manifest: Manifest, options: Options, report: dict[str, Any]
+    directory: str,
+    manifest: Manifest,
+    options: Options,
+    report: dict[str, Any],
+    derived: Sequence[DerivedIndex],
 ) -> list[Segment]:
     segments: list[Segment] = []
     try:
         for entry in manifest.segments:
-            seg = Segment(options.fs, directory, entry, manifest.config)
+            seg = Segment(options.fs, directory, entry, manifest.config, derived)
             if seg.rebuilt_index:
                 report["rebuilt_indexes"].append(entry.segment_id)
             # Small payloads are verified now (a few ms); large ones by the background

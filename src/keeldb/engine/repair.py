@@ -50,6 +50,7 @@ from keeldb.storage.lock import DirectoryLock
 from keeldb.storage.manifest import Manifest, SegmentEntry, read_manifest, write_manifest
 from keeldb.storage.records import DeleteOp, decode_batch
 from keeldb.storage.segment_files import IdTable, MetadataTable, map_vectors, read_tombstones
+from keeldb.storage.text_files import DocumentsTable
 from keeldb.storage.wal import list_wal_files, read_wal
 
 log = logging.getLogger("keeldb")
@@ -59,7 +60,7 @@ __all__ = ["RepairReport", "repair"]
 DAMAGED_DIR = "damaged"
 _BATCH = 4096
 
-_Rows = dict[str, tuple[np.ndarray, dict[str, Any]]]
+_Rows = dict[str, tuple[np.ndarray, dict[str, Any], str | None]]  # vector, metadata, document
 
 
 @dataclass
@@ -215,11 +216,20 @@ def _salvage_segment(
     except KeelError as exc:
         report.problems.append(f"segment {sid}: metadata unreadable: {exc}")
         metas = None
-    if vectors is None or metas is None:
+    docs: list[str | None] | None = [None] * len(live)
+    if entry.documents:
+        try:
+            table = DocumentsTable(directory, sid, n)
+            docs = table.many(live)
+            table.close()
+        except KeelError as exc:
+            report.problems.append(f"segment {sid}: documents unreadable: {exc}")
+            docs = None
+    if vectors is None or metas is None or docs is None:
         report.lost_ids.extend(ids[r] for r in live)
         return
-    for r, md in zip(live, metas, strict=True):
-        rows[ids[r]] = (np.array(vectors[r], dtype=np.float32), md)
+    for r, md, doc in zip(live, metas, docs, strict=True):
+        rows[ids[r]] = (np.array(vectors[r], dtype=np.float32), md, doc)
     if approximate:
         report.approximate_ids.extend(ids[r] for r in live)
 
@@ -276,7 +286,10 @@ def _replay_wal(directory: str, manifest: Manifest, rows: _Rows, report: RepairR
                     md = op.metadata[j]
                     if md is None:  # keep the existing record's metadata
                         md = rows[id_][1] if id_ in rows else {}
-                    rows[id_] = (np.array(op.vectors[j], dtype=np.float32), md)
+                    doc = None if op.documents is None else op.documents[j]
+                    if doc is None:  # keep the existing record's document
+                        doc = rows[id_][2] if id_ in rows else None
+                    rows[id_] = (np.array(op.vectors[j], dtype=np.float32), md, doc)
                     report.wal_ids.append(id_)
 
 
@@ -294,6 +307,7 @@ def _write_collection(directory: str, manifest: Manifest, rows: _Rows) -> None:
                 chunk,
                 np.stack([rows[i][0] for i in chunk]),
                 [rows[i][1] for i in chunk],
+                documents=[rows[i][2] for i in chunk],
             )
         col.compact()
     finally:

@@ -33,7 +33,7 @@ def scan_page(col: Collection, state: State, flt: Any, limit: int, cursor: str |
     records: list[Record] = []
     for id_, unit, row in page:
         vector, metadata = unit.record(row)
-        records.append(Record(id_, vector, metadata))
+        records.append(Record(id_, vector, metadata, unit.documents_of([row])[0]))
     more = len(candidates) > limit
     return Page(records, page[-1][0] if more and page else None)
 

@@ -29,15 +29,18 @@ def merge_hits(
     units: Sequence[Unit],
     results: list[UnitResult],
     with_metadata: bool = True,
+    with_documents: bool = True,
 ) -> list[list[Hit]]:
     """The best ``k`` hits per query of ``q`` queries across ``results`` (one per unit of
-    ``units``), closest first; each hit with its id and (``with_metadata``) a freshly
-    decoded metadata dict of its own."""
+    ``units``), closest first; each hit with its id, (``with_metadata``) a freshly
+    decoded metadata dict of its own and (``with_documents``) its document."""
     if not results:
         return [[] for _ in range(q)]
     if len(results) == 1:
         # One unit: its results are already the sorted top k.
-        return _one_unit(q, units[0], results[0].distances, results[0].rows, with_metadata)
+        return _one_unit(
+            q, units[0], results[0].distances, results[0].rows, with_metadata, with_documents
+        )
     dist = np.concatenate([r.distances for r in results], axis=1)
     rows = np.concatenate([r.rows for r in results], axis=1)
     unit_of = np.concatenate(
@@ -61,14 +64,26 @@ def merge_hits(
                 slots.setdefault(units_list[qi][j], []).append((qi, j, row))
     found: list[dict[int, Hit]] = [{} for _ in range(q)]
     for ui, entries in slots.items():
-        ids, metas = units[ui].payload([e[2] for e in entries], with_metadata)
-        for (qi, j, _), id_, meta in zip(entries, ids, metas, strict=True):
-            found[qi][j] = Hit(id_, dist_list[qi][j], meta)
+        unit_rows = [e[2] for e in entries]
+        ids, metas = units[ui].payload(unit_rows, with_metadata)
+        docs = _documents(units[ui], unit_rows, with_documents)
+        for (qi, j, _), id_, meta, doc in zip(entries, ids, metas, docs, strict=True):
+            found[qi][j] = Hit(id_, dist_list[qi][j], meta, doc)
     return [[hits[j] for j in sorted(hits)] for hits in found]
 
 
+def _documents(unit: Unit, rows: list[int], with_documents: bool) -> list[str | None]:
+    """The documents of ``rows`` (all None unless ``with_documents``)."""
+    return unit.documents_of(rows) if with_documents else [None] * len(rows)
+
+
 def _one_unit(
-    q: int, unit: Unit, best_d: np.ndarray, best_rows: np.ndarray, with_metadata: bool
+    q: int,
+    unit: Unit,
+    best_d: np.ndarray,
+    best_rows: np.ndarray,
+    with_metadata: bool,
+    with_documents: bool,
 ) -> list[list[Hit]]:
     """The hits of a search that had one unit (its results already sorted)."""
     flat_rows = cast(list[int], best_rows.ravel().tolist())
@@ -77,9 +92,11 @@ def _one_unit(
         # distance inf together): decode all queries' winners in one pass (one JSON
         # parse, a fresh dict per hit) and cut the hits per query.
         ids, metas = unit.payload(flat_rows, with_metadata)
+        nones = [None] * len(flat_rows)
+        docs = unit.documents_of(flat_rows) if with_documents else nones
         # tuple.__new__ straight from C: half the cost of calling Hit(...)
         dists = cast(list[float], best_d.ravel().tolist())
-        flat = list(map(_new_tuple, repeat(Hit), zip(ids, dists, metas, strict=True)))
+        flat = list(map(_new_tuple, repeat(Hit), zip(ids, dists, metas, docs, nones, strict=True)))
         width = best_rows.shape[1]
         if q == 1:
             return [flat]
@@ -95,10 +112,16 @@ def _one_unit(
         spans.append(keep)
         flat_rows.extend([row_q[j] for j in keep])
     ids, metas = unit.payload(flat_rows, with_metadata)
+    docs = _documents(unit, flat_rows, with_documents)
     out: list[list[Hit]] = []
     pos = 0
     for qi, keep in enumerate(spans):
         dist_q = dist_list[qi]
-        out.append([Hit(ids[pos + t], dist_q[j], metas[pos + t]) for t, j in enumerate(keep)])
+        out.append(
+            [
+                Hit(ids[pos + t], dist_q[j], metas[pos + t], docs[pos + t])
+                for t, j in enumerate(keep)
+            ]
+        )
         pos += len(keep)
     return out

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from keeldb.engine.derived import DerivedIndex, segment_part
 from keeldb.engine.filter_cache import FilterCache, FilterState
 from keeldb.engine.planner import Plan, plan_search
 from keeldb.engine.unit import UnitResult
@@ -43,6 +44,7 @@ from keeldb.storage.segment_files import (
     write_metadata,
     write_vectors,
 )
+from keeldb.storage.text_files import DocumentsTable, write_documents
 
 log = logging.getLogger("keeldb")
 
@@ -61,6 +63,7 @@ def write_segment(
     index: HnswIndex | None,
     hashes: np.ndarray | None = None,
     vector_order: np.ndarray | None = None,
+    documents: Sequence[str | None] | None = None,
 ) -> int:
     """Write every file of a new segment (fsynced, under final names). Returns bytes.
 
@@ -72,6 +75,8 @@ def write_segment(
     HNSW segments. A flat segment is short-lived (merged into HNSW as the collection
     grows) and builds its columns in memory on its first filtered search instead; a seal
     does not spend its time (and the writers' GIL) on them.
+
+    ``documents`` (row order; None when no row has one) are written to ``.docs``.
     """
     from keeldb.filtering import MetadataColumns
 
@@ -84,6 +89,8 @@ def write_segment(
         )
     if index is not None:
         total += index.save(fs, os.path.join(directory, segment_file_name(segment_id, "hnsw")))
+    if documents is not None:
+        total += write_documents(fs, directory, segment_id, documents)
     fs.sync_dir(directory)
     return total
 
@@ -113,7 +120,12 @@ class Segment:
     to dead)."""
 
     def __init__(
-        self, fs: FileSystem, directory: str, entry: SegmentEntry, config: CollectionConfig
+        self,
+        fs: FileSystem,
+        directory: str,
+        entry: SegmentEntry,
+        config: CollectionConfig,
+        derived: Sequence[DerivedIndex] = (),
     ) -> None:
         self.fs = fs
         self.directory = directory
@@ -130,6 +142,9 @@ class Segment:
         try:
             self.ids = IdTable(directory, self.segment_id, self.rows)
             self.meta = MetadataTable(directory, self.segment_id, self.rows)
+            self.docs: DocumentsTable | None = (
+                DocumentsTable(directory, self.segment_id, self.rows) if entry.documents else None
+            )
             if entry.tombstones:
                 self.dead = read_tombstones(fs, directory, entry.tombstones, self.rows)
             else:
@@ -149,6 +164,14 @@ class Segment:
         self.rebuilt_index = False
         if self.kind == "hnsw":
             self._load_or_rebuild_index()
+        # derived-index parts by name, each told of the tombstones so far
+        self.parts: dict[str, Any] = {}
+        dead_rows = np.flatnonzero(self.dead)
+        for index in derived:
+            part = segment_part(index, fs, directory, self.segment_id, self)
+            if len(dead_rows):
+                part.kill(dead_rows)
+            self.parts[index.name] = part
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -181,17 +204,21 @@ class Segment:
         self.rebuilt_index = True
 
     def close(self) -> None:
-        """Drop the graph and columns and close the id and metadata maps."""
+        """Drop the graph and columns and close the id, metadata and document maps."""
         self.hnsw = None
         self._columns = None
         self.ids.close()
         self.meta.close()
+        if self.docs is not None:
+            self.docs.close()
         # The vector map may still be referenced by a search in flight; the OS keeps the
         # mapping alive until the last numpy view is gone.
 
     def entry(self, tombstones: str | None) -> SegmentEntry:
         """This segment's manifest entry, with tombstone file ``tombstones``."""
-        return SegmentEntry(self.segment_id, self.rows, self.kind, tombstones)
+        return SegmentEntry(
+            self.segment_id, self.rows, self.kind, tombstones, documents=self.docs is not None
+        )
 
     @property
     def payload_bytes(self) -> int:
@@ -222,6 +249,8 @@ class Segment:
             self.dead[fresh] = True
             self.dead_count += len(fresh)
             self.dead_version += 1
+            for part in self.parts.values():
+                part.kill(fresh)
         return len(fresh)
 
     # --- reads -------------------------------------------------------------------------
@@ -283,6 +312,23 @@ class Segment:
     def record(self, row: int) -> tuple[np.ndarray, dict[str, Any]]:
         """Copies of ``row``'s vector and metadata."""
         return self.vector_at(row), self.metadata_at(row)
+
+    @property
+    def has_documents(self) -> bool:
+        """Whether the segment stores documents (a ``.docs`` file)."""
+        return self.docs is not None
+
+    def documents_of(self, rows: list[int]) -> list[str | None]:
+        """The documents of ``rows`` (None where a row has none)."""
+        if self.docs is None or not rows:
+            return [None] * len(rows)
+        return self.docs.many(rows)
+
+    def documents(self) -> list[str | None]:
+        """Every row's document, in row order (rebuilding derived parts)."""
+        if self.docs is None:
+            return [None] * self.rows
+        return self.docs.all()
 
     def ids_of(self, rows: np.ndarray) -> list[str]:
         """The ids of ``rows``."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from keeldb.engine.derived import DerivedIndex
 from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment
 from keeldb.storage.fileio import FileSystem, OsFileSystem
@@ -62,11 +64,16 @@ class State:
         return self.memtables[-1]
 
 
-def make_memtable(config: CollectionConfig, options: Options) -> Memtable:
-    """A new, empty memtable for a collection with ``config``.
+def make_memtable(
+    config: CollectionConfig, options: Options, derived: Sequence[DerivedIndex] = ()
+) -> Memtable:
+    """A new, empty memtable for a collection with ``config``, with an empty part of each
+    of the collection's ``derived`` indexes.
 
     Its arrays reserve room for a full memtable (address space only: pages are committed
     when first written), up to 256 MiB of vectors.
     """
     cap = min(options.memtable_rows + 1024, max(1024, (256 << 20) // (4 * config.dim)))
-    return Memtable(config.dim, config.metric, capacity=cap)
+    mem = Memtable(config.dim, config.metric, capacity=cap)
+    mem.parts = {index.name: index.new_memtable_part() for index in derived}
+    return mem

@@ -40,10 +40,12 @@ class Transaction:
         ids: Sequence[str],
         vectors: Any,
         metadata: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        documents: Sequence[str | None] | None = None,
     ) -> None:
         """Stage an upsert (same contract as :meth:`Collection.upsert`)."""
         self._check()
-        self._ops.append(self._col._upsert_op(ids, vectors, metadata))
+        self._ops.append(self._col._upsert_op(ids, vectors, metadata, documents))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Stage a delete by ids."""

@@ -44,6 +44,9 @@ class UnitResult:
 class Unit(Protocol):
     """A memtable or a sealed segment, as the read path and tombstones see it."""
 
+    #: the unit's part of each derived index, by index name (``engine/derived.py``)
+    parts: dict[str, Any]
+
     @property
     def name(self) -> str:
         """A stable name for search stats (``mem``, ``seg-<id>``)."""
@@ -98,6 +101,10 @@ class Unit(Protocol):
     ) -> tuple[list[str], Sequence[dict[str, Any] | None]]:
         """Ids and freshly decoded metadata of ``rows`` (None for each row unless
         ``with_metadata``): each a new dict the caller owns."""
+        ...
+
+    def documents_of(self, rows: list[int]) -> list[str | None]:
+        """The documents of ``rows`` (None where a row has none)."""
         ...
 
     def metadata_at(self, row: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ __all__ = [
     "check_index_params",
     "check_k",
     "check_name",
+    "validate_documents",
     "validate_ids",
     "validate_metadata",
     "validate_query",
@@ -59,9 +60,14 @@ def check_index_params(dim: Any, metric: Any, m: Any, ef_construction: Any, ef_s
         raise InvalidArgumentError(f"metric must be one of {METRICS}, got {metric!r}")
 
 
-def check_k(k: Any, ef: Any, exact: Any = False, with_metadata: Any = True) -> None:
-    """``k`` >= 1 (at most 100000); ``ef`` None or >= 1; ``exact`` and ``with_metadata``
-    bools, and with ``exact=True`` no ``ef`` (an exact search walks no graph)."""
+def check_k(
+    k: Any, ef: Any, exact: Any = False, with_metadata: Any = True, with_documents: Any = True
+) -> None:
+    """``k`` >= 1 (at most 100000); ``ef`` None or >= 1; ``exact``, ``with_metadata`` and
+    ``with_documents`` bools, and with ``exact=True`` no ``ef`` (an exact search walks no
+    graph)."""
+    if not isinstance(with_documents, bool):
+        raise InvalidArgumentError(f"with_documents must be True or False, got {with_documents!r}")
     if not isinstance(exact, bool):
         raise InvalidArgumentError(f"exact must be True or False, got {exact!r}")
     if not isinstance(with_metadata, bool):
@@ -251,6 +257,37 @@ def validate_metadata(metadata: Any, n: int) -> tuple[list[dict[str, Any] | None
         raise InvalidArgumentError("metadata is not representable as JSON")
     assert copied is not None
     return list(copied), text
+
+
+def validate_documents(documents: Any, n: int) -> list[str | None] | None:
+    """``None`` (the batch carries no documents: each record keeps its own) or a list of n
+    entries, each a str or None (None keeps an existing record's document). Returns a new
+    list."""
+    if documents is None:
+        return None
+    if isinstance(documents, str | bytes | dict) or not isinstance(documents, Sequence):
+        raise InvalidArgumentError(
+            f"documents must be a list of strings (or None), got {type(documents).__name__}"
+        )
+    items = list(documents)
+    if len(items) != n:
+        raise InvalidArgumentError(f"{len(items)} documents for {n} ids: lengths disagree")
+    for i, d in enumerate(items):
+        if d is not None and not isinstance(d, str):
+            raise InvalidArgumentError(
+                f"documents[{i}] must be a str or None, got {type(d).__name__}"
+            )
+        if d is not None and _has_surrogate(d):
+            raise InvalidArgumentError(f"documents[{i}] is not valid Unicode (a lone surrogate)")
+    return items
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _numpy_value(value: Any) -> Any:

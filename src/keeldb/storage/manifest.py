@@ -51,12 +51,23 @@ class CollectionConfig:
 @dataclass(frozen=True, slots=True)
 class SegmentEntry:
     """One sealed segment: ``kind`` is ``flat`` or ``hnsw``; ``tombstones`` names its
-    tombstone file (None when it has no deleted rows at this manifest)."""
+    tombstone file (None when it has no deleted rows at this manifest); ``documents``:
+    the segment has a documents file (``.docs``, then required; omitted from the
+    manifest JSON when False, so manifests of collections without documents are
+    unchanged)."""
 
     segment_id: int
     rows: int
     kind: str
     tombstones: str | None = None
+    documents: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as manifest JSON (``documents`` only when True)."""
+        doc = asdict(self)
+        if not self.documents:
+            del doc["documents"]
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +85,7 @@ class Manifest:
             "format": 1,
             "generation": self.generation,
             "config": asdict(self.config),
-            "segments": [asdict(s) for s in self.segments],
+            "segments": [s.to_dict() for s in self.segments],
             "checkpoint_seq": self.checkpoint_seq,
             "next_segment_id": self.next_segment_id,
         }
@@ -107,7 +118,8 @@ def segment_files(entry: SegmentEntry) -> tuple[list[str], list[str]]:
     """The file names of one segment at a manifest: ``(required, optional)``.
 
     Required: vectors, ids, metadata; for an HNSW segment also its filter columns and
-    graph; the tombstone file when the entry names one. Optional: files a segment may or
+    graph; the documents when the entry has them; the tombstone file when the entry
+    names one. Optional: files a segment may or
     may not have (a flat segment's filter columns, which it may build in memory instead;
     derived-index files, rebuilt from the segment when missing).
     """
@@ -115,12 +127,16 @@ def segment_files(entry: SegmentEntry) -> tuple[list[str], list[str]]:
     required = [segment_file_name(sid, e) for e in ("vec", "ids", "meta")]
     if entry.kind == "hnsw":
         required += [segment_file_name(sid, "cols"), segment_file_name(sid, "hnsw")]
+    if entry.documents:
+        required.append(segment_file_name(sid, "docs"))
     if entry.tombstones:
         required.append(entry.tombstones)
     optional = [
         segment_file_name(sid, e)
         for e in SEGMENT_EXTENSIONS
-        if e not in ("vec", "ids", "meta", "hnsw") and not (e == "cols" and entry.kind == "hnsw")
+        if e not in ("vec", "ids", "meta", "hnsw")
+        and not (e == "cols" and entry.kind == "hnsw")
+        and not (e == "docs" and entry.documents)
     ]
     return required, optional
 

@@ -1,0 +1,93 @@
+"""Full-text search over a collection's units: BM25 with collection-wide statistics.
+
+Each unit (memtable or segment) carries a part of the full-text index
+(:mod:`keeldb.engine.text_index`) whose rows are the unit's rows and whose dead rows are
+the unit's. A search analyses the query once, asks :func:`keeldb.text.bm25_search` for
+the true top k over every unit's postings (N, avgdl and df summed over live rows of all
+units; a filter restricts the rows returned through each unit's live-and-matching mask,
+never the statistics), then fetches ids, metadata and documents of the winners only.
+
+The search holds the collection's write lock (as ``get`` and ``scan`` do): the
+memtable's postings and its published rows then agree, and no row dies half-way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keeldb.engine.text_index import NAME, TextIndex
+from keeldb.engine.unit import Unit
+from keeldb.text.bm25 import search as bm25_search
+from keeldb.text.postings import PostingsUnit
+from keeldb.types import Hit
+
+if TYPE_CHECKING:
+    from keeldb.engine.collection import Collection
+
+__all__ = ["text_index_of", "text_search"]
+
+
+def text_index_of(col: Collection) -> TextIndex:
+    """The collection's full-text index."""
+    for index in col.derived:
+        if index.name == NAME:
+            assert isinstance(index, TextIndex)
+            return index
+    raise AssertionError("every collection has a full-text index")
+
+
+def _postings(unit: Unit) -> PostingsUnit:
+    part: Any = unit.parts[NAME]
+    postings: PostingsUnit = part.unit
+    return postings
+
+
+def text_search(
+    col: Collection,
+    query: str,
+    k: int,
+    flt: Any,
+    with_metadata: bool,
+    with_documents: bool,
+) -> list[Hit]:
+    """The top ``k`` live rows by BM25 for ``query`` among those passing ``flt`` (None:
+    all), best first; each hit with ``score`` and ``distance = -score``."""
+    terms = text_index_of(col).analyzer(query)
+    if not terms:
+        return []
+    with col._locked_for_write():
+        state = col._state
+        all_units: tuple[Unit, ...] = (*state.memtables, *state.segments)
+        units = [u for u in all_units if u.rows]
+        postings = [_postings(u) for u in units]
+        allowed: list[np.ndarray | None] | None = None
+        if flt is not None:
+            allowed = [u.live_matching(flt).mask for u in units]
+        found = bm25_search(postings, terms, k, allowed=allowed)
+        return _hits(units, found.unit, found.row, found.score, with_metadata, with_documents)
+
+
+def _hits(
+    units: list[Unit],
+    unit_of: np.ndarray,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    with_metadata: bool,
+    with_documents: bool,
+) -> list[Hit]:
+    """Hits for (unit, row, score) triples, best first, decoding per unit in one pass."""
+    out: list[Hit | None] = [None] * len(rows)
+    unit_list = unit_of.tolist()
+    row_list = rows.tolist()
+    score_list = scores.tolist()
+    for ui in dict.fromkeys(unit_list):
+        slots = [i for i, u in enumerate(unit_list) if u == ui]
+        unit_rows = [row_list[i] for i in slots]
+        ids, metas = units[ui].payload(unit_rows, with_metadata)
+        docs = units[ui].documents_of(unit_rows) if with_documents else [None] * len(slots)
+        for i, id_, meta, doc in zip(slots, ids, metas, docs, strict=True):
+            s = score_list[i]
+            out[i] = Hit(id_, -s, meta, doc, s)
+    return [h for h in out if h is not None]
