@@ -184,6 +184,9 @@ def test_crash_loop_create_and_drop_collection(fast_tmp: Path) -> None:
 
 
 @pytest.mark.slow
+# Up to 5,000 injected crashes with a reopen and full check after each: ~3-5 min per seed
+# on an idle 2-core machine, over the default 300 s hang guard when the machine is busy.
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("seed", range(8))
 def test_crash_loop_long_random_workloads(fast_tmp: Path, seed: int) -> None:
     base, model = _base(fast_tmp, batches=10, seed=100 + seed)
