@@ -31,7 +31,6 @@ ENGINE_INTERNALS = {
     "replay",
     "start",
 }
-NOT_YET_REMOTE = {"text_search", "hybrid_search"}
 # Where the files are and how the engine runs them: on the server's side.
 SERVER_SIDE_STATE = {"config", "directory", "fs", "options", "path", "versions"}
 ONLY_EMBEDDED = {
@@ -46,10 +45,7 @@ ONLY_EMBEDDED = {
         "on_insert",
         "on_search",
         "off_search",
-    }
-    # Issue 14: documents, text and hybrid search exist embedded; their HTTP routes and
-    # client methods are still to come (a known gap, not a design difference).
-    | NOT_YET_REMOTE,
+    },
     # Closing without flushing: for a process that must not touch the files (forks).
     "Database": {"abandon"} | SERVER_SIDE_STATE - {"config", "directory", "versions"},
     "Transaction": set(),
@@ -64,14 +60,6 @@ ONLY_REMOTE = {
 # name under its --backup-dir (and hard links are the server's business); compact's
 # progress callback runs in the engine's process and cannot cross HTTP.
 DIFFERENT_PARAMETERS = {("Database", "backup"), ("Collection", "compact")}
-# Issue 14, not yet over HTTP: the embedded calls also take ``documents`` /
-# ``with_documents``.
-DIFFERENT_PARAMETERS |= {
-    ("Collection", "upsert"),
-    ("Collection", "search"),
-    ("Collection", "search_batch"),
-    ("Transaction", "upsert"),
-}
 
 INFO = CollectionInfo("c", "default", 2, "l2", 0, 16, 200, 64, 0.0, "flat")
 
