@@ -64,20 +64,49 @@ async def vector_store(
 def _nodes() -> list[TextNode]:
     """Chroma's test nodes, with list and numeric metadata added for the operators."""
     rows: list[tuple[str, str, dict[str, Any], list[float]]] = [
-        ("c330d77f", "lorem ipsum", {"author": "Stephen King", "theme": "Friendship",
-                                     "year": 1982, "tags": ["horror", "novel"]}, [1.0, 0.0, 0.0]),
-        ("c3d1e1dd", "lorem ipsum", {"director": "Francis Ford Coppola", "theme": "Mafia",
-                                     "year": 1972, "tags": ["film"]}, [0.0, 1.0, 0.0]),
-        ("c3ew11cd", "lorem ipsum", {"director": "Christopher Nolan", "year": 2010,
-                                     "rating": 8.8}, [0.0, 0.0, 1.0]),
-        ("0b31ae71", "I was taught that the way of progress was neither swift nor easy.",
-         {"author": "Marie Curie", "year": 1921, "tags": ["science", "novel"]}, [0.0, 0.0, 0.9]),
-        ("bd2e080b", "The important thing is not to stop questioning. Curiosity has its "
-         "own reason for existing.", {"author": "Albert Einstein", "rating": 9.5},
-         [0.0, 0.1, 0.5]),
-        ("f658de3b", "I am no bird; and no net ensnares me; I am a free human being with "
-         "an independent will.", {"author": "Charlotte Bronte", "tags": ["novel"]},
-         [0.1, 0.0, 0.3]),
+        (
+            "c330d77f",
+            "lorem ipsum",
+            {
+                "author": "Stephen King",
+                "theme": "Friendship",
+                "year": 1982,
+                "tags": ["horror", "novel"],
+            },
+            [1.0, 0.0, 0.0],
+        ),
+        (
+            "c3d1e1dd",
+            "lorem ipsum",
+            {"director": "Francis Ford Coppola", "theme": "Mafia", "year": 1972, "tags": ["film"]},
+            [0.0, 1.0, 0.0],
+        ),
+        (
+            "c3ew11cd",
+            "lorem ipsum",
+            {"director": "Christopher Nolan", "year": 2010, "rating": 8.8},
+            [0.0, 0.0, 1.0],
+        ),
+        (
+            "0b31ae71",
+            "I was taught that the way of progress was neither swift nor easy.",
+            {"author": "Marie Curie", "year": 1921, "tags": ["science", "novel"]},
+            [0.0, 0.0, 0.9],
+        ),
+        (
+            "bd2e080b",
+            "The important thing is not to stop questioning. Curiosity has its "
+            "own reason for existing.",
+            {"author": "Albert Einstein", "rating": 9.5},
+            [0.0, 0.1, 0.5],
+        ),
+        (
+            "f658de3b",
+            "I am no bird; and no net ensnares me; I am a free human being with "
+            "an independent will.",
+            {"author": "Charlotte Bronte", "tags": ["novel"]},
+            [0.1, 0.0, 0.3],
+        ),
     ]
     return [
         TextNode(
@@ -154,8 +183,10 @@ async def test_query_by_metadata_filters_only(
 async def test_get_nodes(vector_store: KeelDBVectorStore, use_async: bool) -> None:
     await _add(vector_store, _nodes(), use_async)
     ids = ["c3ew11cd", "c330d77f", "missing", "c3d1e1dd"]
-    res = await vector_store.aget_nodes(node_ids=ids) if use_async else vector_store.get_nodes(
-        node_ids=ids
+    res = (
+        await vector_store.aget_nodes(node_ids=ids)
+        if use_async
+        else vector_store.get_nodes(node_ids=ids)
     )
     assert [n.node_id for n in res] == ["c3ew11cd", "c330d77f", "c3d1e1dd"]
     assert all(n.get_content() == "lorem ipsum" for n in res)
@@ -179,7 +210,9 @@ async def test_delete_nodes(vector_store: KeelDBVectorStore, use_async: bool) ->
     flt = MetadataFilters(filters=[MetadataFilter(key="author", value="Marie Curie")])
     vector_store.delete_nodes(node_ids=["0b31ae71", "bd2e080b"], filters=flt)
     assert sorted(n.node_id for n in vector_store.get_nodes()) == [
-        "bd2e080b", "c3ew11cd", "f658de3b",
+        "bd2e080b",
+        "c3ew11cd",
+        "f658de3b",
     ]
     # by filter alone
     flt = MetadataFilters(filters=[MetadataFilter(key="rating", value=9.0, operator=">")])
@@ -305,7 +338,9 @@ async def test_hybrid_mode_honours_alpha(vector_store: KeelDBVectorStore, use_as
         return list(res.ids or [])
 
     # (the dense top 2 is unique; the other four nodes tie at cosine 0)
-    dense = vector_store.query(VectorStoreQuery(query_embedding=[1.0, 0.0, 0.0], similarity_top_k=2))
+    dense = vector_store.query(
+        VectorStoreQuery(query_embedding=[1.0, 0.0, 0.0], similarity_top_k=2)
+    )
     assert await run(1.0, 2) == dense.ids == ["c330d77f", "f658de3b"]  # all weight on dense
     assert (await run(0.0, 1)) == ["f658de3b"]  # all weight on BM25
     assert (await run(0.5, 1)) == ["f658de3b"]  # ranked 2nd dense and 1st by BM25
@@ -353,12 +388,21 @@ class HashEmbedding(BaseEmbedding):
 
 
 DOCS = [
-    Document(text="Aspirin reduces the risk of heart attack in adults.", doc_id="med-1",
-             metadata={"topic": "medicine"}),
-    Document(text="Photosynthesis converts sunlight into chemical energy in plants.",
-             doc_id="bio-1", metadata={"topic": "biology"}),
-    Document(text="The mitochondria is the powerhouse of the cell.", doc_id="bio-2",
-             metadata={"topic": "biology"}),
+    Document(
+        text="Aspirin reduces the risk of heart attack in adults.",
+        doc_id="med-1",
+        metadata={"topic": "medicine"},
+    ),
+    Document(
+        text="Photosynthesis converts sunlight into chemical energy in plants.",
+        doc_id="bio-1",
+        metadata={"topic": "biology"},
+    ),
+    Document(
+        text="The mitochondria is the powerhouse of the cell.",
+        doc_id="bio-2",
+        metadata={"topic": "biology"},
+    ),
 ]
 
 
@@ -377,9 +421,9 @@ async def test_vector_store_index_end_to_end(vector_store: KeelDBVectorStore) ->
     flt = MetadataFilters(filters=[_f("topic", "biology", "==")])
     hits = index.as_retriever(similarity_top_k=5, filters=flt).retrieve("heart attack")
     assert {h.node.ref_doc_id for h in hits} == {"bio-1", "bio-2"}
-    hits = index.as_retriever(
-        vector_store_query_mode="text_search", similarity_top_k=2
-    ).retrieve("mitochondria")
+    hits = index.as_retriever(vector_store_query_mode="text_search", similarity_top_k=2).retrieve(
+        "mitochondria"
+    )
     assert [h.node.ref_doc_id for h in hits] == ["bio-2"]
     hits = index.as_retriever(
         vector_store_query_mode="hybrid", similarity_top_k=1, alpha=0.5

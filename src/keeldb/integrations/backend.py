@@ -345,7 +345,9 @@ class CollectionBackend:
             hits = await col.hybrid_search(query, k, vector=vector, filter=filter, **fusion)
             return list(hits)
 
-        return await self._call(lambda: self.hybrid_search(query, vector, k, filter, **fusion), native)
+        return await self._call(
+            lambda: self.hybrid_search(query, vector, k, filter, **fusion), native
+        )
 
     def scan(self, filter: Any = None, limit: int | None = None) -> list[Record]:
         """Live records matching ``filter`` in id order, at most ``limit`` (all if None)."""

@@ -118,6 +118,12 @@ class KeelDBVectorStore(VectorStore):
         )
 
     @property
+    def client(self) -> Any:
+        """The sync handle: the :class:`keeldb.Database` or :class:`keeldb.Client` (None
+        with only an AsyncClient)."""
+        return self.backend.client
+
+    @property
     def embeddings(self) -> Embeddings:
         """The embeddings this store was made with."""
         return self.embedding
@@ -292,9 +298,10 @@ class KeelDBVectorStore(VectorStore):
         q = np.asarray(query, dtype=np.float32)
         if self.backend.metric == "cosine":
             q = q / (np.linalg.norm(q) or 1.0)  # stored cosine vectors are unit length
-        chosen = maximal_marginal_relevance(q, vectors, lambda_mult=lambda_mult, k=k)
-        return [_to_document(pairs[i][0].id, pairs[i][0].document, pairs[i][0].metadata)
-                for i in chosen]
+        chosen = maximal_marginal_relevance(q, vectors.tolist(), lambda_mult=lambda_mult, k=k)
+        return [
+            _to_document(pairs[i][0].id, pairs[i][0].document, pairs[i][0].metadata) for i in chosen
+        ]
 
     def max_marginal_relevance_search_by_vector(
         self,
@@ -337,9 +344,7 @@ class KeelDBVectorStore(VectorStore):
     ) -> list[Document]:
         """:meth:`max_marginal_relevance_search_by_vector` for ``query``'s embedding."""
         vector = self.embedding.embed_query(query)
-        return self.max_marginal_relevance_search_by_vector(
-            vector, k, fetch_k, lambda_mult, filter
-        )
+        return self.max_marginal_relevance_search_by_vector(vector, k, fetch_k, lambda_mult, filter)
 
     async def amax_marginal_relevance_search(
         self,
@@ -471,7 +476,7 @@ class KeelDBRetriever(VectorStoreRetriever):
     (:meth:`KeelDBVectorStore.text_search`); the standard types behave as in LangChain."""
 
     vectorstore: KeelDBVectorStore
-    allowed_search_types: ClassVar[Sequence[str]] = (  # type: ignore[misc]
+    allowed_search_types: ClassVar[Sequence[str]] = (
         "similarity",
         "similarity_score_threshold",
         "mmr",
@@ -497,6 +502,4 @@ class KeelDBRetriever(VectorStoreRetriever):
             return await self.vectorstore.ahybrid_search(query, **kwargs_)
         if self.search_type == "text":
             return await self.vectorstore.atext_search(query, **kwargs_)
-        return await super()._aget_relevant_documents(
-            query, run_manager=run_manager, **kwargs
-        )
+        return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)

@@ -41,8 +41,7 @@ try:
     from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "keeldb.integrations.llama_index needs llama-index-core: "
-        "pip install 'keeldb[llama-index]'"
+        "keeldb.integrations.llama_index needs llama-index-core: pip install 'keeldb[llama-index]'"
     ) from exc
 
 from keeldb.errors import InvalidArgumentError
@@ -155,8 +154,8 @@ class KeelDBVectorStore(BasePydanticVectorStore):
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         if hybrid_fusion not in ("rrf", "weighted"):
-            raise InvalidArgumentError(f"hybrid_fusion must be rrf or weighted, not {hybrid_fusion!r}")
-        super().__init__(
+            raise InvalidArgumentError(f"hybrid_fusion must be rrf or weighted: {hybrid_fusion!r}")
+        super().__init__(  # type: ignore[call-arg]  # pydantic fields declared above
             collection_name=collection_name,
             workspace=workspace,
             metric=metric,
