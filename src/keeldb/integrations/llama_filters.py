@@ -20,7 +20,8 @@ condition ``AND`` / ``OR``  ``$and`` / ``$or``
 condition ``NOT``           ``$not`` of ``$or`` (none of the filters holds)
 ==========================  =====================================================
 
-Nested ``MetadataFilters`` are translated recursively.
+Nested ``MetadataFilters`` are translated recursively. A node without the field matches
+``NE`` and ``NIN`` (and never the others), as in LlamaIndex since 0.14.23 and in KeelDB.
 """
 
 from __future__ import annotations

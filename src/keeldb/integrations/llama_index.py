@@ -129,7 +129,6 @@ class KeelDBVectorStore(BasePydanticVectorStore):
     """
 
     stores_text: bool = True
-    flat_metadata: bool = False
     collection_name: str = "llama_index"
     workspace: str = "default"
     metric: str = "cosine"
