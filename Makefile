@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test lint bench reliability clean venv dev browser
+.PHONY: demo rag test lint bench reliability clean venv dev browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ browser:
 
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py
+
+# Retrieval for question answering over a SciFact sample through LangChain (no LLM, offline).
+rag: $(VENV)/.installed-dev
+	$(PY) examples/rag.py
 
 test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest -q -p no:cacheprovider
