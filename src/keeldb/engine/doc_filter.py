@@ -71,7 +71,7 @@ class MemtableDocuments:
         docs = self._documents[:n]
         out = np.zeros(n, dtype=bool)
         present = np.fromiter(map(operator.is_not, docs, repeat(None)), dtype=bool, count=n)
-        texts = list(filter(None.__ne__, docs))
+        texts = list(filter(functools.partial(operator.is_not, None), docs))
         hits = np.fromiter(
             map(operator.contains, texts, repeat(needle)), dtype=bool, count=len(texts)
         )
