@@ -148,7 +148,9 @@ def test_upsert_without_vectors_and_string_queries(db_path: str) -> None:
         assert hits[0].id == "d2" and hits[0].distance == pytest.approx(0.0, abs=1e-5)
         by_vector = col.search(_expected(["quick fox"])[0], 3)
         assert [h.id for h in col.search("quick fox", 3)] == [h.id for h in by_vector]
-        batch = col.search_batch(["lazy dogs sleep all day", "vector databases store embeddings"], 1)
+        batch = col.search_batch(
+            ["lazy dogs sleep all day", "vector databases store embeddings"], 1
+        )
         assert [b[0].id for b in batch] == ["d1", "d3"]
         hybrid = col.hybrid_search("rare terms", 2)
         explicit = col.hybrid_search("rare terms", 2, vector=_expected(["rare terms"])[0])

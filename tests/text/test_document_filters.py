@@ -58,9 +58,7 @@ class Model:
 
     def expected(self, spec: dict[str, Any]) -> set[str]:
         flt = compile_filter(spec)
-        return {
-            i for i, (doc, meta) in self.live.items() if flt.matches(meta, doc, Analyzer())
-        }
+        return {i for i, (doc, meta) in self.live.items() if flt.matches(meta, doc, Analyzer())}
 
 
 def _write(col: keeldb.Collection, model: Model, rng: random.Random, ids: list[str]) -> None:

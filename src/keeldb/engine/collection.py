@@ -77,7 +77,7 @@ class Collection:
         self.versions = versions
         self.derived = indexes_for(self.config)  # derived indexes (engine/derived.py)
         self.analyzer = analyzer_of(self.config)  # the full-text analyser
-        self.embedding = CollectionEmbedding(self.config)  # engine/embedder.py
+        self.embedder = CollectionEmbedding(self.config)  # engine/embedder.py
         self._closed = False
         self._damaged: KeelError | None = None  # set by the scrubber on bad payloads
         self._search_callbacks: list[Callable[[SearchStats], None]] = []
@@ -142,16 +142,16 @@ class Collection:
     @property
     def embedding_name(self) -> str | None:
         """The name of the collection's embedding function (None without one)."""
-        return self.embedding.name
+        return self.embedder.name
 
     @property
     def embedding_function(self) -> EmbeddingFunction | None:
         """The collection's embedding function (None without one), re-created from the
         manifest on first use: EmbeddingFunctionError when it cannot be (unknown name,
         dependency not installed), naming the function and how to install it."""
-        if self.embedding.spec is None:
+        if self.embedder.spec is None:
             return None
-        return self.embedding.function()
+        return self.embedder.function()
 
     def __repr__(self) -> str:
         return f"<Collection {self.workspace}/{self.name} dim={self.dim} metric={self.metric}>"
@@ -230,7 +230,7 @@ class Collection:
             else:
                 validate_metadata(metadata, len(id_list))  # fail before embedding
                 validate_documents(documents, len(id_list))
-                vectors = self.embedding.embed_documents(documents, len(id_list))
+                vectors = self.embedder.embed_documents(documents, len(id_list))
         vecs = validate_vectors(vectors, len(id_list), self.dim, self.metric)
         metas, meta_json = validate_metadata(metadata, len(id_list))
         docs = validate_documents(documents, len(id_list))
@@ -354,7 +354,7 @@ class Collection:
         self._check_open()
         check_k(k, ef, exact, with_metadata, with_documents)
         if is_text_query(vector):
-            vector = self.embedding.embed_queries([vector])[0]
+            vector = self.embedder.embed_queries([vector])[0]
         queries = validate_query(vector, self.dim, self.metric, single=True)
         return run_search(self, queries, k, ef, filter, exact, with_metadata, with_documents)[0]
 
@@ -375,7 +375,7 @@ class Collection:
         self._check_open()
         check_k(k, ef, exact, with_metadata, with_documents)
         if is_text_batch(vectors):
-            vectors = self.embedding.embed_queries(vectors)
+            vectors = self.embedder.embed_queries(vectors)
         queries = validate_query(vectors, self.dim, self.metric, single=False)
         if len(queries) == 0:
             return []
@@ -420,7 +420,8 @@ class Collection:
 
         ``vector`` is the dense query; when None it is computed from ``query`` with the
         collection's embedding function (InvalidArgumentError when the collection has
-        none, EmbeddingFunctionError when it cannot be re-created). Both sides take the top 100 (or ``k`` if larger) live rows
+        none, EmbeddingFunctionError when it cannot be re-created). Both sides take the
+        top 100 (or ``k`` if larger) live rows
         matching ``filter``; ``fusion="rrf"`` (default) sums ``w / (rrf_k + rank)`` per
         list (``rrf_k`` default 10, measured on SciFact in ``docs/text.md``);
         ``fusion="weighted"`` sums ``w`` times each list's min-max normalised score.
@@ -430,9 +431,9 @@ class Collection:
         from keeldb.engine.hybrid import hybrid_search
 
         self._check_open()
-        if vector is None and isinstance(query, str) and self.embedding.spec is not None:
+        if vector is None and isinstance(query, str) and self.embedder.spec is not None:
             check_k(k, None)  # fail before embedding
-            vector = self.embedding.embed_queries([query])[0]
+            vector = self.embedder.embed_queries([query])[0]
         return hybrid_search(self, query, k, vector, filter, fusion, rrf_k, weights)
 
     def scan(self, filter: Any = None, limit: int = 100, cursor: str | None = None) -> Page:

@@ -229,8 +229,8 @@ class Database:
             self._check_open()
             if self._exists(workspace, name):
                 col = self._existing(workspace, name, asked, exist_ok)
-                if embedding is not None and col.embedding._fn is None:
-                    col.embedding = CollectionEmbedding(col.config, given=embedding)
+                if embedding is not None and col.embedder._fn is None:
+                    col.embedder = CollectionEmbedding(col.config, given=embedding)
                 return col
             config = CollectionConfig(
                 name, workspace, dim, metric, m, ef_construction, ef_search, time.time(),
@@ -238,7 +238,7 @@ class Database:
             )  # fmt: skip
             col = self._create(config)
             if embedding is not None:  # this process uses the given instance as is
-                col.embedding = CollectionEmbedding(col.config, given=embedding)
+                col.embedder = CollectionEmbedding(col.config, given=embedding)
             return col
 
     def _existing(

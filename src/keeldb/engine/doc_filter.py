@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import operator
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -70,10 +70,10 @@ class MemtableDocuments:
         """Rows below ``n`` whose document contains ``needle``."""
         docs = self._documents[:n]
         out = np.zeros(n, dtype=bool)
-        present = np.fromiter(map(operator.is_not, docs, repeat(None)), dtype=bool, count=n)
-        texts = list(filter(functools.partial(operator.is_not, None), docs))
+        present = np.fromiter(map(operator.is_not, docs, repeat(None)), dtype=np.bool_, count=n)
+        texts = cast(list[str], list(filter(functools.partial(operator.is_not, None), docs)))
         hits = np.fromiter(
-            map(operator.contains, texts, repeat(needle)), dtype=bool, count=len(texts)
+            map(str.__contains__, texts, repeat(needle)), dtype=np.bool_, count=len(texts)
         )
         out[present] = hits
         return out

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from keeldb.filtering.columns import Column, MetadataColumns, Part
 from keeldb.errors import InvalidArgumentError
+from keeldb.filtering.columns import Column, MetadataColumns, Part
 from keeldb.filtering.nodes import And, Cond, DocCond, MatchAll, Node, Not, Op, Or
 from keeldb.filtering.values import INT64_MAX, INT64_MIN, Kind
 

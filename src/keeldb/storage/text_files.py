@@ -16,6 +16,7 @@ import struct
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,6 @@ def blob_contains(blob: Any, start: int, offsets: list[int], needle: bytes) -> n
         else:
             pos = hit + 1  # spans into the next document: not a match
     return np.frombuffer(bytes(out), dtype=bool).copy()
-
 
 
 def write_documents(
