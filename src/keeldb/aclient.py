@@ -172,9 +172,11 @@ class AsyncRemoteCollection:
         ids: Sequence[str],
         vectors: Any,
         metadata: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        documents: Sequence[str | None] | None = None,
     ) -> None:
         """As :meth:`keeldb.client.RemoteCollection.upsert`."""
-        await self._client._run(calls.upsert(self._path, ids, vectors, metadata))
+        await self._client._run(calls.upsert(self._path, ids, vectors, metadata, documents))
 
     async def get(self, ids: Sequence[str]) -> list[Record | None]:
         """As :meth:`keeldb.client.RemoteCollection.get`."""
@@ -212,9 +214,10 @@ class AsyncRemoteCollection:
         filter: Any = None,
         exact: bool = False,
         with_metadata: bool = True,
+        with_documents: bool = True,
     ) -> list[Hit]:
         """As :meth:`keeldb.client.RemoteCollection.search`."""
-        call = calls.search(self._path, vector, k, ef, filter, exact, with_metadata)
+        call = calls.search(self._path, vector, k, ef, filter, exact, with_metadata, with_documents)
         return await self._client._run(call)
 
     async def search_batch(
@@ -226,9 +229,40 @@ class AsyncRemoteCollection:
         filter: Any = None,
         exact: bool = False,
         with_metadata: bool = True,
+        with_documents: bool = True,
     ) -> list[list[Hit]]:
         """As :meth:`keeldb.client.RemoteCollection.search_batch`."""
-        call = calls.search_batch(self._path, vectors, k, ef, filter, exact, with_metadata)
+        call = calls.search_batch(
+            self._path, vectors, k, ef, filter, exact, with_metadata, with_documents
+        )
+        return await self._client._run(call)
+
+    async def text_search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filter: Any = None,
+        with_metadata: bool = True,
+        with_documents: bool = True,
+    ) -> list[Hit]:
+        """As :meth:`keeldb.client.RemoteCollection.text_search`."""
+        call = calls.text_search(self._path, query, k, filter, with_metadata, with_documents)
+        return await self._client._run(call)
+
+    async def hybrid_search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        vector: Any = None,
+        filter: Any = None,
+        fusion: str = "rrf",
+        rrf_k: float | None = None,
+        weights: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        """As :meth:`keeldb.client.RemoteCollection.hybrid_search`."""
+        call = calls.hybrid_search(self._path, query, k, vector, filter, fusion, rrf_k, weights)
         return await self._client._run(call)
 
     async def scan(self, filter: Any = None, limit: int = 100, cursor: str | None = None) -> Page:

@@ -176,18 +176,23 @@ class RemoteCollection:
         ids: Sequence[str],
         vectors: Any,
         metadata: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        documents: Sequence[str | None] | None = None,
     ) -> None:
-        """Insert or replace records ``ids[i] -> vectors[i]`` with ``metadata[i]``.
+        """Insert or replace records ``ids[i] -> vectors[i]`` with ``metadata[i]`` and
+        ``documents[i]`` (the record's text, indexed for :meth:`text_search`; None, for
+        the whole list or an entry, keeps an existing record's document, as metadata).
 
         Returns once the server acknowledged them (durable per its durability mode). The
         batch is applied entirely or not at all; raises ``InvalidArgumentError`` /
         ``DimensionMismatchError`` for bad input, ``PayloadTooLargeError`` past the
         server's batch or body limits.
         """
-        self._client._run(calls.upsert(self._path, ids, vectors, metadata))
+        self._client._run(calls.upsert(self._path, ids, vectors, metadata, documents))
 
     def get(self, ids: Sequence[str]) -> list[Record | None]:
-        """Records for ``ids`` in order (None where absent); vectors as stored."""
+        """Records for ``ids`` in order (None where absent); vectors as stored, with
+        their documents."""
         return self._client._run(calls.get(self._path, ids))
 
     def delete(self, ids: Sequence[str] | None = None, *, filter: Any = None) -> int:
@@ -226,10 +231,11 @@ class RemoteCollection:
         filter: Any = None,
         exact: bool = False,
         with_metadata: bool = True,
+        with_documents: bool = True,
     ) -> list[Hit]:
         """The ``k`` nearest records to ``vector``, closest first (see the embedded
-        ``Collection.search``)."""
-        call = calls.search(self._path, vector, k, ef, filter, exact, with_metadata)
+        ``Collection.search``); ``with_documents=False`` leaves each hit's document None."""
+        call = calls.search(self._path, vector, k, ef, filter, exact, with_metadata, with_documents)
         return self._client._run(call)
 
     def search_batch(
@@ -241,9 +247,48 @@ class RemoteCollection:
         filter: Any = None,
         exact: bool = False,
         with_metadata: bool = True,
+        with_documents: bool = True,
     ) -> list[list[Hit]]:
         """:meth:`search` for each row of ``vectors``, in one request."""
-        call = calls.search_batch(self._path, vectors, k, ef, filter, exact, with_metadata)
+        call = calls.search_batch(
+            self._path, vectors, k, ef, filter, exact, with_metadata, with_documents
+        )
+        return self._client._run(call)
+
+    def text_search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filter: Any = None,
+        with_metadata: bool = True,
+        with_documents: bool = True,
+    ) -> list[Hit]:
+        """The ``k`` records whose documents best match ``query`` by BM25 (among those
+        matching ``filter``), best first, each with ``score`` (larger = better) and
+        ``distance = -score`` (see the embedded ``Collection.text_search``). A document
+        is found as soon as its ``upsert`` returned. Raises InvalidArgumentError when
+        ``query`` is not a str (before sending) or ``k`` / ``filter`` are invalid."""
+        call = calls.text_search(self._path, query, k, filter, with_metadata, with_documents)
+        return self._client._run(call)
+
+    def hybrid_search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        vector: Any = None,
+        filter: Any = None,
+        fusion: str = "rrf",
+        rrf_k: float | None = None,
+        weights: Sequence[float] | None = None,
+    ) -> list[Hit]:
+        """Dense (``vector``) and BM25 (``query``) results fused into one ranking, best
+        first, each with its fused ``score`` (see the embedded
+        ``Collection.hybrid_search`` for ``fusion``, ``rrf_k`` and ``weights``, checked
+        before sending). Without ``vector`` the server's collection must compute it;
+        one that cannot answers InvalidArgumentError, as embedded."""
+        call = calls.hybrid_search(self._path, query, k, vector, filter, fusion, rrf_k, weights)
         return self._client._run(call)
 
     def scan(self, filter: Any = None, limit: int = 100, cursor: str | None = None) -> Page:

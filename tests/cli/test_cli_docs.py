@@ -33,6 +33,8 @@ def test_the_expected_commands_exist() -> None:
         "export",
         "info",
         "stats",
+        "text-search",
+        "hybrid-search",
         "check",
         "compact",
         "backup",

@@ -29,9 +29,8 @@ ENGINE_INTERNALS = {
     "writes",
     "start",
 }
-NOT_YET_REMOTE = {"text_search", "hybrid_search"}
 # issue 14: not yet over HTTP (the collection's analyser and embedding function).
-NOT_YET_REMOTE |= {"analyzer", "embedding_function", "embedding_name"}
+NOT_YET_REMOTE = {"analyzer", "embedding_function", "embedding_name"}
 # Where the files are and how the engine runs them: on the server's side.
 SERVER_SIDE_STATE = {"config", "directory", "fs", "options", "path", "versions"}
 ONLY_EMBEDDED = {
@@ -47,8 +46,6 @@ ONLY_EMBEDDED = {
         "on_search",
         "off_search",
     }
-    # Issue 14: documents, text and hybrid search exist embedded; their HTTP routes and
-    # client methods are still to come (a known gap, not a design difference).
     | NOT_YET_REMOTE,
     # Closing without flushing: for a process that must not touch the files (forks).
     "Database": {"abandon"} | SERVER_SIDE_STATE - {"config", "directory", "versions"},
@@ -64,14 +61,10 @@ ONLY_REMOTE = {
 # name under its --backup-dir (and hard links are the server's business); compact's
 # progress callback runs in the engine's process and cannot cross HTTP.
 DIFFERENT_PARAMETERS = {("Database", "backup"), ("Collection", "compact")}
-# Issue 14, not yet over HTTP: the embedded calls also take ``documents`` /
-# ``with_documents``.
+# issue 14: not yet over HTTP (embedding=, text=; vector-less upsert and string queries).
 DIFFERENT_PARAMETERS |= {
-    # issue 14: not yet over HTTP (embedding=, text=; vector-less upsert; string queries)
     ("Database", "create_collection"),
     ("Collection", "upsert"),
-    ("Collection", "search"),
-    ("Collection", "search_batch"),
     ("Transaction", "upsert"),
 }
 

@@ -44,6 +44,11 @@ CASES: list[tuple[str, str, str | None, Any, dict[str, str]]] = [
     ("POST", f"{COL}/count", ADMIN_KEY, {"filter": {"i": 1}}, {}),
     ("POST", f"{COL}/get", ADMIN_KEY, {"ids": ["a", "zz"]}, {}),
     ("POST", f"{COL}/scan", ADMIN_KEY, {"limit": 2}, {}),
+    ("POST", f"{COL}/text_search", RO_KEY, {"query": "brown fox", "k": 2}, {}),
+    ("POST", f"{COL}/text_search", ADMIN_KEY, {"query": "fox", "filter": {"i": {"$gt": 1}}}, {}),
+    ("POST", f"{COL}/hybrid_search", ADMIN_KEY, {"query": "fox", "vector": [1, 0, 0, 0]}, {}),
+    ("POST", f"{COL}/hybrid_search", ADMIN_KEY, {"query": "fox"}, {}),
+    ("POST", f"{COL}/text_search", ADMIN_KEY, {"query": 3}, {}),
     # errors: auth, validation, engine, limits, routing
     ("POST", f"{COL}/search", None, {"vector": [1, 0, 0, 0]}, {}),
     ("POST", f"{COL}/search", "wrong-key-000000", {"vector": [1, 0, 0, 0]}, {}),
@@ -89,7 +94,12 @@ def apis(make_api: Any) -> tuple[Any, Any]:
     ids = ["a", "b", "c", "d"]
     resp = lane.post(
         f"{COL}/upsert",
-        json={"ids": ids, "vectors": np.eye(4).tolist(), "metadata": [{"i": i} for i in range(4)]},
+        json={
+            "ids": ids,
+            "vectors": np.eye(4).tolist(),
+            "metadata": [{"i": i} for i in range(4)],
+            "documents": ["a brown fox", "a fox", None, "the fox and the dog"],
+        },
         headers=_auth(ADMIN_KEY),
     )
     assert resp.status_code == 200, resp.text

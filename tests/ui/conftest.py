@@ -67,7 +67,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
             ]
         )
     )
-    with ServerProcess(root / "db", args=["--keys-file", str(keys)]) as server:
+    args = ["--keys-file", str(keys), "--backup-dir", str(root / "backups")]
+    with ServerProcess(root / "db", args=args) as server:
         yield server, fill(server.url)
 
 

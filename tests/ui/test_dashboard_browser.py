@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ui_util import (  # noqa: E402  (importlib mode: this directory is put on sys.path)
     ADMIN_KEY,
     ARTIFACTS,
+    RARE_WORD,
     READ_ONLY_KEY,
     TEAM_A_KEY,
     WRONG_KEY,
@@ -30,6 +31,7 @@ from ui_util import (  # noqa: E402  (importlib mode: this directory is put on s
     Dataset,
 )
 
+import keeldb  # noqa: E402
 from keeldb.server.testing import ServerProcess  # noqa: E402
 
 Live = tuple[ServerProcess, Dataset]
@@ -273,12 +275,120 @@ def test_more_like_this_and_vector_search_show_the_expected_hits(
         {i: v for i, v in data.vectors.items() if data.metadata[i]["year"] >= 2018},
         data.metadata,
         data.counts,
+        data.documents,
     )
     assert hits == expected_neighbours(eligible, query, 5)
     assert hits[0] == "p23"
     matching = sum(m["year"] >= 2018 for m in data.metadata.values())
     assert f"yes, {matching} matching rows" in by_id(browser, "search-stats").text.lower()
     screenshot("collection-search")
+
+
+def choose_mode(browser: Any, mode: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, ".tab[data-tab='search']").click()
+    by_id(browser, "search-mode").find_element(By.CSS_SELECTOR, f"option[value='{mode}']").click()
+
+
+def hit_documents(browser: Any) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#hits td.hit-document")]
+
+
+def test_full_text_and_hybrid_search_show_the_expected_top_hit(
+    browser: Any, live: Live, screenshot: Any
+) -> None:
+    server, data = live
+    sign_in(browser, server.url, READ_ONLY_KEY)  # searching needs no write permission
+    open_collection(browser, server.url, "default", "products")
+    with keeldb.Client(server.url, api_key=ADMIN_KEY) as client:
+        col = client.get_collection("products")
+        expected_text = col.text_search(f"{RARE_WORD} lamp", k=10)
+        expected_hybrid = col.hybrid_search("lamp", 10, vector=data.vectors["p07"])
+    choose_mode(browser, "text")
+    assert not by_id(browser, "search-ef").is_enabled()  # no HNSW walk to steer
+    by_id(browser, "mode-text-query").send_keys(f"{RARE_WORD} lamp")
+    by_id(browser, "search-button").click()
+    ids = wait_for_hits(browser)
+    assert ids == [h.id for h in expected_text] and ids[0] == "p13"
+    assert hit_documents(browser)[0] == data.documents["p13"]
+    assert "score (BM25)" in by_id(browser, "hits").text
+    assert "full text" in by_id(browser, "search-stats").text
+    screenshot("collection-text-search")
+
+    # Hybrid: the same words' neighbour p13 and the record p07's own vector, fused.
+    choose_mode(browser, "hybrid")
+    by_id(browser, "mode-hybrid-query").send_keys("lamp")
+    by_id(browser, "search-button").click()
+    message = visible_text(browser, "search-error")
+    assert "needs a vector" in message
+    by_id(browser, "mode-hybrid-record").send_keys("p07")
+    by_id(browser, "search-button").click()
+    hybrid = wait_for_hits(browser, ids)
+    assert hybrid == [h.id for h in expected_hybrid]
+    assert set(hybrid[:2]) == {"p07", "p13"}  # the dense and the text side's winners
+    assert "reciprocal-rank fusion" in by_id(browser, "search-stats").text
+    screenshot("collection-hybrid-search")
+
+
+def test_markup_in_a_document_renders_as_text_and_runs_nothing(
+    browser: Any, live: Live, screenshot: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    server, data = live
+    sign_in(browser, server.url, ADMIN_KEY)
+    open_collection(browser, server.url, "default", "products")
+    choose_mode(browser, "text")
+    by_id(browser, "mode-text-query").send_keys("markup")
+    by_id(browser, "search-button").click()
+    assert wait_for_hits(browser) == ["xss"]
+    shown = hit_documents(browser)[0]
+    assert XSS_IMG in shown and XSS_SCRIPT in shown and shown == data.documents["xss"]
+    browser.find_element(By.CSS_SELECTOR, "#hits tr[data-id='xss'] td.hit-id button").click()
+    wait_for(browser, lambda b: by_id(b, "record-panel").is_displayed(), "the record panel")
+    assert by_id(browser, "record-document").text == data.documents["xss"]
+    screenshot("xss-document-as-text")
+    assert browser.find_elements(By.CSS_SELECTOR, "img") == []
+    scripts = browser.find_elements(By.CSS_SELECTOR, "script")
+    assert [s.get_attribute("src").split("/ui/")[1] for s in scripts] == ["assets/app.js"]
+    assert_no_alert(browser)
+    assert console_errors(browser) == []
+
+
+def test_admin_backs_up_from_the_overview_and_others_see_no_backup_control(
+    browser: Any, live: Live, screenshot: Any
+) -> None:
+    server, data = live
+    sign_in(browser, server.url, TEAM_A_KEY)  # may write, but is no admin
+    overview_rows(browser)
+    assert not present(browser, "backup-button")
+    status, body = fetch_status(browser, "POST", "/v1/backup", TEAM_A_KEY, {})
+    assert (status, body["error"]) == (403, "permission_denied")
+
+    sign_in(browser, server.url, ADMIN_KEY)
+    overview_rows(browser)
+    by_id(browser, "backup-button").click()
+    wait_for(browser, lambda b: by_id(b, "confirm").is_displayed(), "the confirmation")
+    by_id(browser, "confirm-cancel").click()
+    wait_for(browser, lambda b: "Cancelled" in by_id(b, "backup-result").text, "cancel")
+    by_id(browser, "backup-button").click()
+    wait_for(browser, lambda b: by_id(b, "confirm").is_displayed(), "the confirmation")
+    by_id(browser, "confirm-ok").click()
+    done = wait_for(
+        browser,
+        lambda b: (
+            by_id(b, "backup-result").text.startswith("Backup written to ")
+            and by_id(b, "backup-result").text
+        ),
+        "the backup report",
+    )
+    path = Path(done.removeprefix("Backup written to ").split(":")[0])
+    assert path.is_dir() and path.parent.name == "backups"
+    assert f"{len(data.counts)} collections" in done
+    screenshot("backup")
 
 
 def test_filter_editor_shows_a_malformed_filters_error(

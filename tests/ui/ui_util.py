@@ -53,6 +53,18 @@ class Dataset:
     vectors: dict[str, np.ndarray]  # default/products, by id
     metadata: dict[str, dict[str, Any]]
     counts: dict[str, int]  # "ws/name" -> rows
+    documents: dict[str, str]  # default/products, by id
+
+
+# One word only p13's document holds (the full-text search's expected top hit); "widget"
+# is in every other product's, so it ranks nothing first.
+RARE_WORD = "quasar"
+
+
+def _documents(n: int) -> list[str]:
+    docs = [f"Product {i}: a sturdy widget in colour number {i % 7}." for i in range(n)]
+    docs[13] = f"Product 13: the {RARE_WORD} lamp, brighter than any widget."
+    return [*docs, f"Markup as text: {XSS_IMG} and {XSS_SCRIPT}"]
 
 
 def _products() -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
@@ -73,7 +85,8 @@ def fill(url: str) -> Dataset:
     client = keeldb.Client(url, api_key=ADMIN_KEY)
     ids, vectors, metadata = _products()
     products = client.create_collection("products", dim=8, metric="l2")
-    products.upsert(ids, vectors, metadata)
+    documents = _documents(len(ids) - 1)
+    products.upsert(ids, vectors, metadata, documents=documents)
     notes = client.create_collection("notes", dim=4, metric="cosine", workspace="team-a")
     rng = np.random.default_rng(7)
     notes.upsert(
@@ -88,4 +101,5 @@ def fill(url: str) -> Dataset:
         vectors=dict(zip(ids, vectors, strict=True)),
         metadata=dict(zip(ids, metadata, strict=True)),
         counts={"default/products": 41, "team-a/notes": 12, "team-b/other": 3},
+        documents=dict(zip(ids, documents, strict=True)),
     )

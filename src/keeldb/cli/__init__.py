@@ -1,9 +1,10 @@
 """The ``keeldb`` command: a thin layer over the library (see docs/cli.md).
 
-Subcommands: ``serve``, ``import``, ``export``, ``info``, ``stats``, ``check``,
-``compact``, ``backup``, ``restore``, ``repair``. Only ``serve`` needs FastAPI/uvicorn
-(imported when it runs); every other command, including one aimed at a server URL
-(through :class:`keeldb.Client`, which needs no extra), works with the base install.
+Subcommands: ``serve``, ``import``, ``export``, ``info``, ``stats``, ``text-search``,
+``hybrid-search``, ``check``, ``compact``, ``backup``, ``restore``, ``repair``. Only
+``serve`` needs FastAPI/uvicorn (imported when it runs); every other command, including
+one aimed at a server URL (through :class:`keeldb.Client`, which needs no extra), works
+with the base install.
 
 Exit status: 0 success, 1 failure (including ``check`` finding damage, a failed
 ``repair`` and a file that cannot be read or written), 2 usage error, 130 interrupted;
@@ -17,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from keeldb.cli import admin, recovery, serve, transfer
+from keeldb.cli import admin, recovery, search, serve, transfer
 from keeldb.cli.common import CliError
 from keeldb.errors import KeelError
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     transfer.add_parsers(sub)
     admin.add_parsers(sub)
+    search.add_parsers(sub)
     recovery.add_parsers(sub)
     return parser
 

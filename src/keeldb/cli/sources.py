@@ -3,18 +3,22 @@
 Formats (chosen by file extension):
 
 ``.jsonl`` / ``.jsonl.gz``
-    one JSON object per line: ``{"id": str, "vector": [float, ...], "metadata": {...}}``
-    (``metadata`` optional). What ``export`` writes, and the lossless choice.
+    one JSON object per line: ``{"id": str, "vector": [float, ...], "metadata": {...},
+    "document": str}`` (``metadata`` and ``document`` optional; a null or absent document
+    keeps an existing record's). What ``export`` writes, and the lossless choice.
 ``.npz``
-    arrays ``vectors`` (n × dim), optional ``ids`` (n strings or integers) and optional
-    ``metadata`` (n JSON-object strings). ``export`` writes all three.
+    arrays ``vectors`` (n × dim), optional ``ids`` (n strings or integers), optional
+    ``metadata`` (n JSON-object strings) and optional ``documents`` (n JSON values, each a
+    string or ``null``). ``export`` writes the first three, and ``documents`` when a
+    record has one.
 ``.npy``
     a bare n × dim array (any float dtype, float16 included). Ids are the row numbers
     (plus ``--id-prefix``) unless ``--ids FILE`` gives one per line; metadata may come
     from ``--metadata FILE.jsonl[.gz]``, one object per line in row order.
 
 Every reader can start at a row offset (for resuming) and yields batches of
-``(rows consumed, ids, vectors float32 (b × dim), metadata list | None)``. Malformed input raises
+``(rows consumed, ids, vectors float32 (b × dim), metadata list | None, documents list |
+None)``. Malformed input raises
 :class:`CliError` naming the file and line or row.
 """
 
@@ -35,9 +39,11 @@ from keeldb.cli.common import CliError
 
 __all__ = ["Batch", "Source", "open_source", "write_jsonl_records", "write_npz_records"]
 
-# (input rows consumed, ids, vectors, metadata). Rows consumed can exceed len(ids) when a
-# .jsonl file has blank lines; resuming counts input rows, not records.
-Batch = tuple[int, list[str], np.ndarray, list[dict[str, Any] | None] | None]
+# (input rows consumed, ids, vectors, metadata, documents). Rows consumed can exceed
+# len(ids) when a .jsonl file has blank lines; resuming counts input rows, not records.
+Batch = tuple[
+    int, list[str], np.ndarray, list[dict[str, Any] | None] | None, list[str | None] | None
+]
 
 
 def _open_text(path: Path) -> TextIO:
@@ -52,6 +58,20 @@ def _format(path: Path) -> str:
         if name.endswith(ext):
             return ext.removesuffix(".gz")
     raise CliError(f"{path}: unknown format; expected .jsonl, .jsonl.gz, .npz or .npy", 2)
+
+
+def _document(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise CliError(f"{where}: 'document' must be a string or null")
+    return value
+
+
+def _document_json(text: str, where: str) -> str | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{where}: document is not valid JSON: {exc}") from exc
+    return _document(value, where)
 
 
 def _metadata_object(text: str, where: str) -> dict[str, Any] | None:
@@ -90,6 +110,7 @@ class ArraySource(Source):
         self.path = path
         self.ids: np.ndarray | None = None
         self.metadata: np.ndarray | None = None
+        self.documents: np.ndarray | None = None
         self.metadata_file = metadata_file
         self.id_prefix = id_prefix
         try:
@@ -102,6 +123,7 @@ class ArraySource(Source):
                 self.vectors = archive["vectors"]
                 self.ids = archive["ids"] if "ids" in archive.files else None
                 self.metadata = archive["metadata"] if "metadata" in archive.files else None
+                self.documents = archive["documents"] if "documents" in archive.files else None
         except (OSError, ValueError) as exc:
             raise CliError(f"{path}: cannot read: {exc}") from exc
         if self.vectors.ndim != 2 or not np.issubdtype(self.vectors.dtype, np.number):
@@ -110,7 +132,11 @@ class ArraySource(Source):
         if ids_file is not None:
             lines = ids_file.read_text(encoding="utf-8").splitlines()
             self.ids = np.array(lines)
-        for name, arr in (("ids", self.ids), ("metadata", self.metadata)):
+        for name, arr in (
+            ("ids", self.ids),
+            ("metadata", self.metadata),
+            ("documents", self.documents),
+        ):
             if arr is not None and len(arr) != self.total:
                 raise CliError(f"{path}: {len(arr)} {name} for {self.total} vectors")
 
@@ -142,7 +168,14 @@ class ArraySource(Source):
                         _metadata_object(t, f"{self.metadata_file} line {lo + j + 1}")
                         for j, t in enumerate(chunk)
                     ]
-                yield hi - lo, ids, np.asarray(self.vectors[lo:hi], dtype=np.float32), metadata
+                documents: list[str | None] | None = None
+                if self.documents is not None:
+                    documents = [
+                        _document_json(str(t), f"{self.path} documents row {lo + j}")
+                        for j, t in enumerate(self.documents[lo:hi].tolist())
+                    ]
+                vectors = np.asarray(self.vectors[lo:hi], dtype=np.float32)
+                yield hi - lo, ids, vectors, metadata, documents
         finally:
             if meta_file is not None:
                 meta_file.close()
@@ -160,7 +193,9 @@ class JsonlSource(Source):
             with path.open("rb") as f:
                 self.total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
-    def _parse(self, line: str, lineno: int) -> tuple[str, list[float], dict[str, Any] | None]:
+    def _parse(
+        self, line: str, lineno: int
+    ) -> tuple[str, list[float], dict[str, Any] | None, str | None]:
         where = f"{self.path} line {lineno}"
         try:
             obj = json.loads(line)
@@ -175,7 +210,7 @@ class JsonlSource(Source):
         if not isinstance(vector, list) or (self.dim is not None and len(vector) != self.dim):
             raise CliError(f"{where}: 'vector' must be a list of {self.dim or 'n'} numbers")
         self.dim = len(vector)
-        return str(obj["id"]), vector, metadata
+        return str(obj["id"]), vector, metadata, _document(obj.get("document"), where)
 
     def peek_dim(self) -> int:
         """Read the first record to learn the vector length (sets ``dim``)."""
@@ -194,7 +229,7 @@ class JsonlSource(Source):
                     return
                 rows = [self._parse(line, n) for n, line in chunk if line.strip()]
                 if not rows:
-                    yield len(chunk), [], np.zeros((0, self.dim or 0), np.float32), []
+                    yield len(chunk), [], np.zeros((0, self.dim or 0), np.float32), [], None
                     continue
                 try:
                     vectors = np.asarray([r[1] for r in rows], dtype=np.float32)
@@ -203,7 +238,11 @@ class JsonlSource(Source):
                         f"{self.path} lines {chunk[0][0]}-{chunk[-1][0]}: bad vector: {exc}"
                     ) from exc
                 metadata = [r[2] for r in rows]
-                yield len(chunk), [r[0] for r in rows], vectors, metadata
+                # No document in the batch: send none (an upsert without documents keeps
+                # every record's own, and works against servers without documents).
+                documents = [r[3] for r in rows]
+                docs = documents if any(d is not None for d in documents) else None
+                yield len(chunk), [r[0] for r in rows], vectors, metadata, docs
 
 
 def open_source(
@@ -251,7 +290,8 @@ def _replace(tmp: Path, path: Path) -> None:
 
 
 def write_jsonl_records(path: str, pages: Iterator[list[Any]]) -> int:
-    """Write records (objects with ``id``, ``vector``, ``metadata``) as .jsonl[.gz],
+    """Write records (objects with ``id``, ``vector``, ``metadata``, and ``document``
+    when the record has one) as .jsonl[.gz],
     atomically: the file appears complete or not at all. Returns the record count."""
     target = Path(path)
     tmp = _tmp_path(target)
@@ -262,6 +302,8 @@ def write_jsonl_records(path: str, pages: Iterator[list[Any]]) -> int:
             for records in pages:
                 for r in records:
                     line = {"id": r.id, "vector": r.vector.tolist(), "metadata": r.metadata}
+                    if r.document is not None:
+                        line["document"] = r.document
                     out.write(json.dumps(line, separators=(",", ":")) + "\n")
                     n += 1
         _replace(tmp, target)
@@ -272,26 +314,33 @@ def write_jsonl_records(path: str, pages: Iterator[list[Any]]) -> int:
 
 
 def write_npz_records(path: str, pages: Iterator[list[Any]], dim: int) -> int:
-    """Write records as .npz (``vectors``, ``ids``, ``metadata`` JSON strings),
-    atomically. Holds the whole export in memory. Returns the record count."""
+    """Write records as .npz (``vectors``, ``ids``, ``metadata`` JSON strings, and
+    ``documents`` JSON strings when any record has a document), atomically. Holds the
+    whole export in memory. Returns the record count."""
     ids: list[str] = []
     vectors: list[np.ndarray] = []
     metadata: list[str] = []
+    documents: list[str] = []
+    has_documents = False
     for records in pages:
         for r in records:
             ids.append(r.id)
             vectors.append(r.vector)
             metadata.append(json.dumps(r.metadata, separators=(",", ":")))
+            documents.append(json.dumps(r.document))
+            has_documents = has_documents or r.document is not None
+    arrays: dict[str, Any] = {
+        "vectors": np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
+        "ids": np.array(ids, dtype=str),
+        "metadata": np.array(metadata, dtype=str),
+    }
+    if has_documents:
+        arrays["documents"] = np.array(documents, dtype=str)
     target = Path(path)
     tmp = _tmp_path(target)
     try:
         with tmp.open("wb") as f:
-            np.savez(
-                f,
-                vectors=np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
-                ids=np.array(ids, dtype=str),
-                metadata=np.array(metadata, dtype=str),
-            )
+            np.savez(f, **arrays)
         _replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

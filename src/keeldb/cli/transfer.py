@@ -154,11 +154,11 @@ def _import_rows(
     progress.done = start
     rows_done, imported, batches, saved = start, 0, 0, start
     try:
-        for consumed, ids, vectors, metadata in _source_batches(
+        for consumed, ids, vectors, metadata, documents in _source_batches(
             source, start, args.batch_size, args.file
         ):
             if ids:
-                col.upsert(ids, vectors, metadata)
+                col.upsert(ids, vectors, metadata, documents=documents)
             rows_done += consumed
             imported += len(ids)
             batches += 1
@@ -342,12 +342,12 @@ def add_parsers(sub: Any) -> None:
     """Register ``import`` and ``export`` on the CLI's subparsers."""
     p = sub.add_parser(
         "import",
-        help="load vectors, ids and metadata from .npy/.npz/.jsonl into a collection",
+        help="load vectors, ids, metadata and documents from .npy/.npz/.jsonl into a collection",
         description="Load FILE into COLLECTION, creating the collection (dim from the "
         "file) if needed. Resumable: re-run the same command after an interruption to "
         "continue from the last checkpoint. Formats: .jsonl[.gz] lines "
-        '{"id", "vector", "metadata"}; .npz with vectors/ids/metadata arrays; .npy '
-        "vectors with --ids and --metadata side files.",
+        '{"id", "vector", "metadata", "document"}; .npz with vectors/ids/metadata/'
+        "documents arrays; .npy vectors with --ids and --metadata side files.",
     )
     _common(p)
     p.add_argument(

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
-from keeldb.engine.validation import check_name
+from keeldb.engine.hybrid import check_fusion
+from keeldb.engine.validation import check_name, validate_documents
 from keeldb.errors import (
     ClosedError,
     DimensionMismatchError,
@@ -68,6 +69,7 @@ __all__ = [
     "get",
     "get_collection",
     "health",
+    "hybrid_search",
     "list_collections",
     "list_workspaces",
     "metrics",
@@ -76,6 +78,7 @@ __all__ = [
     "scan",
     "search",
     "search_batch",
+    "text_search",
     "update",
     "upsert",
 ]
@@ -195,9 +198,14 @@ def _path(name: str, workspace: str) -> str:
     return collection_path(name, workspace)
 
 
-def _options(body: dict[str, Any], exact: Any, with_metadata: Any) -> dict[str, Any]:
-    """``exact`` goes on the wire only when True, ``with_metadata`` only when False
-    (servers before 0.2 refuse either field, so the defaults keep working with them)."""
+def _options(
+    body: dict[str, Any], exact: Any, with_metadata: Any, with_documents: Any = True
+) -> dict[str, Any]:
+    """``exact`` goes on the wire only when True, ``with_metadata`` and ``with_documents``
+    only when False (older servers refuse the fields they do not know, so the defaults
+    keep working with them)."""
+    if not isinstance(with_documents, bool):
+        raise InvalidArgumentError(f"with_documents must be True or False, got {with_documents!r}")
     if not isinstance(exact, bool):
         raise InvalidArgumentError(f"exact must be True or False, got {exact!r}")
     if not isinstance(with_metadata, bool):
@@ -206,7 +214,16 @@ def _options(body: dict[str, Any], exact: Any, with_metadata: Any) -> dict[str, 
         body["exact"] = True
     if not with_metadata:
         body["with_metadata"] = False
+    if not with_documents:
+        body["with_documents"] = False
     return body
+
+
+def _query(query: Any) -> str:
+    """The text query of a full-text or hybrid search (the embedded API's check)."""
+    if not isinstance(query, str):
+        raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+    return query
 
 
 # --- the Database API -----------------------------------------------------------------
@@ -285,18 +302,30 @@ def collection_call(path: str, action: str, body: Any, decode: Callable[[Any], T
 
 
 def upsert(
-    path: str, ids: Sequence[str], vectors: Any, metadata: Sequence[dict[str, Any] | None] | None
+    path: str,
+    ids: Sequence[str],
+    vectors: Any,
+    metadata: Sequence[dict[str, Any] | None] | None,
+    documents: Sequence[str | None] | None = None,
 ) -> Call[None]:
-    """Insert or replace records (vectors as an encoded float32 array)."""
-    return collection_call(path, "upsert", _upsert_body(ids, vectors, metadata), _ignore)
+    """Insert or replace records (vectors as an encoded float32 array; ``documents``
+    sent only when given, checked first with the engine's rule)."""
+    body = _upsert_body(ids, vectors, metadata, documents)
+    return collection_call(path, "upsert", body, _ignore)
 
 
 def _upsert_body(
-    ids: Sequence[str], vectors: Any, metadata: Sequence[dict[str, Any] | None] | None
+    ids: Sequence[str],
+    vectors: Any,
+    metadata: Sequence[dict[str, Any] | None] | None,
+    documents: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"ids": list(ids), "vectors": wire.encode_array(_as_matrix(vectors))}
+    id_list = list(ids)
+    body: dict[str, Any] = {"ids": id_list, "vectors": wire.encode_array(_as_matrix(vectors))}
     if metadata is not None:
         body["metadata"] = list(metadata)
+    if documents is not None:
+        body["documents"] = validate_documents(documents, len(id_list))
     return body
 
 
@@ -341,6 +370,7 @@ def search(
     filter: dict[str, Any] | None,
     exact: bool,
     with_metadata: bool,
+    with_documents: bool = True,
 ) -> Call[list[Hit]]:
     """The ``k`` nearest records to one vector."""
     body = {
@@ -352,9 +382,13 @@ def search(
     return collection_call(
         path,
         "search",
-        _options(body, exact, with_metadata),
-        lambda a: [wire.hit_from_wire(h) for h in a["hits"]],
+        _options(body, exact, with_metadata, with_documents),
+        _hits,
     )
+
+
+def _hits(answer: Any) -> list[Hit]:
+    return [wire.hit_from_wire(h) for h in answer["hits"]]
 
 
 def search_batch(
@@ -365,15 +399,55 @@ def search_batch(
     filter: dict[str, Any] | None,
     exact: bool,
     with_metadata: bool,
+    with_documents: bool = True,
 ) -> Call[list[list[Hit]]]:
     """One hit list per row of ``vectors``, in one request."""
     body = {"vectors": wire.encode_array(_as_matrix(vectors)), "k": k, "ef": ef, "filter": filter}
     return collection_call(
         path,
         "search_batch",
-        _options(body, exact, with_metadata),
+        _options(body, exact, with_metadata, with_documents),
         lambda a: [[wire.hit_from_wire(h) for h in hits] for hits in a["results"]],
     )
+
+
+def text_search(
+    path: str,
+    query: str,
+    k: int,
+    filter: dict[str, Any] | None,
+    with_metadata: bool,
+    with_documents: bool,
+) -> Call[list[Hit]]:
+    """The ``k`` best records for ``query`` by BM25 over their documents."""
+    body = {"query": _query(query), "k": k, "filter": filter}
+    return collection_call(
+        path, "text_search", _options(body, False, with_metadata, with_documents), _hits
+    )
+
+
+def hybrid_search(
+    path: str,
+    query: str,
+    k: int,
+    vector: Any,
+    filter: dict[str, Any] | None,
+    fusion: str,
+    rrf_k: float | None,
+    weights: Sequence[float] | None,
+) -> Call[list[Hit]]:
+    """Dense and BM25 candidates for one query, fused (``vector`` None: the server's
+    collection must compute it, and refuses with InvalidArgumentError when it cannot).
+    The fusion arguments are checked here with the engine's rule."""
+    body: dict[str, Any] = {"query": _query(query), "k": k, "filter": filter, "fusion": fusion}
+    checked = check_fusion(fusion, rrf_k, weights)
+    if vector is not None:
+        body["vector"] = wire.encode_array(_as_matrix(vector).reshape(-1))
+    if rrf_k is not None:
+        body["rrf_k"] = rrf_k
+    if checked is not None:
+        body["weights"] = checked
+    return collection_call(path, "hybrid_search", body, _hits)
 
 
 def scan(path: str, filter: dict[str, Any] | None, limit: int, cursor: str | None) -> Call[Page]:
@@ -434,6 +508,8 @@ class StagedTransaction:
         ids: Sequence[str],
         vectors: Any,
         metadata: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        documents: Sequence[str | None] | None = None,
     ) -> None:
         """Stage an upsert (same contract as :meth:`Collection.upsert`)."""
         self._check()
@@ -455,9 +531,10 @@ class StagedTransaction:
             raise InvalidArgumentError("vectors contain NaN or infinity")
         if metadata is not None and len(metadata) != len(id_list):
             raise InvalidArgumentError(f"got {len(id_list)} ids but {len(metadata)} metadata")
+        validate_documents(documents, len(id_list))
         if not id_list:
             return  # an empty batch is a no-op, as embedded
-        op = {"op": "upsert", **_upsert_body(id_list, matrix, metadata)}
+        op = {"op": "upsert", **_upsert_body(id_list, matrix, metadata, documents)}
         encode_body(Call("POST", "", op, _ignore))  # not JSON: refused now, not at commit
         self._ops.append(op)
 

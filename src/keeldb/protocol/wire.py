@@ -156,33 +156,51 @@ def decode_vectors(value: Any, what: str = "vectors") -> np.ndarray:
 
 
 def record_to_wire(record: Record, encoding: VectorEncoding) -> dict[str, Any]:
-    """A :class:`Record` as ``{"id", "vector", "metadata"}``."""
+    """A :class:`Record` as ``{"id", "vector", "metadata", "document"}`` (``document``
+    null when the record has none)."""
     return {
         "id": record.id,
         "vector": encode_vector(record.vector, encoding),
         "metadata": record.metadata,
+        "document": record.document,
     }
 
 
 def record_from_wire(obj: Mapping[str, Any]) -> Record:
-    """Rebuild a :class:`Record` (either vector encoding)."""
+    """Rebuild a :class:`Record` (either vector encoding; ``document`` absent, as from a
+    server before documents existed, is None)."""
     return Record(
         id=obj["id"],
         vector=decode_vector(obj["vector"], f"record {obj['id']!r}"),
         metadata=dict(obj.get("metadata") or {}),
+        document=obj.get("document"),
     )
 
 
 def hit_to_wire(hit: Hit) -> dict[str, Any]:
-    """A :class:`Hit` as ``{"id", "distance", "metadata"}``."""
-    return {"id": hit.id, "distance": float(hit.distance), "metadata": hit.metadata}
+    """A :class:`Hit` as ``{"id", "distance", "metadata", "document", "score"}``
+    (``score`` null for a vector search's hits)."""
+    score = hit.score
+    return {
+        "id": hit.id,
+        "distance": float(hit.distance),
+        "metadata": hit.metadata,
+        "document": hit.document,
+        "score": None if score is None else float(score),
+    }
 
 
 def hit_from_wire(obj: Mapping[str, Any]) -> Hit:
-    """Rebuild a :class:`Hit` (``metadata`` null: a search with ``with_metadata=False``)."""
+    """Rebuild a :class:`Hit` (``metadata`` null: a search with ``with_metadata=False``;
+    ``document`` and ``score`` absent, as from a server before documents existed: None)."""
     meta = obj["metadata"]
+    score = obj.get("score")
     return Hit(
-        id=obj["id"], distance=float(obj["distance"]), metadata=None if meta is None else dict(meta)
+        obj["id"],
+        float(obj["distance"]),
+        None if meta is None else dict(meta),
+        obj.get("document"),
+        None if score is None else float(score),
     )
 
 

@@ -143,6 +143,7 @@ def add_introspection_routes(router: APIRouter, state: ServerState) -> None:
             "filter": body.filter,
             "exact": body.exact,
             "with_metadata": body.with_metadata,
+            "with_documents": body.with_documents,
         }
 
         def work() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 __all__ = [
     "BackupReportModel",
@@ -28,6 +28,7 @@ __all__ = [
     "GetResponse",
     "HealthResponse",
     "HitModel",
+    "HybridSearchRequest",
     "ListCollectionsResponse",
     "ListWorkspacesResponse",
     "OkResponse",
@@ -39,6 +40,7 @@ __all__ = [
     "SearchRequest",
     "SearchResponse",
     "StatsModel",
+    "TextSearchRequest",
     "TransactionDelete",
     "TransactionRequest",
     "TransactionResponse",
@@ -134,6 +136,11 @@ class UpsertRequest(_Request):
     metadata: list[dict[str, Any] | None] | None = Field(
         None, description="one object (or null: keep existing) per id"
     )
+    documents: list[str | None] | None = Field(
+        None,
+        description="one text (or null: keep the existing record's) per id, indexed for "
+        "text_search; omitted: every record keeps its document",
+    )
 
 
 class UpsertResponse(BaseModel):
@@ -149,6 +156,7 @@ class RecordModel(BaseModel):
     id: str
     vector: Vector
     metadata: dict[str, Any]
+    document: str | None = Field(None, description="the record's text; null when it has none")
 
 
 class GetResponse(BaseModel):
@@ -179,12 +187,19 @@ class SearchRequest(_Request):
     filter: Filter | None = None
     exact: StrictBool = False
     with_metadata: StrictBool = True
+    with_documents: StrictBool = True
 
 
 class HitModel(BaseModel):
     id: str
-    distance: float
+    distance: float = Field(description="smaller = closer; -score for text and hybrid hits")
     metadata: dict[str, Any] | None  # null when the search had with_metadata=false
+    document: str | None = Field(
+        None, description="the record's text; null when it has none or with_documents=false"
+    )
+    score: float | None = Field(
+        None, description="BM25 or fused score (larger = better); null for vector search"
+    )
 
 
 class SearchResponse(BaseModel):
@@ -198,10 +213,41 @@ class SearchBatchRequest(_Request):
     filter: Filter | None = None
     exact: StrictBool = False
     with_metadata: StrictBool = True
+    with_documents: StrictBool = True
 
 
 class SearchBatchResponse(BaseModel):
     results: list[list[HitModel]]
+
+
+class TextSearchRequest(_Request):
+    """``Collection.text_search``: BM25 over the documents."""
+
+    query: StrictStr = Field(description="analysed like the documents")
+    k: int = 10
+    filter: Filter | None = None
+    with_metadata: StrictBool = True
+    with_documents: StrictBool = True
+
+
+class HybridSearchRequest(_Request):
+    """``Collection.hybrid_search``: dense and BM25 candidates fused into one ranking."""
+
+    query: StrictStr = Field(description="the BM25 side's query")
+    k: int = 10
+    vector: Vector | None = Field(
+        None,
+        description="the dense query; null: computed by the collection's embedding "
+        "function (400 when it has none)",
+    )
+    filter: Filter | None = None
+    fusion: StrictStr = Field("rrf", description="rrf or weighted")
+    rrf_k: StrictFloat | StrictInt | None = Field(
+        None, description="rrf only: the constant in w / (rrf_k + rank); null: 10"
+    )
+    weights: list[StrictFloat | StrictInt] | None = Field(
+        None, description="(dense, text) weights, each >= 0; null: equal"
+    )
 
 
 class ScanRequest(_Request):
@@ -269,6 +315,11 @@ class TransactionUpsert(_Request):
     vectors: Vectors
     metadata: list[dict[str, Any] | None] | None = Field(
         None, description="one object (or null: keep existing) per id"
+    )
+    documents: list[str | None] | None = Field(
+        None,
+        description="one text (or null: keep the existing record's) per id, indexed for "
+        "text_search; omitted: every record keeps its document",
     )
 
 

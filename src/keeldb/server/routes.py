@@ -59,6 +59,7 @@ from keeldb.server.models import (
     GetRequest,
     GetResponse,
     HealthResponse,
+    HybridSearchRequest,
     ListCollectionsResponse,
     ListWorkspacesResponse,
     OkResponse,
@@ -69,6 +70,7 @@ from keeldb.server.models import (
     SearchRequest,
     SearchResponse,
     StatsModel,
+    TextSearchRequest,
     TransactionDelete,
     TransactionRequest,
     TransactionResponse,
@@ -145,6 +147,68 @@ def _search_batch(router: APIRouter, state: ServerState) -> None:
         return await state.run_json(work)
 
 
+def _text_search(router: APIRouter, state: ServerState) -> None:
+    cfg = state.config
+
+    @router.post(
+        COLLECTION + "/text_search", response_model=SearchResponse, responses=COLLECTION_ERRORS
+    )
+    @requires("read")
+    @collection_body(TextSearchRequest)
+    async def text_search(ws: str, name: str, body: TextSearchRequest) -> Response:
+        """The ``k`` records whose documents best match ``query`` by BM25 (optionally
+        among those matching ``filter``), best first; each hit's ``score`` is its BM25
+        score and ``distance`` its negation. Statistics cover every live document, so a
+        document is found as soon as its upsert was acknowledged."""
+        check_k(body.k, cfg)
+        check_filter(body.filter, cfg)
+
+        def work() -> dict[str, Any]:
+            hits = state.collection(ws, name).text_search(
+                body.query,
+                body.k,
+                filter=body.filter,
+                with_metadata=body.with_metadata,
+                with_documents=body.with_documents,
+            )
+            return {"hits": [wire.hit_to_wire(h) for h in hits]}
+
+        return await state.run_json(work)
+
+
+def _hybrid_search(router: APIRouter, state: ServerState) -> None:
+    cfg = state.config
+
+    @router.post(
+        COLLECTION + "/hybrid_search", response_model=SearchResponse, responses=COLLECTION_ERRORS
+    )
+    @requires("read")
+    @collection_body(HybridSearchRequest)
+    async def hybrid_search(ws: str, name: str, body: HybridSearchRequest) -> Response:
+        """Dense (``vector``) and BM25 (``query``) candidates, both restricted by
+        ``filter``, fused by reciprocal rank (``fusion="rrf"``) or normalised weighted
+        scores (``"weighted"``); each hit's ``score`` is its fused score. Without
+        ``vector`` the collection must compute it (400 ``invalid_argument`` when it
+        cannot)."""
+        check_k(body.k, cfg)
+        check_filter(body.filter, cfg)
+
+        def work() -> dict[str, Any]:
+            vector = None if body.vector is None else wire.decode_vector(_plain(body.vector))
+            hits = state.collection(ws, name).hybrid_search(
+                body.query,
+                body.k,
+                vector=vector,
+                filter=body.filter,
+                fusion=body.fusion,
+                rrf_k=body.rrf_k,
+                weights=body.weights,
+            )
+            return {"hits": [wire.hit_to_wire(h) for h in hits]}
+
+        return await state.run_json(work)
+
+
 def _upsert(router: APIRouter, state: ServerState) -> None:
     @router.post(COLLECTION + "/upsert", response_model=UpsertResponse, responses=COLLECTION_ERRORS)
     @requires("write")
@@ -156,7 +220,9 @@ def _upsert(router: APIRouter, state: ServerState) -> None:
 
         def work() -> dict[str, Any]:
             vectors = _upsert_vectors(body)
-            state.collection(ws, name).upsert(body.ids, vectors, body.metadata)
+            state.collection(ws, name).upsert(
+                body.ids, vectors, body.metadata, documents=body.documents
+            )
             return {"upserted": len(body.ids)}
 
         return await state.run_json(work, "write")
@@ -215,7 +281,7 @@ def _transaction(router: APIRouter, state: ServerState) -> None:
                         continue
                     vectors = _upsert_vectors(op)
                     if op.ids:  # an empty upsert is a no-op, whatever its vectors' width
-                        tx.upsert(op.ids, vectors, op.metadata)
+                        tx.upsert(op.ids, vectors, op.metadata, documents=op.documents)
                 except InvalidArgumentError as exc:
                     tx.rollback()
                     raise _at_op(exc, i) from exc
@@ -472,6 +538,8 @@ def _backup_name() -> str:
 API_ROUTES: tuple[Callable[[APIRouter, ServerState], None], ...] = (
     _search,
     _search_batch,
+    _text_search,
+    _hybrid_search,
     _upsert,
     _get,
     _count,
@@ -544,4 +612,5 @@ def _search_options(body: SearchRequest | SearchBatchRequest) -> dict[str, Any]:
         "filter": body.filter,
         "exact": body.exact,
         "with_metadata": body.with_metadata,
+        "with_documents": body.with_documents,
     }

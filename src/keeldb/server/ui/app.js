@@ -137,6 +137,7 @@
     clear($("whoami"));
     clear($("crumbs"));
     unmountAdmin();
+    unmountBackup();
     page.ws = page.name = null;
     $("signin-error").textContent = message || "";
     showOnly("signin");
@@ -221,6 +222,7 @@
   async function openOverview() {
     showOnly("overview");
     crumbs({ text: "Overview" });
+    if (session.mayAdmin()) mountBackup();
     startMetrics();
     const [{ workspaces }, { collections }] = await Promise.all([
       api("GET", "/v1/workspaces"),
@@ -240,7 +242,7 @@
 
   // Columns shown only when some collection's info carries the field: "damaged" (the
   // error of a collection that failed verification), and what the engine does not report
-  // yet (embedding function, text index) — left out until then rather than faked.
+  // yet (embedding function, text index sizes) — left out until then rather than faked.
   const OPTIONAL_COLUMNS = [
     { field: "damaged", title: "damaged" },
     { field: "embedding_function", title: "embedding function" },
@@ -616,9 +618,16 @@
     return text.length > 240 ? text.slice(0, 240) + " …" : text;
   }
 
+  // A document as one short line of text (the whole of it is in the record panel).
+  function docText(doc) {
+    if (doc === null || doc === undefined) return "—";
+    const text = doc.replace(/\s+/g, " ").trim();
+    return text.length > 240 ? text.slice(0, 240) + " …" : text;
+  }
+
   function renderRecords(records) {
     const table = clear($("records"));
-    table.append(el("thead", {}, el("tr", {}, el("th", {}, "id"), el("th", {}, "metadata"), el("th", {}, ""))));
+    table.append(el("thead", {}, el("tr", {}, el("th", {}, "id"), el("th", {}, "metadata"), el("th", {}, "document"), el("th", {}, ""))));
     const body = el("tbody");
     for (const r of records) {
       body.append(
@@ -627,11 +636,12 @@
           { "data-id": r.id },
           el("td", { class: "mono record-id" }, r.id),
           el("td", { class: "meta" }, metaText(r.metadata)),
+          el("td", { class: "doc" }, docText(r.document)),
           el("td", {}, el("button", { type: "button", class: "link open-record", onclick: () => openRecord(r.id).catch(showError) }, "open")),
         ),
       );
     }
-    if (!records.length) body.append(el("tr", {}, el("td", { colspan: 3, class: "muted" }, "No records.")));
+    if (!records.length) body.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No records.")));
     table.append(body);
   }
 
@@ -646,6 +656,9 @@
     page.record = record;
     $("record-id").textContent = record.id;
     $("record-metadata").textContent = jsonText(record.metadata, 2);
+    const doc = $("record-document");
+    doc.textContent = record.document === null || record.document === undefined ? "(no document)" : record.document;
+    doc.classList.toggle("muted", record.document === null || record.document === undefined);
     const v = record.vector;
     const dl = clear($("record-vector"));
     let sum = 0;
@@ -665,13 +678,41 @@
 
   // --- search --------------------------------------------------------------------------------
   //
-  // A search mode turns its inputs into the query vector. Text, full-text and hybrid modes
-  // slot in here with an `available(info)` test on what the collection reports (an
-  // embedding function, a text index) once the engine and API have them; they are not
-  // offered before then.
+  // A search mode turns its inputs into a request. Dense modes ("kind: dense") give the
+  // query vector, sent to `explain` (hits plus the engine's plan and timing); the full-text
+  // and hybrid modes give the body of `text_search` / `hybrid_search` (no ef, no exact, no
+  // engine stats). A search by text through an embedding function slots in here with an
+  // `available(info)` test once collections report one.
+  function denseFromInputs(recordInput, vectorInput) {
+    const id = $(recordInput).value.trim();
+    const pasted = $(vectorInput).value.trim();
+    if (id && pasted) throw new Error("Give a record id or a vector, not both.");
+    if (id) return fetchRecord(id).then((r) => r.vector);
+    if (pasted) return Promise.resolve(parseVector(pasted));
+    throw new Error("Hybrid search needs a vector: a record id (more like this) or a pasted vector.");
+  }
+
+  function parseVector(text) {
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new Error("The vector is not valid JSON: " + err.message);
+    }
+    if (!Array.isArray(value) || !value.every((x) => typeof x === "number")) throw new Error("The vector must be a JSON list of numbers.");
+    return value;
+  }
+
+  function wordsFrom(inputId) {
+    const query = $(inputId).value.trim();
+    if (!query) throw new Error("Enter the words to search for.");
+    return query;
+  }
+
   const SEARCH_MODES = [
     {
       id: "record",
+      kind: "dense",
       label: "more like this record",
       available: () => true,
       inputs() {
@@ -685,20 +726,50 @@
     },
     {
       id: "vector",
+      kind: "dense",
       label: "vector (JSON list)",
       available: () => true,
       inputs() {
         return el("div", {}, el("label", { for: "mode-vector" }, "Vector (" + page.info.dim + " numbers)"), el("textarea", { id: "mode-vector", spellcheck: "false", placeholder: "[0.1, 0.2, …]" }));
       },
       async vector() {
-        let value;
-        try {
-          value = JSON.parse($("mode-vector").value);
-        } catch (err) {
-          throw new Error("The vector is not valid JSON: " + err.message);
-        }
-        if (!Array.isArray(value) || !value.every((x) => typeof x === "number")) throw new Error("The vector must be a JSON list of numbers.");
-        return value;
+        return parseVector($("mode-vector").value);
+      },
+    },
+    {
+      id: "text",
+      kind: "text",
+      route: "text_search",
+      label: "full text (BM25)",
+      available: () => true,
+      inputs() {
+        return el("div", { class: "row" }, el("label", { for: "mode-text-query" }, "Words"), el("input", { id: "mode-text-query", type: "search", class: "wide", placeholder: "product code, name, rare term…" }));
+      },
+      async body() {
+        return { query: wordsFrom("mode-text-query") };
+      },
+    },
+    {
+      id: "hybrid",
+      kind: "hybrid",
+      route: "hybrid_search",
+      label: "hybrid (words + vector)",
+      available: () => true,
+      inputs() {
+        return el(
+          "div",
+          {},
+          el("div", { class: "row" }, el("label", { for: "mode-hybrid-query" }, "Words"), el("input", { id: "mode-hybrid-query", type: "search", class: "wide" })),
+          el("div", { class: "row" }, el("label", { for: "mode-hybrid-record" }, "Vector of record"), el("input", { id: "mode-hybrid-record", type: "text", spellcheck: "false", placeholder: "record id (more like this)" }),
+            el("label", { for: "mode-hybrid-fusion" }, "Fusion"),
+            el("select", { id: "mode-hybrid-fusion" }, el("option", { value: "rrf" }, "reciprocal rank"), el("option", { value: "weighted" }, "weighted scores"))),
+          el("label", { for: "mode-hybrid-vector" }, "or a vector (" + page.info.dim + " numbers)"),
+          el("textarea", { id: "mode-hybrid-vector", spellcheck: "false", placeholder: "[0.1, 0.2, …]" }),
+        );
+      },
+      async body() {
+        const query = wordsFrom("mode-hybrid-query");
+        return { query, vector: await denseFromInputs("mode-hybrid-record", "mode-hybrid-vector"), fusion: $("mode-hybrid-fusion").value };
       },
     },
   ];
@@ -712,6 +783,8 @@
   function renderModeInputs() {
     const mode = SEARCH_MODES.find((m) => m.id === $("search-mode").value);
     clear($("mode-inputs")).append(mode.inputs());
+    // ef and exact steer the HNSW walk of a vector search only.
+    for (const id of ["search-ef", "search-exact"]) $(id).disabled = mode.kind !== "dense";
   }
 
   function moreLikeThis(id) {
@@ -731,21 +804,32 @@
     const filter = await page.filters.search.validate();
     if (!filter.valid) throw new Error("Fix the filter first.");
     const mode = SEARCH_MODES.find((m) => m.id === $("search-mode").value);
-    const body = { vector: await mode.vector(), k: Number($("search-k").value) || 10, exact: $("search-exact").checked };
-    const ef = $("search-ef").value.trim();
-    if (ef) body.ef = Number(ef);
+    const k = Number($("search-k").value) || 10;
+    let body;
+    let route = "explain";
+    if (mode.kind === "dense") {
+      body = { vector: await mode.vector(), k, exact: $("search-exact").checked };
+      const ef = $("search-ef").value.trim();
+      if (ef) body.ef = Number(ef);
+    } else {
+      body = { ...(await mode.body()), k };
+      route = mode.route;
+    }
     if (filter.value !== null) body.filter = filter.value;
     const t0 = performance.now();
-    const result = await api("POST", colPath(page.ws, page.name) + "/explain", body);
-    renderHits(result.hits);
-    renderSearchStats(result.stats, (performance.now() - t0) / 1000);
+    const result = await api("POST", colPath(page.ws, page.name) + "/" + route, body);
+    const roundTripS = (performance.now() - t0) / 1000;
+    renderHits(result.hits, mode.kind);
+    if (mode.kind === "dense") renderSearchStats(result.stats, roundTripS);
+    else renderRankedStats(mode, body, result.hits.length, roundTripS);
     $("search-results").hidden = false;
   }
 
-  function renderHits(hits) {
+  function renderHits(hits, kind) {
     const table = clear($("hits"));
-    const distance = page.info.metric === "ip" ? "distance (−ip)" : "distance";
-    table.append(el("thead", {}, el("tr", {}, el("th", { class: "num" }, "#"), el("th", {}, "id"), el("th", { class: "num" }, distance), el("th", {}, "metadata"))));
+    const scored = kind !== "dense";
+    const distance = scored ? (kind === "text" ? "score (BM25)" : "score (fused)") : page.info.metric === "ip" ? "distance (−ip)" : "distance";
+    table.append(el("thead", {}, el("tr", {}, el("th", { class: "num" }, "#"), el("th", {}, "id"), el("th", { class: "num" }, distance), el("th", {}, "metadata"), el("th", {}, "document"))));
     const body = el("tbody");
     hits.forEach((h, i) => {
       body.append(
@@ -754,12 +838,13 @@
           { "data-id": h.id },
           el("td", { class: "num" }, String(i + 1)),
           el("td", { class: "mono hit-id" }, el("button", { type: "button", class: "link", onclick: () => { selectTab("browse"); openRecord(h.id).catch(showError); } }, h.id)),
-          el("td", { class: "num hit-distance" }, h.distance.toPrecision(6)),
+          el("td", { class: "num hit-distance" }, (scored ? h.score : h.distance).toPrecision(6)),
           el("td", { class: "meta" }, metaText(h.metadata)),
+          el("td", { class: "doc hit-document" }, docText(h.document)),
         ),
       );
     });
-    if (!hits.length) body.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No hits.")));
+    if (!hits.length) body.append(el("tr", {}, el("td", { colspan: 5, class: "muted" }, kind === "dense" ? "No hits." : "No document matches these words.")));
     table.append(body);
   }
 
@@ -776,7 +861,56 @@
     fact(dl, "plan", plans.length ? plans.map(([unit, plan]) => unit + ": " + plan).join(", ") : "nothing to search");
   }
 
+  // Full-text and hybrid searches report no engine stats (explain is the vector search's).
+  function renderRankedStats(mode, body, hits, roundTripS) {
+    const dl = clear($("search-stats"));
+    fact(dl, "search", mode.kind === "text" ? "full text, BM25 over every live document" : "hybrid, " + (body.fusion === "weighted" ? "weighted scores" : "reciprocal-rank fusion") + " of the dense and BM25 top lists");
+    fact(dl, "round trip", fmtMs(roundTripS));
+    fact(dl, "k / hits", body.k + " / " + hits);
+    fact(dl, "filtered", body.filter ? "yes (both sides)" : "no");
+  }
+
   // --- admin actions (only rendered for keys that may write) ----------------------------------
+
+  // The backup card exists in the DOM only while an admin key is signed in.
+  function mountBackup() {
+    if ($("backup-card")) return;
+    const card = $("backup-card-template").content.firstElementChild.cloneNode(true);
+    $("backup-slot").append(card);
+    $("backup-button").addEventListener("click", () => backup().catch((err) => showBackupResult(err)));
+  }
+
+  function unmountBackup() {
+    const node = $("backup-card");
+    if (node) node.remove();
+  }
+
+  function showBackupResult(err) {
+    const result = $("backup-result");
+    result.textContent = err instanceof ApiError ? err.code + ": " + err.message : String(err.message || err);
+    result.classList.add("error");
+  }
+
+  async function backup() {
+    const result = $("backup-result");
+    result.textContent = "";
+    result.classList.remove("error");
+    const ok = await confirmDialog(
+      "Back up the whole database?",
+      "Every collection is copied, verified, into a new directory under the server's --backup-dir; writers keep going meanwhile.",
+      "",
+      "Back up",
+    );
+    if (!ok) {
+      result.textContent = "Cancelled; no backup taken.";
+      return;
+    }
+    result.textContent = "Backing up…";
+    const report = await api("POST", "/v1/backup", {});
+    result.textContent =
+      "Backup written to " + report.path + ": " + fmtInt(report.collections.length) + " collection" + (report.collections.length === 1 ? "" : "s") +
+      ", " + fmtInt(report.files) + " files, " + fmtBytes(report.bytes) + " in " + fmtMs(report.seconds) + ".";
+  }
 
   function confirmDialog(title, text, detail, okLabel) {
     const dialog = $("confirm");
