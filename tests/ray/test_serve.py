@@ -42,6 +42,16 @@ def test_serve_ray_fronts_a_sharded_database(tmp_path: Path) -> None:
             with pytest.raises(keeldb.DimensionMismatchError):
                 col.upsert(["x"], np.ones((1, 3)), None)
             assert client.list_collections()[0].count == 298
+            # Documents and text search are not sharded yet: a clear 400, never a 500.
+            assert col.search(vectors[5], 1, with_documents=False)[0].document is None
+            for call in (
+                lambda: col.upsert(["t"], vectors[:1], documents=["text"]),
+                lambda: col.text_search("text"),
+                lambda: col.hybrid_search("text", vector=vectors[0]),
+            ):
+                with pytest.raises(keeldb.InvalidArgumentError, match="sharded"):
+                    call()
+            assert col.get(["t"]) == [None]
             client.close()
         assert server.process is not None and server.process.returncode == 0
         # Each shard is an ordinary KeelDB directory holding its part.

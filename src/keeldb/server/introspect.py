@@ -143,8 +143,9 @@ def add_introspection_routes(router: APIRouter, state: ServerState) -> None:
             "filter": body.filter,
             "exact": body.exact,
             "with_metadata": body.with_metadata,
-            "with_documents": body.with_documents,
         }
+        if not body.with_documents:
+            options["with_documents"] = False
 
         def work() -> dict[str, Any]:
             vector = wire.decode_vector(plain)

@@ -116,7 +116,8 @@ def _search(router: APIRouter, state: ServerState) -> None:
 
         def work() -> dict[str, Any]:
             vector = wire.decode_vector(_plain(body.vector))
-            hits = state.collection(ws, name).search(vector, **_search_options(body))
+            col = state.collection(ws, name)
+            hits = col.search(vector, **_search_options(body, col))
             return {"hits": [wire.hit_to_wire(h) for h in hits]}
 
         return await state.run_json(work)
@@ -141,7 +142,8 @@ def _search_batch(router: APIRouter, state: ServerState) -> None:
         def work() -> dict[str, Any]:
             vectors = wire.decode_vectors(_plain(body.vectors))
             check_query_batch(vectors.shape[0], cfg)
-            results = state.collection(ws, name).search_batch(vectors, **_search_options(body))
+            col = state.collection(ws, name)
+            results = col.search_batch(vectors, **_search_options(body, col))
             return {"results": [[wire.hit_to_wire(h) for h in hits] for hits in results]}
 
         return await state.run_json(work)
@@ -164,7 +166,7 @@ def _text_search(router: APIRouter, state: ServerState) -> None:
         check_filter(body.filter, cfg)
 
         def work() -> dict[str, Any]:
-            hits = state.collection(ws, name).text_search(
+            hits = _text_method(state.collection(ws, name), "text_search")(
                 body.query,
                 body.k,
                 filter=body.filter,
@@ -195,7 +197,7 @@ def _hybrid_search(router: APIRouter, state: ServerState) -> None:
 
         def work() -> dict[str, Any]:
             vector = None if body.vector is None else wire.decode_vector(_plain(body.vector))
-            hits = state.collection(ws, name).hybrid_search(
+            hits = _text_method(state.collection(ws, name), "hybrid_search")(
                 body.query,
                 body.k,
                 vector=vector,
@@ -220,9 +222,8 @@ def _upsert(router: APIRouter, state: ServerState) -> None:
 
         def work() -> dict[str, Any]:
             vectors = _upsert_vectors(body)
-            state.collection(ws, name).upsert(
-                body.ids, vectors, body.metadata, documents=body.documents
-            )
+            col = state.collection(ws, name)
+            col.upsert(body.ids, vectors, body.metadata, **_documents(col, body.documents))
             return {"upserted": len(body.ids)}
 
         return await state.run_json(work, "write")
@@ -273,7 +274,8 @@ def _transaction(router: APIRouter, state: ServerState) -> None:
         check_count(len(body.ops), state.config, "ops")
 
         def work() -> dict[str, Any]:
-            tx = state.collection(ws, name).transaction()
+            col = state.collection(ws, name)
+            tx = col.transaction()
             for i, op in enumerate(body.ops):
                 try:
                     if isinstance(op, TransactionDelete):
@@ -281,7 +283,7 @@ def _transaction(router: APIRouter, state: ServerState) -> None:
                         continue
                     vectors = _upsert_vectors(op)
                     if op.ids:  # an empty upsert is a no-op, whatever its vectors' width
-                        tx.upsert(op.ids, vectors, op.metadata, documents=op.documents)
+                        tx.upsert(op.ids, vectors, op.metadata, **_documents(col, op.documents))
                 except InvalidArgumentError as exc:
                     tx.rollback()
                     raise _at_op(exc, i) from exc
@@ -604,13 +606,49 @@ def _plain(value: Any) -> Any:
     return value.model_dump() if hasattr(value, "model_dump") else value
 
 
-def _search_options(body: SearchRequest | SearchBatchRequest) -> dict[str, Any]:
-    """The keyword arguments of ``Collection.search`` / ``search_batch`` in ``body``."""
-    return {
+def _search_options(body: SearchRequest | SearchBatchRequest, col: Any) -> dict[str, Any]:
+    """The keyword arguments of ``col.search`` / ``search_batch`` in ``body``
+    (``with_documents`` only when false and ``col`` has documents: a collection without
+    them — one of a sharded database — takes no such argument, and its hits carry none
+    anyway)."""
+    options = {
         "k": body.k,
         "ef": body.ef,
         "filter": body.filter,
         "exact": body.exact,
         "with_metadata": body.with_metadata,
-        "with_documents": body.with_documents,
     }
+    if not body.with_documents and _has_documents(col):
+        options["with_documents"] = False
+    return options
+
+
+def _has_documents(col: Any) -> bool:
+    """Whether ``col`` stores documents and searches them: every engine collection; not
+    (yet) the collections of a sharded ``keeldb.ray`` database, served by ``--ray``."""
+    return hasattr(col, "text_search")
+
+
+def _no_documents(what: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"{what} is not available on this server: its collections are sharded "
+        "(keeldb serve --ray), and sharded collections have no documents yet"
+    )
+
+
+def _documents(col: Any, documents: list[str | None] | None) -> dict[str, Any]:
+    """The ``documents=`` keyword of an upsert (none when the request carries none);
+    InvalidArgumentError when ``col`` cannot store them."""
+    if documents is None:
+        return {}
+    if not _has_documents(col):
+        raise _no_documents("documents")
+    return {"documents": documents}
+
+
+def _text_method(col: Any, name: str) -> Any:
+    """``col.text_search`` / ``col.hybrid_search``, or InvalidArgumentError when ``col``
+    has no documents to search."""
+    if not _has_documents(col):
+        raise _no_documents(name)
+    return getattr(col, name)
