@@ -77,6 +77,11 @@ class CollectionInfo:
     (a file failed verification), it is the error message, ``count`` is -1 and
     ``index_type`` is ``"damaged"``; the parameters come from its manifest when that is
     readable (else ``dim`` 0 and ``metric`` ``""``). Repair it with ``keeldb repair``.
+
+    ``embedding`` is the name of the collection's embedding function (None without one;
+    the name is reported from the manifest even when the function is not installed);
+    ``analyzer`` is the full-text analyser's configuration
+    (:meth:`keeldb.text.Analyzer.config`).
     """
 
     name: str
@@ -90,6 +95,8 @@ class CollectionInfo:
     created_at: float
     index_type: str
     damaged: str | None = None
+    embedding: str | None = None
+    analyzer: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +117,8 @@ class SegmentStats:
 
 @dataclass(frozen=True, slots=True)
 class CollectionStats:
-    """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates."""
+    """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates;
+    ``embedding`` and ``analyzer`` as in :class:`CollectionInfo`."""
 
     name: str
     workspace: str
@@ -123,6 +131,8 @@ class CollectionStats:
     memory_bytes: int
     disk_bytes: int
     wal_bytes: int
+    embedding: str | None = None
+    analyzer: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

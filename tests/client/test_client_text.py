@@ -231,3 +231,30 @@ def test_async_client_has_the_same_text_api(server: ServerProcess, col: RemoteCo
                 await acol.hybrid_search("narwhal")
 
     asyncio.run(run())
+
+
+def test_document_filters_equal_embedded(
+    col: RemoteCollection, embedded: keeldb.Collection
+) -> None:
+    """``$contains`` / ``$text`` filters pass through HTTP unchanged: the server's answers
+    equal the embedded ones (issue 14)."""
+    q = np.ones(DIM, dtype=np.float32)
+    for flt in (
+        {"$contains": "fox"},
+        {"$contains": "XK-42"},
+        {"$text": "lazy dogs"},
+        {"$and": [{"$text": "search"}, {"even": True}]},
+        {"$not": {"$contains": "the"}},
+    ):
+        assert col.count(flt) == embedded.count(flt), flt
+        remote_hits = col.search(q, k=10, filter=flt, exact=True)
+        local_hits = embedded.search(q, k=10, filter=flt, exact=True)
+        assert [h.id for h in remote_hits] == [h.id for h in local_hits]
+        remote_page = col.scan(filter=flt, limit=100).records
+        assert [r.id for r in remote_page] == [
+            r.id for r in embedded.scan(filter=flt, limit=100).records
+        ]
+        _same_hits(
+            col.text_search("fox search", 10, filter=flt),
+            embedded.text_search("fox search", 10, filter=flt),
+        )

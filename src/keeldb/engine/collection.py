@@ -17,11 +17,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from keeldb.engine.derived_kinds import indexes_for
+from keeldb.engine.embedder import CollectionEmbedding, is_text_batch, is_text_query
 from keeldb.engine.filter_cache import KeyedFilter, compile_keyed
 from keeldb.engine.search import run_search
 from keeldb.engine.state import Options, State
 from keeldb.engine.stats import collection_stats, index_type
+from keeldb.engine.text_index import analyzer_of
 from keeldb.engine.validation import (
     check_k,
     validate_documents,
@@ -45,6 +49,7 @@ from keeldb.types import (
 )
 
 if TYPE_CHECKING:
+    from keeldb.embeddings.base import EmbeddingFunction
     from keeldb.engine.maintenance import Maintainer
     from keeldb.engine.transaction import Transaction
     from keeldb.engine.versions import VersionSet
@@ -71,6 +76,8 @@ class Collection:
         self.fs = options.fs
         self.versions = versions
         self.derived = indexes_for(self.config)  # derived indexes (engine/derived.py)
+        self.analyzer = analyzer_of(self.config)  # the full-text analyser
+        self.embedder = CollectionEmbedding(self.config)  # engine/embedder.py
         self._closed = False
         self._damaged: KeelError | None = None  # set by the scrubber on bad payloads
         self._search_callbacks: list[Callable[[SearchStats], None]] = []
@@ -132,11 +139,26 @@ class Collection:
     def metric(self) -> str:
         return self.config.metric
 
+    @property
+    def embedding_name(self) -> str | None:
+        """The name of the collection's embedding function (None without one)."""
+        return self.embedder.name
+
+    @property
+    def embedding_function(self) -> EmbeddingFunction | None:
+        """The collection's embedding function (None without one), re-created from the
+        manifest on first use: EmbeddingFunctionError when it cannot be (unknown name,
+        dependency not installed), naming the function and how to install it."""
+        if self.embedder.spec is None:
+            return None
+        return self.embedder.function()
+
     def __repr__(self) -> str:
         return f"<Collection {self.workspace}/{self.name} dim={self.dim} metric={self.metric}>"
 
     def info(self) -> CollectionInfo:
-        """Name, workspace, parameters, live count and current index type."""
+        """Name, workspace, parameters, live count, current index type, embedding
+        function name and analyser configuration."""
         c = self.config
         return CollectionInfo(
             c.name,
@@ -149,6 +171,8 @@ class Collection:
             c.ef_search,
             c.created_at,
             index_type(self._state),
+            embedding=self.embedding_name,
+            analyzer=self.analyzer.config(),
         )
 
     # --- guards -----------------------------------------------------------------------------
@@ -173,14 +197,17 @@ class Collection:
     def upsert(
         self,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         metadata: Sequence[dict[str, Any] | None] | None = None,
         *,
         documents: Sequence[str | None] | None = None,
     ) -> None:
         """Insert records, or replace those whose id exists (all or nothing).
 
-        ``vectors`` is (n, dim) array-like; ``metadata`` a list aligned with ids (or None).
+        ``vectors`` is (n, dim) array-like, or None when the collection has an embedding
+        function: the vectors are then computed from ``documents`` (every record needs a
+        str document; batched, with a progress bar on a terminal for long runs) before
+        anything is written. ``metadata`` a list aligned with ids (or None).
         For an existing id, metadata ``None`` keeps its old metadata and ``{}`` clears it.
         ``documents`` (a list of str or None aligned with ids, or None) are the records'
         texts, stored durably and indexed for :meth:`text_search`; like metadata, None
@@ -197,6 +224,13 @@ class Collection:
 
     def _upsert_op(self, ids: Any, vectors: Any, metadata: Any, documents: Any = None) -> UpsertOp:
         id_list = validate_ids(ids)
+        if vectors is None:
+            if not id_list:
+                vectors = np.empty((0, self.dim), dtype=np.float32)
+            else:
+                validate_metadata(metadata, len(id_list))  # fail before embedding
+                validate_documents(documents, len(id_list))
+                vectors = self.embedder.embed_documents(documents, len(id_list))
         vecs = validate_vectors(vectors, len(id_list), self.dim, self.metric)
         metas, meta_json = validate_metadata(metadata, len(id_list))
         docs = validate_documents(documents, len(id_list))
@@ -292,7 +326,7 @@ class Collection:
 
     def search(
         self,
-        vector: Any,
+        vector: Any | str,
         k: int = 10,
         *,
         ef: int | None = None,
@@ -303,6 +337,9 @@ class Collection:
     ) -> list[Hit]:
         """The ``k`` nearest live records to ``vector`` (matching ``filter``), closest
         first. Fewer than k only when fewer than k records (match).
+
+        ``vector`` may be a string when the collection has an embedding function: it is
+        embedded first (EmbeddingFunctionError without a usable function).
 
         ``exact=True`` compares the query with every live (matching) record instead of
         walking HNSW graphs: recall 1.0, at a cost linear in the rows searched; ``ef``
@@ -316,6 +353,8 @@ class Collection:
         """
         self._check_open()
         check_k(k, ef, exact, with_metadata, with_documents)
+        if is_text_query(vector):
+            vector = self.embedder.embed_queries([vector])[0]
         queries = validate_query(vector, self.dim, self.metric, single=True)
         return run_search(self, queries, k, ef, filter, exact, with_metadata, with_documents)[0]
 
@@ -330,9 +369,13 @@ class Collection:
         with_metadata: bool = True,
         with_documents: bool = True,
     ) -> list[list[Hit]]:
-        """:meth:`search` for each row of ``vectors`` (q, dim), in one call."""
+        """:meth:`search` for each row of ``vectors`` (q, dim), in one call; ``vectors``
+        may be a list of strings when the collection has an embedding function (embedded
+        in one call first)."""
         self._check_open()
         check_k(k, ef, exact, with_metadata, with_documents)
+        if is_text_batch(vectors):
+            vectors = self.embedder.embed_queries(vectors)
         queries = validate_query(vectors, self.dim, self.metric, single=False)
         if len(queries) == 0:
             return []
@@ -375,8 +418,10 @@ class Collection:
     ) -> list[Hit]:
         """Dense and BM25 results for one query, fused into one ranking (best first).
 
-        ``vector`` is the dense query (required: computing it from ``query`` needs an
-        embedding function). Both sides take the top 100 (or ``k`` if larger) live rows
+        ``vector`` is the dense query; when None it is computed from ``query`` with the
+        collection's embedding function (InvalidArgumentError when the collection has
+        none, EmbeddingFunctionError when it cannot be re-created). Both sides take the
+        top 100 (or ``k`` if larger) live rows
         matching ``filter``; ``fusion="rrf"`` (default) sums ``w / (rrf_k + rank)`` per
         list (``rrf_k`` default 10, measured on SciFact in ``docs/text.md``);
         ``fusion="weighted"`` sums ``w`` times each list's min-max normalised score.
@@ -386,6 +431,9 @@ class Collection:
         from keeldb.engine.hybrid import hybrid_search
 
         self._check_open()
+        if vector is None and isinstance(query, str) and self.embedder.spec is not None:
+            check_k(k, None)  # fail before embedding
+            vector = self.embedder.embed_queries([query])[0]
         return hybrid_search(self, query, k, vector, filter, fusion, rrf_k, weights)
 
     def scan(self, filter: Any = None, limit: int = 100, cursor: str | None = None) -> Page:

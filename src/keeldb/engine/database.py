@@ -21,8 +21,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from keeldb.engine.collection import Collection
+from keeldb.engine.embedder import CollectionEmbedding, embedding_spec
 from keeldb.engine.recovery import open_collection
 from keeldb.engine.state import DURABILITY_MODES, Options
+from keeldb.engine.text_index import analyzer_option
 from keeldb.engine.validation import check_index_params, check_name
 from keeldb.errors import (
     AlreadyExistsError,
@@ -50,6 +52,7 @@ from keeldb.storage.manifest import CollectionConfig, Manifest, read_manifest, w
 from keeldb.types import CollectionInfo
 
 if TYPE_CHECKING:
+    from keeldb.embeddings.base import EmbeddingFunction
     from keeldb.engine.backup import BackupReport
 
 __all__ = ["Database", "open"]
@@ -171,7 +174,7 @@ class Database:
     def create_collection(
         self,
         name: str,
-        dim: int,
+        dim: int | None = None,
         metric: str = "cosine",
         *,
         workspace: str = "default",
@@ -179,51 +182,99 @@ class Database:
         ef_construction: int = 200,
         ef_search: int = 64,
         exist_ok: bool = False,
+        embedding: EmbeddingFunction | None = None,
+        text: Any = None,
     ) -> Collection:
         """Create a collection (and its workspace if new).
 
-        Raises AlreadyExistsError if it exists, unless ``exist_ok`` and its parameters are
-        the same (then the existing collection is returned). Parameters: ``docs/params.md``.
+        ``embedding``: an :class:`~keeldb.embeddings.EmbeddingFunction` (registered
+        name) that computes vectors from documents for vector-less ``upsert`` and string
+        queries; its name and config are recorded and it is re-created when the
+        collection is opened again. ``dim`` may then be omitted (taken from it; a
+        different ``dim`` is an InvalidArgumentError). ``text``: the full-text analyser,
+        a :class:`keeldb.text.Analyzer` or a dict of its options (``{"language": None}``:
+        no stop words, no stemming); None = the default (English). Both are recorded in
+        the manifest.
+
+        Raises AlreadyExistsError if it exists, unless ``exist_ok`` and its parameters
+        (including the embedding function's name and config and the analyser) are the
+        same (then the existing collection is returned). Parameters: ``docs/params.md``.
         """
         self._check_open()
         check_name(workspace, "workspace")
         check_name(name, "collection")
+        spec = None
+        if embedding is not None:
+            spec = embedding_spec(embedding)
+            if dim is None:
+                dim = embedding.dim
+            elif dim != embedding.dim:
+                raise InvalidArgumentError(
+                    f"dim {dim!r} differs from the embedding function's dim {embedding.dim}"
+                )
+        elif dim is None:
+            raise InvalidArgumentError("create_collection needs dim (or an embedding function)")
         check_index_params(dim, metric, m, ef_construction, ef_search)
+        analyzer = analyzer_option(text)
+        asked = {
+            "dim": dim,
+            "metric": metric,
+            "m": m,
+            "ef_construction": ef_construction,
+            "ef_search": ef_search,
+            "embedding": spec,
+            "text": analyzer.config(),
+        }
         with self._lock:
             self._check_open()
             if self._exists(workspace, name):
-                col = self.get_collection(name, workspace=workspace)
-                asked = {
-                    "dim": dim,
-                    "metric": metric,
-                    "m": m,
-                    "ef_construction": ef_construction,
-                    "ef_search": ef_search,
-                }
-                differ = [
-                    f"{key}={getattr(col.config, key)!r} (asked {value!r})"
-                    for key, value in asked.items()
-                    if getattr(col.config, key) != value
-                ]
-                if exist_ok and not differ:
-                    return col
-                why = f" with {', '.join(differ)}" if exist_ok else ""
-                raise AlreadyExistsError(f"collection {workspace}/{name} already exists{why}")
-            ws_dir = os.path.join(self.path, WORKSPACES_DIR, workspace)
-            self.fs.makedirs(ws_dir)
-            tmp = os.path.join(ws_dir, creating_dir_name(name, uuid.uuid4().hex[:8]))
+                col = self._existing(workspace, name, asked, exist_ok)
+                if embedding is not None and col.embedder._fn is None:
+                    col.embedder = CollectionEmbedding(col.config, given=embedding)
+                return col
             config = CollectionConfig(
-                name, workspace, dim, metric, m, ef_construction, ef_search, time.time()
-            )
-            self.fs.makedirs(tmp)
-            write_manifest(self.fs, tmp, Manifest(1, config))
-            final = self._collection_dir(workspace, name)
-            self.fs.rename(tmp, final)
-            self.fs.sync_dir(ws_dir)
-            self.fs.sync_dir(os.path.join(self.path, WORKSPACES_DIR))
-            col = open_collection(final, self.options)
-            self._collections[(workspace, name)] = col
+                name, workspace, dim, metric, m, ef_construction, ef_search, time.time(),
+                embedding=spec, text=analyzer.config(),
+            )  # fmt: skip
+            col = self._create(config)
+            if embedding is not None:  # this process uses the given instance as is
+                col.embedder = CollectionEmbedding(col.config, given=embedding)
             return col
+
+    def _existing(
+        self, workspace: str, name: str, asked: dict[str, Any], exist_ok: bool
+    ) -> Collection:
+        """The existing collection when ``exist_ok`` and its parameters are ``asked``;
+        AlreadyExistsError otherwise (naming the parameters that differ)."""
+        col = self.get_collection(name, workspace=workspace)
+        have = {key: getattr(col.config, key) for key in asked}
+        if have["text"] is None:  # manifests from before analysers were recorded
+            have["text"] = col.analyzer.config()
+        differ = [
+            f"{key}={have[key]!r} (asked {value!r})"
+            for key, value in asked.items()
+            if have[key] != value
+        ]
+        if exist_ok and not differ:
+            return col
+        why = f" with {', '.join(differ)}" if exist_ok else ""
+        raise AlreadyExistsError(f"collection {workspace}/{name} already exists{why}")
+
+    def _create(self, config: CollectionConfig) -> Collection:
+        """Build the collection's directory atomically and open it."""
+        workspace, name = config.workspace, config.name
+        ws_dir = os.path.join(self.path, WORKSPACES_DIR, workspace)
+        self.fs.makedirs(ws_dir)
+        tmp = os.path.join(ws_dir, creating_dir_name(name, uuid.uuid4().hex[:8]))
+        self.fs.makedirs(tmp)
+        write_manifest(self.fs, tmp, Manifest(1, config))
+        final = self._collection_dir(workspace, name)
+        self.fs.rename(tmp, final)
+        self.fs.sync_dir(ws_dir)
+        self.fs.sync_dir(os.path.join(self.path, WORKSPACES_DIR))
+        col = open_collection(final, self.options)
+        self._collections[(workspace, name)] = col
+        return col
 
     def _exists(self, workspace: str, name: str) -> bool:
         return (workspace, name) in self._collections or os.path.isfile(
@@ -286,9 +337,11 @@ class Database:
         try:
             c = read_manifest(self.fs, self._collection_dir(workspace, name)).config
             params = (c.dim, c.metric, -1, c.m, c.ef_construction, c.ef_search, c.created_at)
+            emb = None if c.embedding is None else str(c.embedding.get("name"))
         except KeelError:
             params = (0, "", -1, 0, 0, 0, 0.0)
-        return CollectionInfo(name, workspace, *params, "damaged", str(exc))
+            emb = None
+        return CollectionInfo(name, workspace, *params, "damaged", str(exc), embedding=emb)
 
     def drop_collection(self, name: str, *, workspace: str = "default") -> None:
         """Delete a collection and every file of it; CollectionNotFoundError if absent.

@@ -72,10 +72,13 @@ class FilterCache:
         dead: np.ndarray,
         dead_count: int,
         dead_version: int,
+        docs: Any = None,
     ) -> FilterState:
         """The filter's match mask, live matching rows and their count, cached per
         filter ``key`` (canonical filter JSON; not cached without one) and refreshed
-        when ``dead_version`` moved. ``columns()`` gives the segment's filter columns."""
+        when ``dead_version`` moved. ``columns()`` gives the segment's filter columns;
+        ``docs`` its documents, for document conditions (a segment's documents never
+        change, so their masks are cached like metadata masks)."""
         key: bytes | None = getattr(flt, "key", None)
         state = None
         if key is not None:
@@ -90,7 +93,7 @@ class FilterCache:
             match = state.match
             uses = state.uses
         else:
-            match = flt.mask(columns())
+            match = flt.mask(columns(), docs)
             match.flags.writeable = False
         live_match = match & ~dead if dead_count else match
         allowed = Allowed(live_match, int(np.count_nonzero(live_match)))
@@ -136,12 +139,14 @@ class KeyedFilter:
         self.filter = flt
         self.key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
 
-    def mask(self, columns: Any) -> np.ndarray:
-        mask: np.ndarray = self.filter.mask(columns)
+    def mask(self, columns: Any, docs: Any = None) -> np.ndarray:
+        """:meth:`keeldb.filtering.Filter.mask`."""
+        mask: np.ndarray = self.filter.mask(columns, docs)
         return mask
 
-    def matches(self, metadata: Any) -> bool:
-        return bool(self.filter.matches(metadata))
+    def matches(self, metadata: Any, document: str | None = None, analyzer: Any = None) -> bool:
+        """:meth:`keeldb.filtering.Filter.matches`."""
+        return bool(self.filter.matches(metadata, document, analyzer))
 
 
 def compile_keyed(spec: Any) -> KeyedFilter:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from keeldb.engine.doc_filter import MemtableDocuments
 from keeldb.engine.unit import UnitResult
 from keeldb.index.base import Allowed
 from keeldb.index.exact import ExactIndex
@@ -161,10 +162,13 @@ class Memtable:
             return self._columns
 
     def filter_mask(self, flt: Any, n: int) -> np.ndarray:
-        """Rows among the first ``n`` whose metadata passes ``flt`` (bool array, len n)."""
+        """Rows among the first ``n`` whose metadata (and document, for ``$contains`` /
+        ``$text``: :mod:`keeldb.engine.doc_filter`) passes ``flt`` (bool array, len n)."""
         self.columns()
         with self._columns_lock:
-            mask: np.ndarray = flt.mask(self._columns)
+            cols = self._columns
+            docs = MemtableDocuments(self.documents, self.parts)
+            mask: np.ndarray = flt.mask(cols, docs)
         return mask[:n]
 
     def live_matching(self, flt: Any) -> Allowed:

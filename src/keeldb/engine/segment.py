@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from keeldb.engine.derived import DerivedIndex, segment_part
+from keeldb.engine.doc_filter import SegmentDocuments
 from keeldb.engine.filter_cache import FilterCache, FilterState
 from keeldb.engine.planner import Plan, plan_search
 from keeldb.engine.unit import UnitResult
@@ -280,7 +281,10 @@ class Segment:
     def filter_state(self, flt: Any) -> FilterState:
         """The filter's match mask, live matching rows and their count, cached per
         filter ``key`` (canonical filter JSON) and refreshed when rows die."""
-        return self._filters.state(flt, self.columns, self.dead, self.dead_count, self.dead_version)
+        docs = SegmentDocuments(self.docs, self.parts)
+        return self._filters.state(
+            flt, self.columns, self.dead, self.dead_count, self.dead_version, docs
+        )
 
     def live_matching(self, flt: Any) -> Allowed:
         """Live rows passing ``flt`` (None: every live row), with their count."""

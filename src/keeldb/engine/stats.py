@@ -59,6 +59,8 @@ def collection_stats(col: Collection) -> CollectionStats:
         sum(s.memory_bytes for s in segs),
         sum(s.disk_bytes for s in segs) + wal_bytes,
         wal_bytes,
+        col.embedding_name,
+        col.analyzer.config(),
     )
 
 

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from keeldb.engine.derived import RowSource, register
+from keeldb.errors import InvalidArgumentError
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.manifest import CollectionConfig, SegmentEntry
 from keeldb.text.analyzer import Analyzer
 from keeldb.text.persist import build_postings, load_postings, save_postings
 from keeldb.text.postings import MemPostings, PostingsUnit, SealedPostings
 
-__all__ = ["TextIndex", "TextMemtablePart", "TextSegmentPart"]
+__all__ = ["TextIndex", "TextMemtablePart", "TextSegmentPart", "analyzer_of", "analyzer_option"]
 
 NAME = "text"
 
@@ -38,8 +39,9 @@ NAME = "text"
 class TextMemtablePart:
     """The memtable's postings (mutated under the collection's write lock only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, analyzer: Analyzer) -> None:
         self.postings = MemPostings()
+        self.analyzer = analyzer  # the collection's (``$text`` filters analyse with it)
 
     def append(self, start_row: int, count: int, prepared: Any) -> None:
         """Rows ``start_row .. start_row + count`` were appended; ``prepared`` is their
@@ -60,8 +62,9 @@ class TextMemtablePart:
 class TextSegmentPart:
     """A segment's postings (dead rows mirror the segment's tombstones)."""
 
-    def __init__(self, postings: SealedPostings) -> None:
+    def __init__(self, postings: SealedPostings, analyzer: Analyzer) -> None:
         self.postings = postings
+        self.analyzer = analyzer  # the collection's (``$text`` filters analyse with it)
 
     def kill(self, rows: np.ndarray) -> None:
         """``rows`` died (fresh, unique)."""
@@ -94,7 +97,7 @@ class TextIndex:
 
     def new_memtable_part(self) -> TextMemtablePart:
         """An empty part for a new memtable."""
-        return TextMemtablePart()
+        return TextMemtablePart(self.analyzer)
 
     def write_segment_part(
         self,
@@ -121,8 +124,9 @@ class TextIndex:
         """Map a segment's postings (``CorruptionError`` when missing, damaged or built
         by another analyser); empty for a segment without documents."""
         if not source.has_documents:
-            return TextSegmentPart(_empty(source.rows))
-        return TextSegmentPart(load_postings(directory, segment_id, source.rows, self.analyzer))
+            return TextSegmentPart(_empty(source.rows), self.analyzer)
+        postings = load_postings(directory, segment_id, source.rows, self.analyzer)
+        return TextSegmentPart(postings, self.analyzer)
 
     def check(self, fs: FileSystem, directory: str, entry: SegmentEntry) -> None:
         """Verify the segment's ``.post`` (``CorruptionError``: rebuildable from ``.docs``,
@@ -131,6 +135,25 @@ class TextIndex:
             return
         postings = load_postings(directory, entry.segment_id, entry.rows, self.analyzer)
         del postings
+
+
+def analyzer_option(text: Any) -> Analyzer:
+    """The analyser asked for by ``create_collection(text=...)``: None (the default
+    analyser: English stop words and stemming), an :class:`Analyzer`, its
+    :meth:`Analyzer.config` dict, or a dict of its options such as
+    ``{"language": None}``. InvalidArgumentError otherwise."""
+    if text is None:
+        return Analyzer()
+    if isinstance(text, Analyzer):
+        return text
+    if isinstance(text, dict):
+        if "name" in text:
+            return Analyzer.from_config(text)
+        return Analyzer.from_config({"name": "standard", "options": text})
+    raise InvalidArgumentError(
+        f"text must be a keeldb.text.Analyzer, a dict of its options, or None; got "
+        f"{type(text).__name__}"
+    )
 
 
 def analyzer_of(config: CollectionConfig) -> Analyzer:

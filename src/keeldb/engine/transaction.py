@@ -38,12 +38,13 @@ class Transaction:
     def upsert(
         self,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         metadata: Sequence[dict[str, Any] | None] | None = None,
         *,
         documents: Sequence[str | None] | None = None,
     ) -> None:
-        """Stage an upsert (same contract as :meth:`Collection.upsert`)."""
+        """Stage an upsert (same contract as :meth:`Collection.upsert`; without vectors
+        the documents are embedded now, at the call)."""
         self._check()
         self._ops.append(self._col._upsert_op(ids, vectors, metadata, documents))
 

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from keeldb.filtering.columns import MetadataColumns
-from keeldb.filtering.mask import compute_mask
-from keeldb.filtering.nodes import And, Cond, MatchAll, Node, Not, Or
+from keeldb.filtering.mask import DocumentSource, compute_mask
+from keeldb.filtering.nodes import And, Cond, DocCond, MatchAll, Node, Not, Or
 from keeldb.filtering.parse import parse_filter
 from keeldb.filtering.reference import matches
 
@@ -59,17 +59,36 @@ class Filter:
                 stack.append(node.child)
         return frozenset(found)
 
-    def mask(self, columns: MetadataColumns) -> np.ndarray:
+    @property
+    def uses_documents(self) -> bool:
+        """Whether the filter has a document condition (``$contains`` / ``$text``)."""
+        stack: list[Node] = [self._root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, DocCond):
+                return True
+            if isinstance(node, And | Or):
+                stack.extend(node.children)
+            elif isinstance(node, Not):
+                stack.append(node.child)
+        return False
+
+    def mask(self, columns: MetadataColumns, docs: DocumentSource | None = None) -> np.ndarray:
         """A fresh ``bool`` array of ``len(columns)``: True where the row matches.
 
         Vectorised (no Python work per row); agrees with :meth:`matches` on every row.
+        ``docs`` (the unit's documents) answers document conditions; without it a filter
+        holding one raises InvalidArgumentError.
         """
-        return compute_mask(self._root, columns)
+        return compute_mask(self._root, columns, docs)
 
-    def matches(self, metadata: dict[str, Any] | None) -> bool:
-        """Whether one row's metadata matches (``None`` means ``{}``). The reference
-        semantics; cheap for a few rows, slow for many (use :meth:`mask`)."""
-        return matches(self._root, metadata if isinstance(metadata, dict) else None)
+    def matches(
+        self, metadata: dict[str, Any] | None, document: str | None = None, analyzer: Any = None
+    ) -> bool:
+        """Whether one row's metadata (``None`` means ``{}``) and document match. The
+        reference semantics; cheap for a few rows, slow for many (use :meth:`mask`)."""
+        meta = metadata if isinstance(metadata, dict) else None
+        return matches(self._root, meta, document, analyzer)
 
     def __repr__(self) -> str:
         return f"Filter({self._root!r})"

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from keeldb.errors import InvalidArgumentError
 from keeldb.filtering.columns import Column, MetadataColumns, Part
-from keeldb.filtering.nodes import And, Cond, MatchAll, Node, Not, Op, Or
+from keeldb.filtering.nodes import And, Cond, DocCond, MatchAll, Node, Not, Op, Or
 from keeldb.filtering.values import INT64_MAX, INT64_MIN, Kind
 
-__all__ = ["compute_mask"]
+__all__ = ["DocumentSource", "compute_mask"]
 
 _PRESENT_KINDS = (Kind.BOOL, Kind.INT, Kind.FLOAT, Kind.STR, Kind.ARRAY, Kind.OBJECT)
 _CMP = {
@@ -30,19 +31,44 @@ _CMP = {
 }
 
 
-def compute_mask(node: Node, columns: MetadataColumns) -> np.ndarray:
-    """``bool[len(columns)]``, True where the row satisfies ``node``. Freshly allocated."""
+class DocumentSource(Protocol):
+    """The documents of one unit, for document conditions (:class:`DocCond`); the
+    engine supplies one per unit (:mod:`keeldb.engine.doc_filter`)."""
+
+    def contains(self, needle: str, n: int) -> np.ndarray:
+        """``bool[n]``: rows whose document contains ``needle`` (fresh array)."""
+        ...
+
+    def text(self, query: str, n: int) -> np.ndarray:
+        """``bool[n]``: rows whose document holds every analysed term of ``query``."""
+        ...
+
+
+def compute_mask(
+    node: Node, columns: MetadataColumns, docs: DocumentSource | None = None
+) -> np.ndarray:
+    """``bool[len(columns)]``, True where the row satisfies ``node``. Freshly allocated.
+    ``docs`` answers document conditions (InvalidArgumentError when one is met
+    without it)."""
     n = len(columns)
     if isinstance(node, Cond):
         return _cond(node, columns.column(node.path), n)
+    if isinstance(node, DocCond):
+        if docs is None:
+            raise InvalidArgumentError(
+                "document filters ($contains, $text) apply to a collection's documents only"
+            )
+        if node.kind == "contains":
+            return docs.contains(node.value, n)
+        return docs.text(node.value, n)
     if isinstance(node, And | Or):
-        out = compute_mask(node.children[0], columns)
+        out = compute_mask(node.children[0], columns, docs)
         combine = np.logical_and if isinstance(node, And) else np.logical_or
         for child in node.children[1:]:
-            combine(out, compute_mask(child, columns), out=out)
+            combine(out, compute_mask(child, columns, docs), out=out)
         return out
     if isinstance(node, Not):
-        out = compute_mask(node.child, columns)
+        out = compute_mask(node.child, columns, docs)
         return _invert(out)
     assert isinstance(node, MatchAll)
     return np.ones(n, dtype=np.bool_)

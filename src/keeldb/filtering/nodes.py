@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-__all__ = ["And", "Cond", "MatchAll", "Node", "Not", "Op", "Or"]
+__all__ = ["And", "Cond", "DocCond", "MatchAll", "Node", "Not", "Op", "Or"]
 
 
 class Op(Enum):
@@ -68,4 +68,19 @@ class Cond:
     value: Any
 
 
-Node = MatchAll | And | Or | Not | Cond
+@dataclass(frozen=True, slots=True)
+class DocCond:
+    """A condition on the record's document (issue 14), not on its metadata:
+
+    - ``kind == "contains"``: the document contains ``value`` as a substring
+      (case-sensitive, code points; a row without a document never matches);
+    - ``kind == "text"``: the document holds every term of ``value`` once both are
+      analysed with the collection's analyser (as BM25 does); a ``value`` without terms
+      matches nothing.
+    """
+
+    kind: str
+    value: str
+
+
+Node = MatchAll | And | Or | Not | Cond | DocCond

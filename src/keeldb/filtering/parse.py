@@ -13,7 +13,7 @@ import math
 from typing import Any, NoReturn
 
 from keeldb.errors import InvalidArgumentError
-from keeldb.filtering.nodes import RANGE_OPS, And, Cond, MatchAll, Node, Not, Op, Or
+from keeldb.filtering.nodes import RANGE_OPS, And, Cond, DocCond, MatchAll, Node, Not, Op, Or
 from keeldb.filtering.values import INT64_MAX, INT64_MIN
 
 __all__ = [
@@ -34,6 +34,10 @@ MAX_IN_VALUES = 10_000
 
 _FIELD_OPS = {op.value: op for op in Op}
 _COMBINATORS = ("$and", "$or", "$not")
+_DOCUMENT_OPS = {"$contains": "contains", "$text": "text"}
+
+MAX_DOCUMENT_QUERY = 10_000
+"""Longest ``$contains`` / ``$text`` argument, in characters."""
 
 
 def _type_name(value: Any) -> str:
@@ -111,6 +115,8 @@ class _Parser:
         return parts[0] if len(parts) == 1 else And(tuple(parts))
 
     def _combinator(self, key: str, value: Any, path: str, depth: int) -> Node:
+        if key in _DOCUMENT_OPS:
+            return _document(key, value, path)
         if key == "$not":
             return Not(self.filter(value, path, depth + 1))
         if key in ("$and", "$or"):
@@ -233,6 +239,17 @@ class _Parser:
         if isinstance(value, dict):
             _fail(path, "object values are not supported (values must be scalars)")
         _fail(path, f"unsupported value type {_type_name(value)}")
+
+
+def _document(key: str, value: Any, path: str) -> DocCond:
+    """A document condition: ``{"$contains": "substring"}`` or ``{"$text": "terms"}``."""
+    if not isinstance(value, str):
+        _fail(path, f"{key} on the document needs a string, got {_type_name(value)}")
+    if not value:
+        _fail(path, f"{key} needs a non-empty string")
+    if len(value) > MAX_DOCUMENT_QUERY:
+        _fail(path, f"{key} argument is longer than {MAX_DOCUMENT_QUERY} characters")
+    return DocCond(_DOCUMENT_OPS[key], value)
 
 
 def _check_field_name(name: str, path: str) -> None:

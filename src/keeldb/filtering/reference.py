@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keeldb.filtering.nodes import And, Cond, MatchAll, Node, Not, Op, Or
+from keeldb.filtering.nodes import And, Cond, DocCond, MatchAll, Node, Not, Op, Or
 from keeldb.filtering.values import SCALAR_OF_ELEMENT, Kind, classify_element, flatten
 
 __all__ = ["matches"]
@@ -17,20 +17,40 @@ __all__ = ["matches"]
 _NUMBER_KINDS = (Kind.INT, Kind.FLOAT)
 
 
-def matches(node: Node, metadata: dict[Any, Any] | None) -> bool:
-    """Whether one row's metadata (``None`` means ``{}``) satisfies the compiled filter."""
-    return _eval(node, flatten(metadata))
+def matches(
+    node: Node, metadata: dict[Any, Any] | None, document: str | None = None, analyzer: Any = None
+) -> bool:
+    """Whether one row's metadata (``None`` means ``{}``) and ``document`` (None: the row
+    has none) satisfy the compiled filter; ``$text`` analyses with ``analyzer`` (a
+    :class:`keeldb.text.Analyzer`; default: the default analyser)."""
+    return _eval(node, flatten(metadata), (document, analyzer))
 
 
-def _eval(node: Node, fields: dict[str, tuple[Kind, Any]]) -> bool:
+def _doc(node: DocCond, doc: tuple[str | None, Any]) -> bool:
+    document, analyzer = doc
+    if document is None:
+        return False
+    if node.kind == "contains":
+        return node.value in document
+    if analyzer is None:
+        from keeldb.text.analyzer import Analyzer
+
+        analyzer = Analyzer()
+    terms = set(analyzer(node.value))
+    return bool(terms) and terms <= set(analyzer(document))
+
+
+def _eval(node: Node, fields: dict[str, tuple[Kind, Any]], doc: tuple[str | None, Any]) -> bool:
     if isinstance(node, Cond):
         return _cond(node, fields.get(node.path))
+    if isinstance(node, DocCond):
+        return _doc(node, doc)
     if isinstance(node, And):
-        return all(_eval(child, fields) for child in node.children)
+        return all(_eval(child, fields, doc) for child in node.children)
     if isinstance(node, Or):
-        return any(_eval(child, fields) for child in node.children)
+        return any(_eval(child, fields, doc) for child in node.children)
     if isinstance(node, Not):
-        return not _eval(node.child, fields)
+        return not _eval(node.child, fields, doc)
     assert isinstance(node, MatchAll)
     return True
 

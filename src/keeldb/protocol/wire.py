@@ -226,6 +226,8 @@ def info_to_wire(info: CollectionInfo) -> dict[str, Any]:
         "created_at": float(info.created_at),
         "index_type": info.index_type,
         **({"damaged": info.damaged} if info.damaged is not None else {}),
+        **({"embedding": info.embedding} if info.embedding is not None else {}),
+        **({"analyzer": info.analyzer} if info.analyzer is not None else {}),
     }
 
 
@@ -264,6 +266,8 @@ def stats_to_wire(stats: CollectionStats) -> dict[str, Any]:
         "memory_bytes": int(stats.memory_bytes),
         "disk_bytes": int(stats.disk_bytes),
         "wal_bytes": int(stats.wal_bytes),
+        "embedding": stats.embedding,
+        "analyzer": stats.analyzer,
     }
 
 
@@ -273,7 +277,8 @@ def _levels(obj: Mapping[str, Any]) -> dict[int, int]:
 
 def stats_from_wire(obj: Mapping[str, Any]) -> CollectionStats:
     """Rebuild a :class:`CollectionStats` (level keys back to ``int``). Fields this
-    version does not know (added by a later server) are ignored."""
+    version does not know (added by a later server) are ignored; fields an older server
+    does not send (``embedding``, ``analyzer``) keep their defaults."""
     known = SegmentStats.__dataclass_fields__
     segments = [
         SegmentStats(
@@ -282,7 +287,9 @@ def stats_from_wire(obj: Mapping[str, Any]) -> CollectionStats:
         )
         for s in obj["segments"]
     ]
-    fields = {k: obj[k] for k in CollectionStats.__dataclass_fields__ if k != "segments"}
+    fields = {
+        k: obj[k] for k in CollectionStats.__dataclass_fields__ if k != "segments" and k in obj
+    }
     fields["hnsw_levels"] = _levels(fields["hnsw_levels"])
     return CollectionStats(segments=segments, **fields)
 

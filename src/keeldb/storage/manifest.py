@@ -36,7 +36,15 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class CollectionConfig:
-    """A collection's fixed parameters (never change after creation)."""
+    """A collection's fixed parameters (never change after creation).
+
+    ``embedding`` (issue 14): the collection's embedding function as
+    ``{"name": str, "config": {...}}`` (re-created through
+    :func:`keeldb.embeddings.from_config`), or None. ``text``: the analyser's
+    :meth:`keeldb.text.Analyzer.config`, or None for the default analyser (manifests
+    written before these fields existed). Both are omitted from the manifest JSON when
+    None, so older manifests read and re-write unchanged (``docs/format.md``).
+    """
 
     name: str
     workspace: str
@@ -46,6 +54,31 @@ class CollectionConfig:
     ef_construction: int
     ef_search: int
     created_at: float
+    embedding: dict[str, Any] | None = None
+    text: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as manifest JSON (``embedding`` / ``text`` only when set)."""
+        doc = asdict(self)
+        for key in ("embedding", "text"):
+            if doc[key] is None:
+                del doc[key]
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> CollectionConfig:
+        """Parse manifest JSON (``TypeError``/``ValueError`` when malformed)."""
+        config = cls(**doc)
+        emb = config.embedding
+        if emb is not None and (
+            not isinstance(emb, dict)
+            or not isinstance(emb.get("name"), str)
+            or not isinstance(emb.get("config"), dict)
+        ):
+            raise ValueError("embedding must be {name: str, config: object}")
+        if config.text is not None and not isinstance(config.text, dict):
+            raise ValueError("text must be an analyser config object")
+        return config
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +117,7 @@ class Manifest:
         doc: dict[str, Any] = {
             "format": 1,
             "generation": self.generation,
-            "config": asdict(self.config),
+            "config": self.config.to_dict(),
             "segments": [s.to_dict() for s in self.segments],
             "checkpoint_seq": self.checkpoint_seq,
             "next_segment_id": self.next_segment_id,
@@ -95,7 +128,7 @@ class Manifest:
     def from_json(cls, raw: bytes, path: str) -> Manifest:
         try:
             doc = json.loads(raw)
-            config = CollectionConfig(**doc["config"])
+            config = CollectionConfig.from_dict(doc["config"])
             segments = tuple(SegmentEntry(**s) for s in doc["segments"])
             manifest = cls(
                 generation=int(doc["generation"]),

@@ -13,8 +13,10 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +34,7 @@ __all__ = [
     "DocumentsTable",
     "PostingsFile",
     "PostingsMissingError",
+    "blob_contains",
     "map_postings",
     "write_documents",
     "write_postings",
@@ -49,6 +52,29 @@ def _u64_offsets(lengths: np.ndarray) -> np.ndarray:
 
 
 # --- documents -----------------------------------------------------------------------------
+
+
+def blob_contains(blob: Any, start: int, offsets: list[int], needle: bytes) -> np.ndarray:
+    """``bool[len(offsets) - 1]``: documents ``i`` (bytes ``blob[start + offsets[i] :
+    start + offsets[i + 1]]``) containing ``needle``. ``blob`` is bytes or an mmap."""
+    rows = len(offsets) - 1
+    out = bytearray(rows)
+    end = start + offsets[-1]
+    width = len(needle)
+    find = blob.find
+    pos = start
+    while True:
+        hit = find(needle, pos, end)
+        if hit < 0:
+            break
+        row = bisect_right(offsets, hit - start) - 1
+        doc_end = start + offsets[row + 1]
+        if hit + width <= doc_end:
+            out[row] = 1
+            pos = doc_end  # the rest of this document cannot add anything
+        else:
+            pos = hit + 1  # spans into the next document: not a match
+    return np.frombuffer(bytes(out), dtype=bool).copy()
 
 
 def write_documents(
@@ -129,6 +155,13 @@ class DocumentsTable:
             ]
         except UnicodeDecodeError as exc:
             raise CorruptionError(f"a document is not UTF-8: {exc}", path=self.path) from exc
+
+    def find_rows(self, needle: bytes) -> np.ndarray:
+        """``bool[rows]``: rows whose document's UTF-8 bytes contain ``needle`` (a
+        non-empty UTF-8 string's encoding: then a code-point substring match). Searched
+        in the mapped file, in C, once per matching row (``$contains``)."""
+        offsets = self.offsets.astype(np.int64).tolist()
+        return blob_contains(self._mm, self._blob, offsets, needle)
 
     def at(self, row: int) -> str | None:
         """The document of ``row``."""
