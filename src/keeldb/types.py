@@ -77,6 +77,10 @@ class CollectionInfo:
     (a file failed verification), it is the error message, ``count`` is -1 and
     ``index_type`` is ``"damaged"``; the parameters come from its manifest when that is
     readable (else ``dim`` 0 and ``metric`` ``""``). Repair it with ``keeldb repair``.
+
+    ``quantization``: how the collection's HNSW graphs keep their vectors (``none``,
+    ``fp16`` or ``sq8``; ``docs/params.md``); ``""`` when unknown (a damaged collection
+    whose manifest is unreadable, an older server).
     """
 
     name: str
@@ -90,6 +94,7 @@ class CollectionInfo:
     created_at: float
     index_type: str
     damaged: str | None = None
+    quantization: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,6 +149,7 @@ class Collection:
             c.ef_search,
             c.created_at,
             index_type(self._state),
+            quantization=c.graph_quantization,
         )
 
     # --- guards -----------------------------------------------------------------------------

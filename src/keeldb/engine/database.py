@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from keeldb.engine.collection import Collection
 from keeldb.engine.recovery import open_collection
 from keeldb.engine.state import DURABILITY_MODES, Options
-from keeldb.engine.validation import check_index_params, check_name
+from keeldb.engine.validation import check_index_params, check_name, check_quantization
 from keeldb.errors import (
     AlreadyExistsError,
     ClosedError,
@@ -179,16 +179,25 @@ class Database:
         ef_construction: int = 200,
         ef_search: int = 64,
         exist_ok: bool = False,
+        quantization: str | None = None,
     ) -> Collection:
         """Create a collection (and its workspace if new).
 
+        ``quantization``: how HNSW graphs keep their copy of the vectors, ``"none"``
+        (float32), ``"fp16"`` or ``"sq8"`` (8-bit scalar quantised); returned distances
+        are exact under each. None: ``fp16`` under ``cosine``, ``none`` otherwise.
+
         Raises AlreadyExistsError if it exists, unless ``exist_ok`` and its parameters are
-        the same (then the existing collection is returned). Parameters: ``docs/params.md``.
+        the same (then the existing collection is returned; a None ``quantization``
+        compares as the metric's default). Raises InvalidArgumentError for a bad
+        parameter. Parameters: ``docs/params.md``.
         """
         self._check_open()
         check_name(workspace, "workspace")
         check_name(name, "collection")
         check_index_params(dim, metric, m, ef_construction, ef_search)
+        compare_quantization = quantization is not None
+        quantization = check_quantization(quantization, metric)
         with self._lock:
             self._check_open()
             if self._exists(workspace, name):
@@ -200,6 +209,9 @@ class Database:
                     "ef_construction": ef_construction,
                     "ef_search": ef_search,
                 }
+                if compare_quantization or col.config.metric == metric:
+                    # a default (None) is the asked metric's: not a second difference
+                    asked["quantization"] = quantization
                 differ = [
                     f"{key}={getattr(col.config, key)!r} (asked {value!r})"
                     for key, value in asked.items()
@@ -213,7 +225,15 @@ class Database:
             self.fs.makedirs(ws_dir)
             tmp = os.path.join(ws_dir, creating_dir_name(name, uuid.uuid4().hex[:8]))
             config = CollectionConfig(
-                name, workspace, dim, metric, m, ef_construction, ef_search, time.time()
+                name,
+                workspace,
+                dim,
+                metric,
+                m,
+                ef_construction,
+                ef_search,
+                time.time(),
+                quantization,
             )
             self.fs.makedirs(tmp)
             write_manifest(self.fs, tmp, Manifest(1, config))
@@ -286,9 +306,11 @@ class Database:
         try:
             c = read_manifest(self.fs, self._collection_dir(workspace, name)).config
             params = (c.dim, c.metric, -1, c.m, c.ef_construction, c.ef_search, c.created_at)
+            quantization = c.graph_quantization
         except KeelError:
             params = (0, "", -1, 0, 0, 0, 0.0)
-        return CollectionInfo(name, workspace, *params, "damaged", str(exc))
+            quantization = ""
+        return CollectionInfo(name, workspace, *params, "damaged", str(exc), quantization)
 
     def drop_collection(self, name: str, *, workspace: str = "default") -> None:
         """Delete a collection and every file of it; CollectionNotFoundError if absent.

@@ -207,6 +207,7 @@ def info_to_wire(info: CollectionInfo) -> dict[str, Any]:
         "ef_search": int(info.ef_search),
         "created_at": float(info.created_at),
         "index_type": info.index_type,
+        "quantization": info.quantization,
         **({"damaged": info.damaged} if info.damaged is not None else {}),
     }
 
