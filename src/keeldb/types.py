@@ -23,6 +23,7 @@ __all__ = [
     "Hit",
     "InsertStats",
     "Page",
+    "PartBytes",
     "Record",
     "SearchStats",
     "SegmentStats",
@@ -98,9 +99,26 @@ class CollectionInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class PartBytes:
+    """One part's bytes (``SegmentStats.parts``): ``resident_bytes`` held in process
+    memory now (owned memory plus the mapped file pages currently in the process's page
+    tables; mapped bytes never read are not counted) and ``disk_bytes`` of its files
+    (``docs/api.md`` says how each part is measured)."""
+
+    resident_bytes: int
+    disk_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentStats:
     """One storage unit of a collection. ``kind`` is ``memtable`` (growing, searched
-    exactly), ``flat`` (sealed, searched exactly) or ``hnsw`` (sealed, HNSW graph)."""
+    exactly), ``flat`` (sealed, searched exactly) or ``hnsw`` (sealed, HNSW graph).
+
+    ``parts``: resident and on-disk bytes per part (``vectors``, ``graph``, ``ids``,
+    ``metadata``, ``columns``, ``text``, ``filter_cache``, ``tombstones``; a part the
+    unit does not have is absent); ``resident_bytes`` is their resident sum.
+    ``memory_bytes`` (an older estimate, kept) counts owned memory and mapped graphs
+    whole."""
 
     segment_id: int
     kind: str
@@ -111,11 +129,16 @@ class SegmentStats:
     memory_bytes: int
     hnsw_levels: dict[int, int] = field(default_factory=dict)
     hnsw_avg_edges: float = 0.0
+    parts: dict[str, PartBytes] = field(default_factory=dict)
+    resident_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class CollectionStats:
-    """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates."""
+    """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates.
+
+    ``parts``: per part name, the sums of the segments' :attr:`SegmentStats.parts`;
+    ``resident_bytes``: their resident total (what the collection holds in memory now)."""
 
     name: str
     workspace: str
@@ -128,6 +151,8 @@ class CollectionStats:
     memory_bytes: int
     disk_bytes: int
     wal_bytes: int
+    parts: dict[str, PartBytes] = field(default_factory=dict)
+    resident_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
