@@ -164,6 +164,10 @@ class Segment:
         self.rebuilt_index = False
         if self.kind == "hnsw":
             self._load_or_rebuild_index()
+            if self.config.quantization == "sq8":
+                # The collection asked for its float32 vectors to stay on disk: they are
+                # read a row at a time, to re-score candidates.
+                self.vectors.advise_random()
         # derived-index parts by name, each told of the tombstones so far
         self.parts: dict[str, Any] = {}
         dead_rows = np.flatnonzero(self.dead)
