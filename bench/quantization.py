@@ -168,13 +168,20 @@ def footprint(col: Any, rows: int) -> dict[str, Any]:
     }
 
 
-def run_size(rows: int, args: argparse.Namespace) -> dict[str, Any]:
+def save(results: dict[str, Any], path: Path) -> None:
+    """Write ``results`` as JSON (after every kind, so a run cut short keeps its figures)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1))
+
+
+def run_size(rows: int, args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
     base, qs, gt = load(rows, args.queries)
     print(
         f"== {rows} rows x {base.shape[1]}, {len(qs)} queries, "
         f"threads {faiss.omp_get_max_threads()}"
     )
     out: dict[str, Any] = {"rows": rows, "kinds": {}}
+    results["sizes"].append(out)
     index, faiss_s = faiss_build(base, args.m, args.ef_construction)
     faiss_bytes = faiss.serialize_index(index).nbytes
     for kind in args.kinds:
@@ -214,6 +221,7 @@ def run_size(rows: int, args: argparse.Namespace) -> dict[str, Any]:
             "first_common": common,
             "footprint": fp,
         }
+        save(results, args.out)
     return out
 
 
@@ -239,13 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     if not (DATA / "base.f16.npy").exists():
         print(f"SKIPPED: the data set is not at {DATA}")
         return 0
-    results = {
+    results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "params": {"m": args.m, "ef_construction": args.ef_construction, "queries": args.queries},
-        "sizes": [run_size(int(n), args) for n in args.sizes.split(",")],
+        "sizes": [],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
+    for n in args.sizes.split(","):
+        run_size(int(n), args, results)
     print(f"wrote {args.out}")
     return 0
 
