@@ -19,7 +19,7 @@ compact copies), ``tombstones``.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from keeldb.storage.format import segment_file_name
 from keeldb.types import PartBytes
@@ -64,22 +64,6 @@ def _file(directory: str, name: str) -> tuple[str, int]:
         return path, 0
 
 
-def _graph_owned_bytes(hnsw: Any) -> int:
-    """Bytes of an HNSW index held in owned memory (not mapped from its file)."""
-    import faiss
-
-    index = hnsw.index
-    graph = index.hnsw
-    owned = graph.offsets.size() * 8 + graph.levels.size() * 4
-    if graph.neighbors.is_owned:
-        owned += graph.neighbors.size() * 4
-    storage = faiss.downcast_index(index.storage)
-    codes = getattr(storage, "codes", None)
-    if codes is not None and codes.is_owned:
-        owned += codes.size()
-    return int(owned)
-
-
 def segment_parts(seg: Segment, rss: dict[str, int]) -> dict[str, PartBytes]:
     """Resident and on-disk bytes of each part of the sealed segment ``seg`` (``rss``:
     :func:`mapped_resident`)."""
@@ -100,9 +84,7 @@ def segment_parts(seg: Segment, rss: dict[str, int]) -> dict[str, PartBytes]:
     parts["vectors"] = PartBytes(resident + (0 if norms is None else int(norms.nbytes)), disk)
     hnsw = seg.hnsw
     resident, disk = files("hnsw")
-    parts["graph"] = PartBytes(
-        resident + (_graph_owned_bytes(hnsw) if hnsw is not None else 0), disk
-    )
+    parts["graph"] = PartBytes(resident + (hnsw.owned_bytes() if hnsw is not None else 0), disk)
     resident, disk = files("ids")
     sorted_ids = seg._sorted_ids
     owned = 0 if sorted_ids is None else int(sorted_ids[0].nbytes + sorted_ids[1].nbytes)

@@ -384,6 +384,20 @@ class HnswIndex:
         """The graph's and its stored vectors' bytes (:meth:`stats`)."""
         return self.stats().memory_bytes
 
+    def owned_bytes(self) -> int:
+        """Bytes of the index held in memory faiss owns, not mapped from its file: the
+        offsets and levels always; the links and the stored vectors only when not mapped
+        (a built or extended graph, not yet loaded from a file)."""
+        index = self.index
+        graph = index.hnsw
+        owned = graph.offsets.size() * 8 + graph.levels.size() * 4
+        if graph.neighbors.is_owned:
+            owned += graph.neighbors.size() * 4
+        codes = getattr(faiss.downcast_index(index.storage), "codes", None)
+        if codes is not None and codes.is_owned:
+            owned += codes.size()
+        return int(owned)
+
 
 def _breadth_first(level0: np.ndarray, entry: int) -> np.ndarray:
     """Rows in breadth-first order over the neighbour lists ``level0`` (n, width; -1 for
