@@ -249,7 +249,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "params": {"m": args.m, "ef_construction": args.ef_construction, "queries": args.queries},
+        "params": {
+            "m": args.m,
+            "ef_construction": args.ef_construction,
+            "queries": args.queries,
+            "rebuild_faiss": args.rebuild_faiss,
+        },
         "sizes": [],
     }
     for n in args.sizes.split(","):

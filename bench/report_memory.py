@@ -38,8 +38,11 @@ def section_quantization(paths: list[Path]) -> str:
         "the float32 vectors (what must stay in memory), and the float32 vectors' pages "
         "the re-scoring faulted in (evictable page cache). Ingest = `upsert` in batches of "
         "1,000 (fsync) + `compact()`, against the faiss build of the same rows timed in the "
-        "same run. The machine is 2 cores shared with other jobs: compare ratios, not "
-        "absolute figures.",
+        "same run: once per size, before the first kind (so later kinds' ingest ratios span "
+        "more load drift), or before each kind with `--rebuild-faiss`. The machine is 2 "
+        "cores shared with other jobs (the 2026-12-02 run: load average 13-17 throughout, "
+        "absolute QPS a twentieth of an idle machine's): compare ratios, not absolute "
+        "figures, and repeat before trusting one.",
         "",
     ]
     rows = []
