@@ -56,7 +56,6 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench all
-	$(PY) -m bench.past_ram --rows 1000000 --dim 384 --limit-mib 512
 	$(PY) bench/ray_bench.py
 
 # The long crash loops, concurrency runs and the kill -9 soak (docs/reliability.md).

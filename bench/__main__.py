@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         driver.run("full", names)
         # The HTTP server bench (docs/server.md), in its own process, after the others.
         subprocess.run([sys.executable, str(Path(__file__).parent / "server_bench.py")])
+        # Quantised graphs and past RAM (docs/benchmarks.md sections 7 and 8).
+        subprocess.run([sys.executable, "-m", "bench.quantization"])
+        subprocess.run(
+            [sys.executable, "-m", "bench.past_ram", "--rows", "1000000", "--dim", "384"]
+        )
         path = report.write("full")
         print(f"wrote {path}")
         print_targets(report.load_results(driver.RESULTS / "full")[0])

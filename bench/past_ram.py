@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit-mib", type=int, default=512)
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--k", type=int, default=10)
+    p.add_argument("--out", type=Path, default=WORK.parent / "results" / "past_ram.json")
     args = p.parse_args(argv)
     reason = available()
     if reason is not None:
@@ -142,7 +143,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {db_path} ({size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f} s")
     queries = np.random.default_rng(1).standard_normal((args.queries, args.dim))
     result = run_pair(db_path, queries, args.k, args.limit_mib << 20)
+    result.update(
+        command=f"python -m bench.past_ram --rows {args.rows} --dim {args.dim} "
+        f"--limit-mib {args.limit_mib}",
+        rows=args.rows,
+        dim=args.dim,
+        queries=args.queries,
+    )
     print(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
     return 0 if result.get("same_ids") else 1
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from bench import driver, systems
 from bench.plots import plots
+from bench.report_memory import section_past_ram, section_quantization
 from bench.targets import (
     evaluate_targets,
     filtered_mean,
@@ -803,6 +804,8 @@ def write(
         section_cold(res),
         section_footprint(res),
         section_server(results.parent / "server_bench.json"),
+        section_quantization(sorted(results.parent.glob("quantization*.json"))),
+        section_past_ram(results.parent / "past_ram.json"),
         section_failures(res),
         METHOD,
     ]

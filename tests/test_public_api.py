@@ -29,6 +29,7 @@ EXPECTED = [
     "KeelError",
     "NotFoundError",
     "Page",
+    "PartBytes",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "Record",

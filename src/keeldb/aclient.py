@@ -107,10 +107,11 @@ class AsyncClient:
         ef_construction: int = 200,
         ef_search: int = 64,
         exist_ok: bool = False,
+        quantization: str | None = None,
     ) -> AsyncRemoteCollection:
         """As :meth:`keeldb.Client.create_collection`."""
         call = calls.create_collection(
-            name, dim, metric, workspace, m, ef_construction, ef_search, exist_ok
+            name, dim, metric, workspace, m, ef_construction, ef_search, exist_ok, quantization
         )
         return AsyncRemoteCollection(self, await self._run(call))
 

@@ -99,6 +99,7 @@ class Client:
         ef_construction: int = 200,
         ef_search: int = 64,
         exist_ok: bool = False,
+        quantization: str | None = None,
     ) -> RemoteCollection:
         """Create a collection (as ``Database.create_collection``) and return it.
 
@@ -107,7 +108,7 @@ class Client:
         parameters or names (names are checked before sending, with the engine's rule).
         """
         call = calls.create_collection(
-            name, dim, metric, workspace, m, ef_construction, ef_search, exist_ok
+            name, dim, metric, workspace, m, ef_construction, ef_search, exist_ok, quantization
         )
         return RemoteCollection(self, self._run(call))
 

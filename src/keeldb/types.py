@@ -23,6 +23,7 @@ __all__ = [
     "Hit",
     "InsertStats",
     "Page",
+    "PartBytes",
     "Record",
     "SearchStats",
     "SegmentStats",
@@ -82,6 +83,9 @@ class CollectionInfo:
     the name is reported from the manifest even when the function is not installed);
     ``analyzer`` is the full-text analyser's configuration
     (:meth:`keeldb.text.Analyzer.config`).
+    ``quantization``: how the collection's HNSW graphs keep their vectors (``none``,
+    ``fp16`` or ``sq8``; ``docs/params.md``); ``""`` when unknown (a damaged collection
+    whose manifest is unreadable, an older server).
     """
 
     name: str
@@ -95,14 +99,32 @@ class CollectionInfo:
     created_at: float
     index_type: str
     damaged: str | None = None
+    quantization: str = ""
     embedding: str | None = None
     analyzer: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
+class PartBytes:
+    """One part's bytes (``SegmentStats.parts``): ``resident_bytes`` held in process
+    memory now (owned memory plus the mapped file pages currently in the process's page
+    tables; mapped bytes never read are not counted) and ``disk_bytes`` of its files
+    (``docs/api.md`` says how each part is measured)."""
+
+    resident_bytes: int
+    disk_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentStats:
     """One storage unit of a collection. ``kind`` is ``memtable`` (growing, searched
-    exactly), ``flat`` (sealed, searched exactly) or ``hnsw`` (sealed, HNSW graph)."""
+    exactly), ``flat`` (sealed, searched exactly) or ``hnsw`` (sealed, HNSW graph).
+
+    ``parts``: resident and on-disk bytes per part (``vectors``, ``graph``, ``ids``,
+    ``metadata``, ``columns``, ``text``, ``filter_cache``, ``tombstones``; a part the
+    unit does not have is absent); ``resident_bytes`` is their resident sum.
+    ``memory_bytes`` (an older estimate, kept) counts owned memory and mapped graphs
+    whole."""
 
     segment_id: int
     kind: str
@@ -113,12 +135,19 @@ class SegmentStats:
     memory_bytes: int
     hnsw_levels: dict[int, int] = field(default_factory=dict)
     hnsw_avg_edges: float = 0.0
+    parts: dict[str, PartBytes] = field(default_factory=dict)
+    resident_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class CollectionStats:
     """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates;
     ``embedding`` and ``analyzer`` as in :class:`CollectionInfo`."""
+
+    """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates.
+
+    ``parts``: per part name, the sums of the segments' :attr:`SegmentStats.parts`;
+    ``resident_bytes``: their resident total (what the collection holds in memory now)."""
 
     name: str
     workspace: str
@@ -131,6 +160,8 @@ class CollectionStats:
     memory_bytes: int
     disk_bytes: int
     wal_bytes: int
+    parts: dict[str, PartBytes] = field(default_factory=dict)
+    resident_bytes: int = 0
     embedding: str | None = None
     analyzer: dict[str, Any] | None = None
 

@@ -113,8 +113,9 @@ def _written_by_0_1(db_path: str, sample: dict) -> str:
 def test_float32_graph_of_a_cosine_segment_written_by_0_1_still_works(
     db_path: str, sample: dict
 ) -> None:
-    """Segments written by 0.1 have float32 cosine graphs: they load, answer with
-    exact distances, and a merge extends them."""
+    """Segments written by 0.1 have float32 cosine graphs: they load and answer with
+    exact distances; a merge builds the collection's kind of graph (its manifest has no
+    ``quantization``, which reads as cosine's default, fp16) over every row."""
     path = _written_by_0_1(db_path, sample)
     assert HnswIndex.load(path, 2000, 384, "cosine").exact_scores
     with keeldb.open(db_path, memtable_rows=1000, hnsw_min_rows=1000, background=False) as db2:
@@ -125,9 +126,10 @@ def test_float32_graph_of_a_cosine_segment_written_by_0_1_still_works(
         col2.upsert([str(i) for i in range(2000, 2500)], sample["vectors"][2000:2500])
         col2.compact()
         _check_exact_distances(col2, sample, 2500)
-        # the merge extended the old graph, so it is still float32, trailer version 1
+        # the merge converted the old graph to the collection's kind: float16, version 2
         (seg3,) = [s for s in col2._state.segments if s.hnsw is not None]
-        assert seg3.hnsw.exact_scores and seg3.hnsw.header.version == 1
+        assert seg3.hnsw.quantization == "fp16" and seg3.hnsw.header.version == 2
+        assert col2.config.quantization == "fp16"
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])

@@ -79,3 +79,18 @@ def test_a_403_says_in_words_what_the_key_may_not_do(make_api: Any) -> None:
     sc = {"Authorization": f"Bearer {SCOPED_KEY}"}
     msg = assert_error(api.post(f"{COL}/c/count", headers=sc), 403, "permission_denied")["message"]
     assert msg == "this API key may only use the workspaces 'team', not 'default'"
+
+
+def test_create_with_quantization_over_http(api: Any) -> None:
+    # Issue 16: the quantization option crosses HTTP, is reported, and exist_ok compares it.
+    resp = api.put(f"{COL}/q", json={"dim": 3, "metric": "l2", "quantization": "sq8"})
+    assert resp.status_code in (200, 201), resp.text
+    assert resp.json()["quantization"] == "sq8"
+    assert api.get(f"{COL}/q").json()["quantization"] == "sq8"
+    again = api.put(f"{COL}/q", json={"dim": 3, "metric": "l2", "exist_ok": True})
+    assert_error(again, 409, "already_exists")
+    default = api.put(f"{COL}/d", json={"dim": 3})
+    assert default.json()["quantization"] == "fp16"  # cosine's default
+    assert_error(
+        api.put(f"{COL}/z", json={"dim": 3, "quantization": "pq"}), 400, "invalid_argument"
+    )

@@ -137,6 +137,11 @@ def check_collection(directory: str, label: str, report: CheckReport) -> None:
                 hnsw = HnswIndex.load(path, entry.rows, config.dim, config.metric)
                 hnsw.verify_storage()
                 report.files_checked += 1
+                if hnsw.quantization != config.graph_quantization:
+                    report.warnings.append(
+                        f"{label}: segment {sid} graph keeps {hnsw.quantization} vectors, the "
+                        f"collection asks {config.graph_quantization} (rebuilt at its next merge)"
+                    )
             except KeelError as exc:
                 report.problems.append(f"{label}: segment {sid} index (rebuildable on open): {exc}")
         for index in derived:

@@ -171,6 +171,7 @@ class Collection:
             c.ef_search,
             c.created_at,
             index_type(self._state),
+            quantization=c.graph_quantization,
             embedding=self.embedding_name,
             analyzer=self.analyzer.config(),
         )

@@ -25,7 +25,7 @@ from keeldb.engine.embedder import CollectionEmbedding, embedding_spec
 from keeldb.engine.recovery import open_collection
 from keeldb.engine.state import DURABILITY_MODES, Options
 from keeldb.engine.text_index import analyzer_option
-from keeldb.engine.validation import check_index_params, check_name
+from keeldb.engine.validation import check_index_params, check_name, check_quantization
 from keeldb.errors import (
     AlreadyExistsError,
     ClosedError,
@@ -48,7 +48,13 @@ from keeldb.storage.format import (
 )
 from keeldb.storage.framed import read_framed, write_framed
 from keeldb.storage.lock import DirectoryLock
-from keeldb.storage.manifest import CollectionConfig, Manifest, read_manifest, write_manifest
+from keeldb.storage.manifest import (
+    CollectionConfig,
+    Manifest,
+    default_quantization,
+    read_manifest,
+    write_manifest,
+)
 from keeldb.types import CollectionInfo
 
 if TYPE_CHECKING:
@@ -184,6 +190,7 @@ class Database:
         exist_ok: bool = False,
         embedding: EmbeddingFunction | None = None,
         text: Any = None,
+        quantization: str | None = None,
     ) -> Collection:
         """Create a collection (and its workspace if new).
 
@@ -196,9 +203,15 @@ class Database:
         no stop words, no stemming); None = the default (English). Both are recorded in
         the manifest.
 
+        ``quantization``: how HNSW graphs keep their copy of the vectors, ``"none"``
+        (float32), ``"fp16"`` or ``"sq8"`` (8-bit scalar quantised); returned distances
+        are exact under each. None: ``fp16`` under ``cosine``, ``none`` otherwise.
+
         Raises AlreadyExistsError if it exists, unless ``exist_ok`` and its parameters
-        (including the embedding function's name and config and the analyser) are the
-        same (then the existing collection is returned). Parameters: ``docs/params.md``.
+        (including the embedding function's name and config, the analyser and the
+        quantization; a None ``quantization`` compares as the metric's default) are the
+        same (then the existing collection is returned). Raises InvalidArgumentError for a
+        bad parameter. Parameters: ``docs/params.md``.
         """
         self._check_open()
         check_name(workspace, "workspace")
@@ -224,7 +237,12 @@ class Database:
             "ef_search": ef_search,
             "embedding": spec,
             "text": analyzer.config(),
+            # None (the default) is resolved against the existing collection's metric
+            "quantization": None
+            if quantization is None
+            else check_quantization(quantization, metric),
         }
+        resolved = check_quantization(quantization, metric)
         with self._lock:
             self._check_open()
             if self._exists(workspace, name):
@@ -234,7 +252,7 @@ class Database:
                 return col
             config = CollectionConfig(
                 name, workspace, dim, metric, m, ef_construction, ef_search, time.time(),
-                embedding=spec, text=analyzer.config(),
+                resolved, embedding=spec, text=analyzer.config(),
             )  # fmt: skip
             col = self._create(config)
             if embedding is not None:  # this process uses the given instance as is
@@ -247,6 +265,13 @@ class Database:
         """The existing collection when ``exist_ok`` and its parameters are ``asked``;
         AlreadyExistsError otherwise (naming the parameters that differ)."""
         col = self.get_collection(name, workspace=workspace)
+        asked = dict(asked)
+        if asked.get("quantization", "") is None:
+            # a default is the asked metric's: when the metric differs, not a second difference
+            if col.config.metric == asked["metric"]:
+                asked["quantization"] = default_quantization(asked["metric"])
+            else:
+                del asked["quantization"]
         have = {key: getattr(col.config, key) for key in asked}
         if have["text"] is None:  # manifests from before analysers were recorded
             have["text"] = col.analyzer.config()
@@ -338,10 +363,14 @@ class Database:
             c = read_manifest(self.fs, self._collection_dir(workspace, name)).config
             params = (c.dim, c.metric, -1, c.m, c.ef_construction, c.ef_search, c.created_at)
             emb = None if c.embedding is None else str(c.embedding.get("name"))
+            quantization = c.graph_quantization
         except KeelError:
             params = (0, "", -1, 0, 0, 0, 0.0)
             emb = None
-        return CollectionInfo(name, workspace, *params, "damaged", str(exc), embedding=emb)
+            quantization = ""
+        return CollectionInfo(
+            name, workspace, *params, "damaged", str(exc), quantization, embedding=emb
+        )
 
     def drop_collection(self, name: str, *, workspace: str = "default") -> None:
         """Delete a collection and every file of it; CollectionNotFoundError if absent.

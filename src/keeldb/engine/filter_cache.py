@@ -65,6 +65,11 @@ class FilterCache:
         self._states: OrderedDict[bytes, FilterState] = OrderedDict()
         self._bytes = 0
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the cached states (masks and compact copies)."""
+        return self._bytes
+
     def state(
         self,
         flt: Any,

@@ -404,6 +404,8 @@ class Maintainer:
         order = None
         if kind == "hnsw":
             metas = [m for i in inputs for m in i.segment.metadata_many(i.taken.tolist())]
+            if not self._graph_reusable(base):
+                base = None  # every row goes into a new graph
             added = total_rows - (base.rows if base is not None else 0)
             self._report("indexing", 0, added)
             index = self._graph(base, vectors, added)
@@ -483,6 +485,14 @@ class Maintainer:
         _write_parts(col, seg_id, docs, parts)
         return docs
 
+    def _graph_reusable(self, base: Segment | None) -> bool:
+        """Whether a merge may extend ``base``'s graph: it has one, keeping its vectors as
+        the collection's ``quantization`` says (a cosine float32 graph written by 0.1,
+        say, does not: the merge then builds the collection's kind over every row)."""
+        if base is None or base.hnsw is None:
+            return False
+        return base.hnsw.quantization == self.col.config.graph_quantization
+
     def _graph(self, base: Segment | None, vectors: np.ndarray, added: int) -> HnswIndex:
         """The graph of a merge's ``vectors``: ``base``'s graph (its rows come first)
         extended with the ``added`` others, or a new one. A compact() that asked for
@@ -492,11 +502,18 @@ class Maintainer:
         if self._progress is not None and added:
             progress = self._progress
             step = lambda done: progress("indexing", done, added)  # noqa: E731
+        config = self.col.config
         if base is not None and base.hnsw is not None:
             index = base.hnsw.extend(vectors[base.rows :], step)
         else:
-            config = self.col.config
-            index = HnswIndex.build(vectors, config.metric, config.m, config.ef_construction, step)
+            index = HnswIndex.build(
+                vectors,
+                config.metric,
+                config.m,
+                config.ef_construction,
+                step,
+                config.graph_quantization,
+            )
         if step is None:
             self._report("indexing", added, added)
         return index

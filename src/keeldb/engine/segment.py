@@ -160,6 +160,10 @@ class Segment:
         self.rebuilt_index = False
         if self.kind == "hnsw":
             self._load_or_rebuild_index()
+            if self.config.quantization == "sq8":
+                # The collection asked for its float32 vectors to stay on disk: they are
+                # read a row at a time, to re-score candidates.
+                self.vectors.advise_random()
         # derived-index parts by name, each told of the tombstones so far
         self.parts: dict[str, Any] = {}
         dead_rows = np.flatnonzero(self.dead)
@@ -188,8 +192,13 @@ class Segment:
             )
         # The index is derived data: rebuild it from the (verified) vectors.
         self.vectors.verify()
+        config = self.config
         index = HnswIndex.build(
-            self.vectors.array, metric, self.config.m, self.config.ef_construction
+            self.vectors.array,
+            metric,
+            config.m,
+            config.ef_construction,
+            quantization=config.graph_quantization,
         )
         tmp = path + TMP_SUFFIX
         self.fs.remove(tmp)
@@ -493,14 +502,16 @@ class Segment:
         allowed: Allowed | None,
         want_stats: bool,
     ) -> UnitResult:
-        """Walk the graph; a float16 graph's hits are re-scored against the float32
-        vectors, so distances (and their order) are exact, as from every other unit."""
+        """Walk the graph; a reduced (float16, sq8) graph's candidates
+        (:meth:`HnswIndex.candidates`) are re-scored against the float32 vectors and the
+        best ``k`` kept, so distances (and their order) are exact, as from every other
+        unit."""
         if want_stats:
             ndis0, hops0 = HnswIndex.counters()
         if hnsw.exact_scores:
             dist, labels = hnsw.search(queries, k, ef, allowed)
         else:
-            labels = hnsw.search_rows(queries, k, ef, allowed)
+            labels = hnsw.search_rows(queries, hnsw.candidates(k, ef), ef, allowed)
         work = hops = 0
         if want_stats:
             ndis1, hops1 = HnswIndex.counters()
@@ -509,6 +520,8 @@ class Segment:
             dist, labels = self._exact_index().rescore(queries, labels)
             if want_stats:
                 work += int(np.count_nonzero(labels >= 0))  # the re-scoring distances
+            if labels.shape[1] > k:
+                dist, labels = dist[:, :k], labels[:, :k]
         return UnitResult(dist, labels, "hnsw", work, hops)
 
     def _fill_short(

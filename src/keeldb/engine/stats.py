@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from keeldb.engine.footprint import mapped_resident, memtable_parts, segment_parts, total_parts
 from keeldb.engine.state import State
 from keeldb.types import CollectionStats, SegmentStats
 
@@ -17,10 +18,20 @@ def collection_stats(col: Collection) -> CollectionStats:
     """:meth:`keeldb.Collection.stats` of ``col`` (one state snapshot)."""
     state = col.versions.state
     segs: list[SegmentStats] = []
+    rss = mapped_resident()
     for i, mem in enumerate(state.memtables):
+        parts = memtable_parts(mem)
         segs.append(
             SegmentStats(
-                -1 - i, "memtable", mem.n, mem.live_count, mem.dead_count, 0, mem.memory_bytes()
+                -1 - i,
+                "memtable",
+                mem.n,
+                mem.live_count,
+                mem.dead_count,
+                0,
+                mem.memory_bytes(),
+                parts=parts,
+                resident_bytes=sum(p.resident_bytes for p in parts.values()),
             )
         )
     levels: dict[int, int] = {}
@@ -33,6 +44,7 @@ def collection_stats(col: Collection) -> CollectionStats:
         if seg.hnsw is not None:
             edges_total += avg * seg.rows
             hnsw_rows += seg.rows
+        parts = segment_parts(seg, rss)
         segs.append(
             SegmentStats(
                 seg.segment_id,
@@ -44,9 +56,12 @@ def collection_stats(col: Collection) -> CollectionStats:
                 seg.memory_bytes(),
                 lv,
                 avg,
+                parts,
+                sum(p.resident_bytes for p in parts.values()),
             )
         )
     wal_bytes = col.versions.wal_bytes()
+    totals = total_parts([s.parts for s in segs])
     return CollectionStats(
         col.name,
         col.workspace,
@@ -59,6 +74,8 @@ def collection_stats(col: Collection) -> CollectionStats:
         sum(s.memory_bytes for s in segs),
         sum(s.disk_bytes for s in segs) + wal_bytes,
         wal_bytes,
+        totals,
+        sum(p.resident_bytes for p in totals.values()),
         col.embedding_name,
         col.analyzer.config(),
     )

@@ -60,6 +60,20 @@ def check_index_params(dim: Any, metric: Any, m: Any, ef_construction: Any, ef_s
         raise InvalidArgumentError(f"metric must be one of {METRICS}, got {metric!r}")
 
 
+def check_quantization(quantization: Any, metric: str) -> str:
+    """``quantization`` None (the metric's default) or one of
+    :data:`~keeldb.storage.manifest.QUANTIZATIONS`; returns it resolved."""
+    from keeldb.storage.manifest import QUANTIZATIONS, default_quantization
+
+    if quantization is None:
+        return default_quantization(metric)
+    if not isinstance(quantization, str) or quantization not in QUANTIZATIONS:
+        raise InvalidArgumentError(
+            f"quantization must be one of {QUANTIZATIONS} or None, got {quantization!r}"
+        )
+    return quantization
+
+
 def check_k(
     k: Any, ef: Any, exact: Any = False, with_metadata: Any = True, with_documents: Any = True
 ) -> None:

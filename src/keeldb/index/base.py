@@ -1,13 +1,14 @@
 """The interface every vector index of a unit implements, and the row sets it searches.
 
 Kinds today: :class:`keeldb.index.exact.ExactIndex` (brute force with BLAS, the oracle)
-and :class:`keeldb.index.hnsw.HnswIndex` (faiss graphs keeping float32 or float16 copies
-of the vectors). An 8-bit scalar-quantised or product-quantised graph is one more
-storage kind of :class:`~keeldb.index.hnsw.HnswIndex` (see its ``STORAGE_KINDS``), or a
+and :class:`keeldb.index.hnsw.HnswIndex` (faiss graphs keeping float32, float16 or 8-bit
+scalar-quantised copies of the vectors: its ``STORAGE_KINDS``, the collection's
+``quantization``). A product-quantised graph would be one more storage kind there, or a
 class of its own implementing :class:`VectorIndex`.
 
-This package is the only one that imports faiss: the engine sees numpy arrays, KeelDB
-distances (smaller is closer) and row numbers.
+This package is the only one that builds faiss indexes: the engine sees numpy arrays,
+KeelDB distances (smaller is closer) and row numbers (``engine/footprint.py`` only reads
+a loaded graph's buffer sizes).
 """
 
 from __future__ import annotations

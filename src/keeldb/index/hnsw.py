@@ -1,20 +1,29 @@
 """HNSW graphs with faiss (:class:`HnswIndex`): build, extend, persist, load, search, stats.
 
-Graph storage: under ``cosine`` (unit vectors, every component in [-1, 1]) the graph keeps
-its own copy of the vectors in float16 (``IndexHNSWSQ``, ``QT_fp16``): a search reads half
-the bytes per distance, which makes it about 1.4x faster at the same ``ef`` with the same
-recall on real embeddings (docs/benchmarks.md, the paired case), and the file is about
-half as large. The
-segment then re-scores each returned row against its float32 ``.vec`` row, so returned
-distances and their order are exact. Under ``l2`` and ``ip`` the vectors' range is
-unbounded (float16 overflows past 65504 and loses precision on large offsets), so the
-graph keeps float32 (``IndexHNSWFlat``), as every segment did in 0.1.
+Graph storage, chosen per collection (``quantization``, docs/params.md): the graph keeps
+its own copy of the vectors, walked by faiss,
+
+* ``none``: float32 (``IndexHNSWFlat``): its scores are exact;
+* ``fp16``: float16 (``IndexHNSWSQ``, ``QT_fp16``): half the bytes per distance, about
+  1.4x faster at the same ``ef`` with the same recall on real embeddings
+  (docs/benchmarks.md). The default under ``cosine`` (unit vectors fit its range); under
+  ``l2`` and ``ip`` a component past 65504 overflows (it is clamped: the walk is then
+  approximate there, the returned distances are still exact);
+* ``sq8``: one byte per component (``IndexHNSWSQ``, ``QT_8bit``: a per-dimension
+  [min, max] range trained on the vectors the graph is first built from; later
+  vectors outside it are clamped, which only blurs the walk).
+
+The segment re-scores a reduced graph's candidates against its float32 ``.vec`` rows, so
+returned distances and their order are exact under every kind; an ``sq8`` walk returns
+more candidates than asked (:meth:`HnswIndex.candidates`) to make up for its coarser
+scores.
 
 File layout (``docs/format.md``): faiss's own serialisation of the index, unchanged, then a
-64-byte KeelDB trailer (the framed-file header struct, magic ``KEELHNSW``) holding the
-row count, dimension, the length of faiss's bytes, the length of the *graph region*
-(everything before the stored vectors) and separate CRC32C checksums of the graph region
-and the vector (storage) region. faiss ignores bytes after its own.
+64-byte KeelDB trailer (the framed-file header struct, magic ``KEELHNSW``, version 1 / 2 /
+3 for float32 / float16 / sq8) holding the row count, dimension, the length of faiss's
+bytes, the length of the *graph region* (everything before the stored vectors) and
+separate CRC32C checksums of the graph region and the vector (storage) region. faiss
+ignores bytes after its own.
 
 The graph region is verified before faiss ever parses it: a damaged graph could make faiss
 follow a neighbour id out of range and crash the process. The storage region (a copy of
@@ -38,7 +47,13 @@ from keeldb.index.base import Allowed, faiss_metric
 from keeldb.index.exact import similarity_to_distance
 from keeldb.index.threads import search_threads
 from keeldb.storage.fileio import FileSystem
-from keeldb.storage.format import FORMAT_VERSION, HEADER_SIZE, HNSW_FP16_VERSION, MAGIC_HNSW
+from keeldb.storage.format import (
+    FORMAT_VERSION,
+    HEADER_SIZE,
+    HNSW_FP16_VERSION,
+    HNSW_SQ8_VERSION,
+    MAGIC_HNSW,
+)
 from keeldb.storage.framed import (
     FrameHeader,
     crc32c,
@@ -46,37 +61,42 @@ from keeldb.storage.framed import (
     pack_header,
     unpack_header,
 )
+from keeldb.storage.manifest import default_quantization
 
-__all__ = ["STORAGE_KINDS", "HnswIndex", "HnswStats", "add_rows", "storage_kind"]
+__all__ = ["SQ8_CANDIDATE_FACTOR", "STORAGE_KINDS", "HnswIndex", "HnswStats", "add_rows"]
+
+# An ``sq8`` walk returns this many times ``k`` candidates (at most ``max(ef, k)``) for
+# re-scoring: its 8-bit scores misorder near-ties that float32 re-scoring then puts right
+# (measured on 20k x 384 pypi rows at ef 16: recall@10 0.879 re-scoring 10, 0.900
+# re-scoring 20).
+SQ8_CANDIDATE_FACTOR = 2
 
 
 @dataclass(frozen=True, slots=True)
 class _Storage:
     """How a graph keeps its copy of the vectors: the trailer version marking it and the
-    faiss constructor (dimension, m, faiss metric) -> index."""
+    faiss constructor (dimension, m, faiss metric) -> index (untrained for ``sq8``)."""
 
     version: int
-    exact_scores: bool
     make: Callable[[int, int, int], Any]
 
 
-# The storage kinds of a graph, by name. An 8-bit scalar-quantised graph would be
-# ``faiss.IndexHNSWSQ(d, QT_8bit, m, metric)`` under a new trailer version (its scores
-# re-scored like float16's), a product-quantised one ``IndexHNSWPQ``.
+# The storage kinds of a graph, by the collection's ``quantization`` name.
 STORAGE_KINDS: dict[str, _Storage] = {
-    "float32": _Storage(FORMAT_VERSION, True, lambda d, m, mt: faiss.IndexHNSWFlat(d, m, mt)),
-    "float16": _Storage(
+    "none": _Storage(FORMAT_VERSION, lambda d, m, mt: faiss.IndexHNSWFlat(d, m, mt)),
+    "fp16": _Storage(
         HNSW_FP16_VERSION,
-        False,
         lambda d, m, mt: faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, m, mt),
     ),
+    "sq8": _Storage(
+        HNSW_SQ8_VERSION,
+        lambda d, m, mt: faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, m, mt),
+    ),
 }
-
-
-def storage_kind(metric: str) -> str:
-    """The storage kind new graphs get under ``metric``: float16 for ``cosine`` (unit
-    vectors fit its range), float32 otherwise (unbounded ranges overflow float16)."""
-    return "float16" if metric == "cosine" else "float32"
+_QTYPES = {
+    int(faiss.ScalarQuantizer.QT_fp16): "fp16",
+    int(faiss.ScalarQuantizer.QT_8bit): "sq8",
+}
 
 
 def add_rows(index: Any, vectors: np.ndarray, progress: Callable[[int], None] | None) -> None:
@@ -138,12 +158,18 @@ class HnswIndex:
         m: int,
         ef_construction: int,
         progress: Callable[[int], None] | None = None,
+        quantization: str | None = None,
     ) -> HnswIndex:
-        """A new graph over ``vectors`` (label i is row i), stored as :func:`storage_kind`
-        of ``metric`` says. ``progress(rows_added)``: see :func:`add_rows`."""
-        kind = STORAGE_KINDS[storage_kind(metric)]
+        """A new graph over ``vectors`` (label i is row i), keeping them as
+        ``quantization`` says (one of :data:`STORAGE_KINDS`; None: the metric's default,
+        :func:`~keeldb.storage.manifest.default_quantization`). An ``sq8`` graph's
+        quantiser is trained on ``vectors`` first. ``progress(rows_added)``: see
+        :func:`add_rows`."""
+        kind = STORAGE_KINDS[quantization or default_quantization(metric)]
         index = kind.make(vectors.shape[1], m, faiss_metric(metric))
         index.hnsw.efConstruction = ef_construction
+        if not index.is_trained:
+            index.train(np.ascontiguousarray(vectors, dtype=np.float32))
         add_rows(index, vectors, progress)
         return cls(index, metric)
 
@@ -179,7 +205,7 @@ class HnswIndex:
         if index.ntotal != rows or index.d != dim:
             raise CorruptionError("HNSW index size disagrees with its trailer", path=path)
         loaded = cls(index, metric, header, path)
-        if loaded.exact_scores != (header.version == FORMAT_VERSION):
+        if STORAGE_KINDS[loaded.quantization].version != header.version:
             raise CorruptionError(
                 f"HNSW trailer version {header.version} disagrees with the index kind", path=path
             )
@@ -196,7 +222,7 @@ class HnswIndex:
         trailer = pack_header(
             FrameHeader(
                 MAGIC_HNSW,
-                FORMAT_VERSION if self.exact_scores else HNSW_FP16_VERSION,
+                STORAGE_KINDS[self.quantization].version,
                 0,
                 index.ntotal,
                 index.d,
@@ -249,7 +275,7 @@ class HnswIndex:
 
     def decoded_vectors(self) -> np.ndarray:
         """A fresh (n, d) float32 copy of every vector the graph stores, decoded: exact
-        for a float32 graph, the float16 approximations for a float16 one (repair reads
+        for a float32 graph, approximations for a reduced one (repair reads
         vectors from here when a segment's ``.vec`` is damaged)."""
         n = int(self.index.ntotal)
         return np.asarray(self.index.reconstruct_n(0, n), dtype=np.float32).reshape(n, -1)
@@ -257,9 +283,29 @@ class HnswIndex:
     # --- reading ------------------------------------------------------------------------------
 
     @property
+    def quantization(self) -> str:
+        """How the graph keeps its vectors: ``none`` (float32), ``fp16`` or ``sq8``."""
+        index = self.index
+        if isinstance(index, faiss.IndexHNSWFlat):
+            return "none"
+        if isinstance(index, faiss.IndexHNSWSQ):
+            qtype = int(faiss.downcast_index(index.storage).sq.qtype)
+            if qtype in _QTYPES:
+                return _QTYPES[qtype]
+        raise CorruptionError(f"unexpected HNSW index kind {type(index).__name__}", path=self.path)
+
+    @property
     def exact_scores(self) -> bool:
-        """The graph keeps float32 vectors, so its scores are exact (else float16)."""
+        """The graph keeps float32 vectors, so its scores are exact (else reduced)."""
         return isinstance(self.index, faiss.IndexHNSWFlat)
+
+    def candidates(self, k: int, ef: int) -> int:
+        """How many rows a walk for the top ``k`` at width ``ef`` returns for re-scoring:
+        ``k``, or for an ``sq8`` graph up to :data:`SQ8_CANDIDATE_FACTOR` times that,
+        never widening the walk past ``max(ef, k)``."""
+        if self.quantization != "sq8":
+            return k
+        return max(k, min(SQ8_CANDIDATE_FACTOR * k, ef))
 
     @property
     def storage_bytes(self) -> int:
@@ -338,6 +384,20 @@ class HnswIndex:
         """The graph's and its stored vectors' bytes (:meth:`stats`)."""
         return self.stats().memory_bytes
 
+    def owned_bytes(self) -> int:
+        """Bytes of the index held in memory faiss owns, not mapped from its file: the
+        offsets and levels always; the links and the stored vectors only when not mapped
+        (a built or extended graph, not yet loaded from a file)."""
+        index = self.index
+        graph = index.hnsw
+        owned = graph.offsets.size() * 8 + graph.levels.size() * 4
+        if graph.neighbors.is_owned:
+            owned += graph.neighbors.size() * 4
+        codes = getattr(faiss.downcast_index(index.storage), "codes", None)
+        if codes is not None and codes.is_owned:
+            owned += codes.size()
+        return int(owned)
+
 
 def _breadth_first(level0: np.ndarray, entry: int) -> np.ndarray:
     """Rows in breadth-first order over the neighbour lists ``level0`` (n, width; -1 for
@@ -384,7 +444,7 @@ def _verified_trailer(path: str, rows: int, dim: int) -> FrameHeader:
                         MAGIC_HNSW,
                         path,
                         size - HEADER_SIZE,
-                        (FORMAT_VERSION, HNSW_FP16_VERSION),
+                        (FORMAT_VERSION, HNSW_FP16_VERSION, HNSW_SQ8_VERSION),
                     )
                     if header.payload_len != size - HEADER_SIZE:
                         raise CorruptionError(

@@ -248,9 +248,11 @@ def create_collection(
     ef_construction: int,
     ef_search: int,
     exist_ok: bool,
+    quantization: str | None = None,
 ) -> Call[CollectionInfo]:
-    """``PUT`` the collection with its parameters; the answer is its info."""
-    body = {
+    """``PUT`` the collection with its parameters; the answer is its info
+    (``quantization`` is sent only when given, so older servers still accept the call)."""
+    body: dict[str, Any] = {
         "dim": dim,
         "metric": metric,
         "m": m,
@@ -258,6 +260,8 @@ def create_collection(
         "ef_search": ef_search,
         "exist_ok": exist_ok,
     }
+    if quantization is not None:
+        body["quantization"] = quantization
     return Call("PUT", _path(name, workspace), body, wire.info_from_wire)
 
 

@@ -33,6 +33,7 @@ from keeldb.types import (
     CompactionReport,
     Hit,
     Page,
+    PartBytes,
     Record,
     SegmentStats,
 )
@@ -225,6 +226,7 @@ def info_to_wire(info: CollectionInfo) -> dict[str, Any]:
         "ef_search": int(info.ef_search),
         "created_at": float(info.created_at),
         "index_type": info.index_type,
+        "quantization": info.quantization,
         **({"damaged": info.damaged} if info.damaged is not None else {}),
         **({"embedding": info.embedding} if info.embedding is not None else {}),
         **({"analyzer": info.analyzer} if info.analyzer is not None else {}),
@@ -249,6 +251,21 @@ def _segment_to_wire(seg: SegmentStats) -> dict[str, Any]:
         # JSON object keys are strings; the level number comes back as int on decode.
         "hnsw_levels": {str(k): int(v) for k, v in seg.hnsw_levels.items()},
         "hnsw_avg_edges": float(seg.hnsw_avg_edges),
+        "parts": _parts_to_wire(seg.parts),
+        "resident_bytes": int(seg.resident_bytes),
+    }
+
+
+def _parts_to_wire(parts: Mapping[str, PartBytes]) -> dict[str, Any]:
+    return {
+        name: {"resident_bytes": int(p.resident_bytes), "disk_bytes": int(p.disk_bytes)}
+        for name, p in parts.items()
+    }
+
+
+def _parts_from_wire(obj: Mapping[str, Any]) -> dict[str, PartBytes]:
+    return {
+        name: PartBytes(int(p["resident_bytes"]), int(p["disk_bytes"])) for name, p in obj.items()
     }
 
 
@@ -268,6 +285,8 @@ def stats_to_wire(stats: CollectionStats) -> dict[str, Any]:
         "wal_bytes": int(stats.wal_bytes),
         "embedding": stats.embedding,
         "analyzer": stats.analyzer,
+        "parts": _parts_to_wire(stats.parts),
+        "resident_bytes": int(stats.resident_bytes),
     }
 
 
@@ -282,8 +301,9 @@ def stats_from_wire(obj: Mapping[str, Any]) -> CollectionStats:
     known = SegmentStats.__dataclass_fields__
     segments = [
         SegmentStats(
-            **{k: v for k, v in s.items() if k in known and k != "hnsw_levels"},
+            **{k: v for k, v in s.items() if k in known and k not in ("hnsw_levels", "parts")},
             hnsw_levels=_levels(s.get("hnsw_levels", {})),
+            parts=_parts_from_wire(s.get("parts", {})),
         )
         for s in obj["segments"]
     ]
@@ -291,6 +311,7 @@ def stats_from_wire(obj: Mapping[str, Any]) -> CollectionStats:
         k: obj[k] for k in CollectionStats.__dataclass_fields__ if k != "segments" and k in obj
     }
     fields["hnsw_levels"] = _levels(fields["hnsw_levels"])
+    fields["parts"] = _parts_from_wire(obj.get("parts", {}))
     return CollectionStats(segments=segments, **fields)
 
 

@@ -188,6 +188,7 @@ class ShardedDatabase:
         ef_construction: int = 200,
         ef_search: int = 64,
         exist_ok: bool = False,
+        quantization: str | None = None,
     ) -> ShardedCollection:
         """Create the collection on every shard (``Database.create_collection``'s
         parameters and errors). Not atomic across shards: after a failure some shards
@@ -198,6 +199,7 @@ class ShardedDatabase:
             "m": m,
             "ef_construction": ef_construction,
             "ef_search": ef_search,
+            "quantization": quantization,
         }
 
         def make(actor: Any, i: int, attempt: int) -> Any:

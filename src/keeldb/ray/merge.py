@@ -88,6 +88,7 @@ def merge_info(infos: Sequence[CollectionInfo]) -> CollectionInfo:
         first.ef_search,
         min(i.created_at for i in infos),
         "hnsw" if "hnsw" in kinds else first.index_type,
+        quantization=first.quantization,
     )
 
 

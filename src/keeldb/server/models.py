@@ -99,6 +99,9 @@ class CreateCollectionRequest(_Request):
     ef_construction: StrictInt = 200
     ef_search: StrictInt = 64
     exist_ok: StrictBool = False
+    quantization: Literal["none", "fp16", "sq8"] | None = Field(
+        default=None, description="graph vector storage; null: fp16 under cosine, else none"
+    )
 
 
 class CollectionInfoModel(BaseModel):
@@ -112,6 +115,7 @@ class CollectionInfoModel(BaseModel):
     ef_search: int
     created_at: float
     index_type: str
+    quantization: str = ""
 
 
 class ListCollectionsResponse(BaseModel):

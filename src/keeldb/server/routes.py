@@ -441,6 +441,7 @@ def _create_collection(router: APIRouter, state: ServerState) -> None:
                 ef_construction=body.ef_construction,
                 ef_search=body.ef_search,
                 exist_ok=body.exist_ok,
+                quantization=body.quantization,
             )
             return wire.info_to_wire(col.info())
 

@@ -15,6 +15,9 @@ FORMAT_VERSION = 1
 # (cosine, since 0.2). 0.1 refuses the version and rebuilds a float32 graph from ``.vec``
 # instead of answering with float16 distances (docs/format.md).
 HNSW_FP16_VERSION = 2
+# The version in the trailer of an ``.hnsw`` file whose graph keeps 8-bit scalar-quantised
+# vectors (``quantization="sq8"``, since 0.3); versions 1 and 2 readers refuse it.
+HNSW_SQ8_VERSION = 3
 
 # --- the 64-byte file header shared by every framed file ---------------------------------
 # offset size field

@@ -24,14 +24,29 @@ from keeldb.storage.format import (
 from keeldb.storage.framed import read_framed, write_framed
 
 __all__ = [
+    "QUANTIZATIONS",
     "CollectionConfig",
     "Manifest",
     "SegmentEntry",
     "live_files",
     "read_manifest",
     "segment_files",
+    "default_quantization",
     "write_manifest",
 ]
+
+# How a collection's HNSW graphs keep their copy of the vectors (docs/params.md):
+# ``none`` float32, ``fp16`` float16, ``sq8`` 8-bit scalar quantised (one byte per
+# component). Returned distances are exact under every one (reduced copies are re-scored
+# against the float32 vectors).
+QUANTIZATIONS = ("none", "fp16", "sq8")
+
+
+def default_quantization(metric: str) -> str:
+    """What graphs kept before the option existed, and the default: ``fp16`` under
+    ``cosine`` (unit vectors fit float16's range), ``none`` under ``l2`` and ``ip``
+    (unbounded ranges overflow float16)."""
+    return "fp16" if metric == "cosine" else "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +59,10 @@ class CollectionConfig:
     :meth:`keeldb.text.Analyzer.config`, or None for the default analyser (manifests
     written before these fields existed). Both are omitted from the manifest JSON when
     None, so older manifests read and re-write unchanged (``docs/format.md``).
-    """
+
+    ``quantization`` is one of :data:`QUANTIZATIONS`; None (a manifest written before the
+    field existed) reads as :func:`default_quantization` of the metric, which is what
+    those versions built."""
 
     name: str
     workspace: str
@@ -54,8 +72,19 @@ class CollectionConfig:
     ef_construction: int
     ef_search: int
     created_at: float
+    quantization: str | None = None
     embedding: dict[str, Any] | None = None
     text: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantization is None:
+            object.__setattr__(self, "quantization", default_quantization(self.metric))
+
+    @property
+    def graph_quantization(self) -> str:
+        """:attr:`quantization`, resolved (never None)."""
+        assert self.quantization is not None
+        return self.quantization
 
     def to_dict(self) -> dict[str, Any]:
         """The config as manifest JSON (``embedding`` / ``text`` only when set)."""
@@ -142,6 +171,10 @@ class Manifest:
         ids = [s.segment_id for s in segments]
         if len(set(ids)) != len(ids) or any(i >= manifest.next_segment_id for i in ids):
             raise CorruptionError("manifest segment ids are inconsistent", path=path)
+        if config.quantization not in QUANTIZATIONS:
+            raise CorruptionError(
+                f"manifest quantization {config.quantization!r} is unknown", path=path
+            )
         if any(s.kind not in ("flat", "hnsw") or s.rows < 0 for s in segments):
             raise CorruptionError("manifest segment entry is invalid", path=path)
         return manifest

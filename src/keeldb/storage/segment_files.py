@@ -150,6 +150,18 @@ class MappedVectors:
         map so the vectors do not all become resident. Raises CorruptionError."""
         verify_payload_streaming(self.header, self.path)
 
+    def advise_random(self) -> None:
+        """Tell the kernel rows are read one at a time (``MADV_RANDOM``): a fault loads
+        its own page, not the read-ahead window around it, so rows read only to re-score
+        a reduced graph's candidates do not pull their neighbours into memory. A no-op
+        where ``madvise`` is unavailable."""
+        advice = getattr(mmap, "MADV_RANDOM", None)
+        if advice is not None:
+            try:
+                self.mm.madvise(advice)
+            except OSError:
+                pass  # advice only
+
 
 def map_vectors(directory: str, segment_id: int, rows: int, dim: int) -> MappedVectors:
     path = os.path.join(directory, segment_file_name(segment_id, "vec"))
