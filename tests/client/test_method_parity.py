@@ -23,12 +23,9 @@ from keeldb.types import CollectionInfo
 # modules, not part of the documented API).
 ENGINE_INTERNALS = {
     "derived",
-    "drop_spare",
-    "freeze",
-    "make_spare",
     "mark_damaged",
     "pinned_files",
-    "replay",
+    "writes",
     "start",
 }
 NOT_YET_REMOTE = {"text_search", "hybrid_search"}

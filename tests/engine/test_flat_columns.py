@@ -60,7 +60,7 @@ def test_seal_adopts_the_memtable_columns_a_filtered_search_built(db_path: str) 
         built = mem.columns_if_built()
         assert built is not None and len(built) == 100
         with col._locked_for_write():
-            col.freeze()
+            col.writes.freeze()
         col._maintainer.seal_once()  # type: ignore[union-attr]
         segs = col._state.segments
         assert len(segs) == 1 and segs[0].kind == "flat"
@@ -77,7 +77,7 @@ def test_seal_after_deletes_builds_fresh_columns(db_path: str) -> None:
         _filtered_ids(col)
         col.delete(["1", "4", "50"])
         with col._locked_for_write():
-            col.freeze()
+            col.writes.freeze()
         col._maintainer.seal_once()  # type: ignore[union-attr]
         seg = col._state.segments[0]
         assert seg.rows == 97 and seg._columns is None

@@ -15,11 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from keeldb.index.base import Allowed
 from keeldb.index.compact import CompactIndex
 
-__all__ = ["MASK_CACHE_BYTES", "MASK_CACHE_ENTRIES", "FilterCache", "FilterState"]
+__all__ = [
+    "MASK_CACHE_BYTES",
+    "MASK_CACHE_ENTRIES",
+    "FilterCache",
+    "FilterState",
+    "KeyedFilter",
+    "compile_keyed",
+]
 
 MASK_CACHE_ENTRIES = 32
 MASK_CACHE_BYTES = 64 << 20
@@ -117,3 +125,28 @@ class FilterCache:
                 if cached:
                     self._bytes += state.nbytes
         return state.compact
+
+
+class KeyedFilter:
+    """A compiled filter plus its canonical JSON, the key of segments' filter caches."""
+
+    __slots__ = ("filter", "key")
+
+    def __init__(self, flt: Any, spec: Any) -> None:
+        self.filter = flt
+        self.key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+
+    def mask(self, columns: Any) -> np.ndarray:
+        mask: np.ndarray = self.filter.mask(columns)
+        return mask
+
+    def matches(self, metadata: Any) -> bool:
+        return bool(self.filter.matches(metadata))
+
+
+def compile_keyed(spec: Any) -> KeyedFilter:
+    """Compile the filter ``spec`` (docs/filtering.md; InvalidArgumentError when
+    malformed) with its cache key."""
+    from keeldb.filtering import compile_filter
+
+    return KeyedFilter(compile_filter(spec), spec)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from keeldb.engine.validation import check_k
 from keeldb.errors import InvalidArgumentError
 from keeldb.text.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, rrf, weighted
 from keeldb.types import Hit
@@ -47,18 +48,27 @@ def check_fusion(fusion: Any, rrf_k: Any, weights: Any) -> list[float] | None:
 
 def hybrid_search(
     col: Collection,
-    query: str,
-    k: int,
+    query: Any,
+    k: Any,
     vector: Any,
     filter: Any,
-    fusion: str,
-    rrf_k: float | None,
-    weights: list[float] | None,
+    fusion: Any,
+    rrf_k: Any,
+    weights: Any,
     depth: int = DEFAULT_DEPTH,
 ) -> list[Hit]:
-    """The top ``k`` of the fused dense and BM25 rankings (see the module docstring);
-    each hit with ``score`` (the fused score, larger = better) and ``distance = -score``.
+    """:meth:`keeldb.Collection.hybrid_search` (arguments of any shape, validated here):
+    the top ``k`` of the fused dense and BM25 rankings (see the module docstring); each
+    hit with ``score`` (the fused score, larger = better) and ``distance = -score``.
     """
+    if not isinstance(query, str):
+        raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+    check_k(k, None)
+    weights = check_fusion(fusion, rrf_k, weights)
+    if vector is None:
+        raise InvalidArgumentError(
+            "hybrid_search needs vector= (the dense query) for this collection"
+        )
     width = max(depth, k)
     dense = col.search(vector, width, filter=filter, with_metadata=False, with_documents=False)
     text = col.text_search(query, width, filter=filter, with_metadata=False, with_documents=False)

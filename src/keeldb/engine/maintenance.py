@@ -120,7 +120,7 @@ class Maintainer:
             if self._spare_wanted.is_set():
                 self._spare_wanted.clear()
                 try:
-                    self.col.make_spare()
+                    self.col.writes.make_spare()
                 except MemoryError:
                     log.warning("keeldb: no memory for a spare memtable; writes fault pages")
 
@@ -231,7 +231,7 @@ class Maintainer:
                     pending = sum(m.n for m in state.memtables)
                     self._report("sealing", 0, pending)
                     with col.versions.locked():
-                        col.freeze()
+                        col.writes.freeze()
                     self._seal_frozen()
                     self._report("sealing", pending, pending)
                 indexed = self._merge_policy(force=True)
@@ -258,11 +258,11 @@ class Maintainer:
             if thread is not None:
                 thread.join()  # a merge in progress finishes first
         col = self.col
-        col.drop_spare()
+        col.writes.drop_spare()
         with self.merge_lock, self.lock:
             if checkpoint:
                 with col.versions.locked():
-                    col.freeze()
+                    col.writes.freeze()
                 self._seal_frozen()
                 col.versions.checkpoint()
             with col.versions.locked():

@@ -56,7 +56,7 @@ class Memtable:
 
     def prefault(self) -> None:
         """Touch every page of the arrays (before the memtable is used; see
-        ``Collection.make_spare``)."""
+        ``WritePath.make_spare``)."""
         assert self.n == 0
         self.vectors.fill(0)
         self.sq_norms.fill(0)

@@ -134,7 +134,7 @@ def _replay(col: Collection, manifest: Manifest, options: Options, report: dict[
                 raise CorruptionError(
                     f"undecodable WAL record: {exc}", path=path, offset=record.offset
                 ) from exc
-            col.replay(batch, record.seq)
+            col.writes.replay(batch, record.seq)
             expected = record.seq + 1
             replayed += 1
     report["replayed_records"] = replayed

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from keeldb.engine.filter_cache import compile_keyed
 from keeldb.engine.state import State
 from keeldb.engine.unit import Unit
+from keeldb.errors import InvalidArgumentError
 from keeldb.types import Page, Record
 
 if TYPE_CHECKING:
@@ -22,7 +24,19 @@ if TYPE_CHECKING:
 __all__ = ["scan_page"]
 
 
-def scan_page(col: Collection, state: State, flt: Any, limit: int, cursor: str | None) -> Page:
+def scan_page(col: Collection, filter: Any, limit: Any, cursor: Any) -> Page:
+    """:meth:`keeldb.Collection.scan` (arguments of any shape, validated here): one page
+    of live records matching ``filter`` with id > ``cursor``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+        raise InvalidArgumentError(f"limit must be an integer in [1, 100000], got {limit!r}")
+    if cursor is not None and not isinstance(cursor, str):
+        raise InvalidArgumentError("cursor must be a string returned by a previous scan")
+    flt = compile_keyed(filter) if filter is not None else None
+    with col.versions.locked():
+        return _page(col, col.versions.state, flt, limit, cursor)
+
+
+def _page(col: Collection, state: State, flt: Any, limit: int, cursor: str | None) -> Page:
     """One page of live records matching ``flt`` with id > ``cursor`` (write lock held)."""
     candidates: list[tuple[str, Unit, int]] = []
     units: tuple[Unit, ...] = (*state.memtables, *state.segments)

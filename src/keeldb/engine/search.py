@@ -7,20 +7,67 @@ winners only, one decoding pass per unit.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from itertools import repeat
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from keeldb.engine.filter_cache import compile_keyed
 from keeldb.engine.unit import Unit, UnitResult
 from keeldb.index.exact import top_k
-from keeldb.types import Hit
+from keeldb.types import Hit, SearchStats
 
-__all__ = ["merge_hits"]
+if TYPE_CHECKING:
+    from keeldb.engine.collection import Collection
+
+__all__ = ["merge_hits", "run_search"]
 
 _new_tuple = tuple.__new__
 _INF = float("inf")
+
+
+def run_search(
+    col: Collection,
+    queries: np.ndarray,
+    k: int,
+    ef: int | None,
+    filter: Any,
+    exact: bool,
+    with_metadata: bool = True,
+    with_documents: bool = True,
+) -> list[list[Hit]]:
+    """Search ``col``'s current units for each row of ``queries`` (validated) and merge
+    the top ``k`` (see :meth:`keeldb.Collection.search`); reports :class:`SearchStats`
+    to the collection's search callbacks."""
+    t0 = time.perf_counter()
+    flt = compile_keyed(filter) if filter is not None else None
+    ef_used = ef if ef is not None else col.config.ef_search
+    units = [u for u in col.versions.state.units() if u.rows]  # an empty memtable has no rows
+    want_stats = bool(col._search_callbacks)
+    results: list[UnitResult] = [
+        u.search(queries, k, ef_used, flt, want_stats=want_stats, exact=exact) for u in units
+    ]
+    hits = merge_hits(queries.shape[0], k, units, results, with_metadata, with_documents)
+    if col._search_callbacks:
+        matched = sum(r.matched for r in results)
+        plans = {u.name: r.plan for u, r in zip(units, results, strict=True)}
+        stats = SearchStats(
+            time.perf_counter() - t0,
+            len(queries),
+            k,
+            ef_used,
+            len(units),
+            plans,
+            sum(r.work for r in results),
+            sum(r.hops for r in results),
+            flt is not None,
+            matched if flt is not None else None,
+        )
+        for cb in list(col._search_callbacks):
+            cb(stats)
+    return hits
 
 
 def merge_hits(

@@ -109,11 +109,6 @@ def load_columns(fs: FileSystem, directory: str, segment_id: int, rows: int) -> 
     return cols
 
 
-def remove_segment_files(fs: FileSystem, directory: str, segment_id: int) -> None:
-    for ext in SEGMENT_EXTENSIONS:
-        fs.remove(os.path.join(directory, segment_file_name(segment_id, ext)))
-
-
 class Segment:
     """A sealed segment mapped for reading. Thread-safe for readers; ``dead`` is changed
     only by :meth:`kill`, under the collection's write lock (rows only ever go from live

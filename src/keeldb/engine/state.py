@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from keeldb.engine.derived import DerivedIndex
 from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment
+from keeldb.engine.unit import Unit
 from keeldb.storage.fileio import FileSystem, OsFileSystem
 from keeldb.storage.manifest import CollectionConfig
 
@@ -62,6 +63,10 @@ class State:
     @property
     def active(self) -> Memtable:
         return self.memtables[-1]
+
+    def units(self) -> tuple[Unit, ...]:
+        """Every unit: memtables (active last), then segments."""
+        return (*self.memtables, *self.segments)
 
 
 def make_memtable(

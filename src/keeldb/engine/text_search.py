@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from keeldb.engine.filter_cache import compile_keyed
 from keeldb.engine.text_index import NAME, TextIndex
 from keeldb.engine.unit import Unit
+from keeldb.engine.validation import check_k
+from keeldb.errors import InvalidArgumentError
 from keeldb.text.bm25 import search as bm25_search
 from keeldb.text.postings import PostingsUnit
 from keeldb.types import Hit
@@ -46,14 +49,19 @@ def _postings(unit: Unit) -> PostingsUnit:
 
 def text_search(
     col: Collection,
-    query: str,
-    k: int,
-    flt: Any,
-    with_metadata: bool,
-    with_documents: bool,
+    query: Any,
+    k: Any,
+    filter: Any,
+    with_metadata: Any,
+    with_documents: Any,
 ) -> list[Hit]:
-    """The top ``k`` live rows by BM25 for ``query`` among those passing ``flt`` (None:
+    """:meth:`keeldb.Collection.text_search` (arguments of any shape, validated here):
+    the top ``k`` live rows by BM25 for ``query`` among those matching ``filter`` (None:
     all), best first; each hit with ``score`` and ``distance = -score``."""
+    if not isinstance(query, str):
+        raise InvalidArgumentError(f"query must be a str, got {type(query).__name__}")
+    check_k(k, None, False, with_metadata, with_documents)
+    flt = compile_keyed(filter) if filter is not None else None
     terms = text_index_of(col).analyzer(query)
     if not terms:
         return []
