@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ import orjson
 
 from keeldb.engine.derived import DerivedIndex, segment_part
 from keeldb.engine.filter_cache import FilterCache, FilterState
-from keeldb.engine.planner import Plan, plan_search
+from keeldb.engine.planner import PLAN_COSTS, Plan, plan_search
 from keeldb.engine.unit import UnitResult
 from keeldb.errors import CorruptionError
 from keeldb.index.base import Allowed
@@ -445,8 +446,26 @@ class Segment:
             exact=exact,
             filter_uses=0 if fstate is None else fstate.uses,
             compact_built=fstate is not None and fstate.compact is not None,
+            costs=PLAN_COSTS,
         )
-        return self._run(plan, hnsw, fstate, allowed, count, queries, k, want_stats)
+        # A compact copy's first use builds it: that time is not the plan's price.
+        observed = plan.kind != "empty" and not (
+            plan.kind == "compact" and fstate is not None and fstate.compact is None
+        )
+        t0 = time.perf_counter()
+        result = self._run(plan, hnsw, fstate, allowed, count, queries, k, want_stats)
+        if observed:
+            # the plan's real time teaches the planner this machine's prices
+            PLAN_COSTS.observe(
+                plan.kind,
+                count,
+                plan.ef,
+                len(queries),
+                self.config.dim,
+                hnsw is not None and not hnsw.exact_scores,
+                time.perf_counter() - t0,
+            )
+        return result
 
     def _run(
         self,
