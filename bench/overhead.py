@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.predicates import DATASET, K, RESULTS, kth_sim, recall
+from bench.predicates import DATASET, RESULTS, K, kth_sim, recall
 
 WORK = Path(__file__).resolve().parent / ".work" / "overhead"
 EFS = (16, 24, 32, 40, 48, 64, 96, 128)
@@ -114,7 +114,9 @@ def run_size(rows: int, args: argparse.Namespace) -> dict[str, Any]:
             rk = rec([[int(h.id) for h in col.search(q, K, ef=ef)] for q in qs])
             rf = rec(flat.search(qs, K)[1].tolist())
             sweep.append({"ef": ef, "keeldb_recall": rk, "faiss_recall": rf})
-            print(f"  {rows:,} rows ef={ef}: recall KeelDB {rk:.4f}, faiss Flat {rf:.4f}", flush=True)
+            print(
+                f"  {rows:,} rows ef={ef}: recall KeelDB {rk:.4f}, faiss Flat {rf:.4f}", flush=True
+            )
             if rk >= 0.95 and rf >= 0.95:
                 chosen = ef
                 break
@@ -125,8 +127,7 @@ def run_size(rows: int, args: argparse.Namespace) -> dict[str, Any]:
         db.close()
     per_q = {k: statistics.median(v) * 1e6 / len(qs) for k, v in timing.items()}
     over = [
-        (tk - tg) * 1e6 / len(qs)
-        for tk, tg in zip(timing["keeldb"], timing["graph"], strict=True)
+        (tk - tg) * 1e6 / len(qs) for tk, tg in zip(timing["keeldb"], timing["graph"], strict=True)
     ]
     over_bare = [
         (tk - tg) * 1e6 / len(qs)
@@ -134,9 +135,7 @@ def run_size(rows: int, args: argparse.Namespace) -> dict[str, Any]:
     ]
 
     def ratio(a: str, b: str) -> float:
-        return statistics.median(
-            tb / ta for ta, tb in zip(timing[a], timing[b], strict=True)
-        )
+        return statistics.median(tb / ta for ta, tb in zip(timing[a], timing[b], strict=True))
 
     out = {
         "rows": rows,
@@ -225,18 +224,29 @@ def paired(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench overhead", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench overhead",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--rows", default="50000,100000")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    out = {"sizes": [run_size(int(r), args) for r in args.rows.split(",") if r]}
-    out["finished_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
-    out["loadavg"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "overhead.json").write_text(json.dumps(out, indent=1))
+    path = RESULTS / "overhead.json"
+    for r in [int(x) for x in args.rows.split(",") if x]:
+        size = run_size(r, args)
+        # written after each size (a size run alone replaces only its own entry)
+        old = json.loads(path.read_text()) if path.exists() else {"sizes": []}
+        sizes = [s for s in old["sizes"] if s["rows"] != r] + [size]
+        out = {
+            "sizes": sorted(sizes, key=lambda s: s["rows"]),
+            "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "loadavg": os.getloadavg(),
+        }
+        path.write_text(json.dumps(out, indent=1))
     return 0
 
 

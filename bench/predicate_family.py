@@ -173,7 +173,9 @@ def _ops(f: Field) -> list[str]:
     return ops
 
 
-def _random_atom(rng: np.random.Generator, fields: list[Field], ops: list[str] | None = None) -> Atom:
+def _random_atom(
+    rng: np.random.Generator, fields: list[Field], ops: list[str] | None = None
+) -> Atom:
     f = fields[int(rng.integers(len(fields)))]
     allowed = [o for o in _ops(f) if ops is None or o in ops] or _ops(f)
     return _atom(rng, f, allowed[int(rng.integers(len(allowed)))])

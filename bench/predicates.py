@@ -76,7 +76,9 @@ def recall(
     its exact similarity is at least the true 10th's minus 1e-5."""
     out = []
     for qi, rows in enumerate(hits):
-        good = [r for r in rows if (mask is None or mask[r]) and sims[qi, r] >= thresholds[qi] - 1e-5]
+        good = [
+            r for r in rows if (mask is None or mask[r]) and sims[qi, r] >= thresholds[qi] - 1e-5
+        ]
         out.append(len(good))
     return out
 
@@ -171,31 +173,44 @@ def run_family(name: str, args: argparse.Namespace) -> dict[str, Any]:
     preds = generate(fam.fields, args.seed)
     if args.only:
         preds = [p for p in preds if p.name in args.only.split(",")]
-    print(f"== {name}: {len(fam.base):,} x {fam.base.shape[1]}, {len(fam.queries)} queries, "
-          f"{len(preds)} predicates (seed {args.seed}); data {time.perf_counter() - t0:.0f} s",
-          flush=True)
+    print(
+        f"== {name}: {len(fam.base):,} x {fam.base.shape[1]}, {len(fam.queries)} queries, "
+        f"{len(preds)} predicates (seed {args.seed}); data {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
     db, col = open_collection(fam)
     try:
         qs = fam.queries
         sims = qs @ fam.base.T
-        ef, unf_recall = (args.ef, None) if args.ef else operating_ef(col, qs, sims, kth_sim(sims, None))
+        ef, unf_recall = (
+            (args.ef, None) if args.ef else operating_ef(col, qs, sims, kth_sim(sims, None))
+        )
         print(f"  operating ef = {ef}", flush=True)
         rows = []
-        head = f"{'pred':4} {'shape':7} {'select.':>8} {'plan':28} {'recall':>7} {'QPS':>7} {'÷unf':>6}  spec"
+        head = (
+            f"{'pred':4} {'shape':7} {'select.':>8} {'plan':28} {'recall':>7} {'QPS':>7} "
+            f"{'÷unf':>6}  spec"
+        )
         print(head, flush=True)
         for p in preds:
             r = run_predicate(col, p, qs, sims, ef, args)
             rows.append(r)
             flag = "" if r["pass"] else "  <-- FAIL"
-            print(f"{r['name']:4} {r['shape']:7} {r['selectivity']:8.2%} {r['plan'][:28]:28} "
-                  f"{r['recall']:7.4f} {r['qps']:7,.0f} {r['qps_ratio']:5.2f}x  "
-                  f"{json.dumps(r['spec'])[:90]}{flag}", flush=True)
+            print(
+                f"{r['name']:4} {r['shape']:7} {r['selectivity']:8.2%} {r['plan'][:28]:28} "
+                f"{r['recall']:7.4f} {r['qps']:7,.0f} {r['qps_ratio']:5.2f}x  "
+                f"{json.dumps(r['spec'])[:90]}{flag}",
+                flush=True,
+            )
     finally:
         db.close()
     passed = sum(r["pass"] for r in rows)
-    print(f"  {name}: {passed}/{len(rows)} predicates meet both targets; min ratio "
-          f"{min(r['qps_ratio'] for r in rows):.2f}x, min recall {min(r['recall'] for r in rows):.4f}",
-          flush=True)
+    print(
+        f"  {name}: {passed}/{len(rows)} predicates meet both targets; min ratio "
+        f"{min(r['qps_ratio'] for r in rows):.2f}x, "
+        f"min recall {min(r['recall'] for r in rows):.4f}",
+        flush=True,
+    )
     return {
         "family": name,
         "rows": len(fam.base),
@@ -214,8 +229,11 @@ def run_family(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench predicates", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench predicates",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--family", default="pypi,clustered")
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=200)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import driver, systems
+from bench import driver, report_issue16, systems
 from bench.plots import plots
 from bench.targets import (
     evaluate_targets,
@@ -803,6 +803,7 @@ def write(
         section_cold(res),
         section_footprint(res),
         section_server(results.parent / "server_bench.json"),
+        report_issue16.section(results.parent),
         section_failures(res),
         METHOD,
     ]

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from bench.predicate_family import FAMILIES
-from bench.predicates import DATASET, K, RESULTS, open_collection
+from bench.predicates import DATASET, RESULTS, K, open_collection
 
 CASES: tuple[tuple[str, Any], ...] = (
     ("unfiltered", None),
@@ -106,8 +106,11 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench load", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--ef", type=int, default=48)
@@ -145,20 +148,34 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         db.close()
     rows = []
-    print(f"{'case':40} {'plan (single / batch)':45} " + " ".join(
-        f"{k:>13}" for k in ("KeelDB 1q", "KeelDB batch", "faiss 1q", "faiss batch")))
+    print(
+        f"{'case':40} {'plan (single / batch)':45} "
+        + " ".join(f"{k:>13}" for k in ("KeelDB 1q", "KeelDB batch", "faiss 1q", "faiss batch"))
+    )
     for name, _ in CASES:
-        row: dict[str, Any] = {"case": name, "plan_single": plans[name][0], "plan_batch": plans[name][1]}
+        row: dict[str, Any] = {
+            "case": name,
+            "plan_single": plans[name][0],
+            "plan_batch": plans[name][1],
+        }
         for key in ("keeldb_single", "keeldb_batch", "faiss_single", "faiss_batch"):
             i = statistics.median(r[name][key] for r in idle)
             lo = statistics.median(r[name][key] for r in loaded)
             row[key] = {"idle_qps": i, "loaded_qps": lo, "ratio": lo / i}
         rows.append(row)
-        print(f"{name:40} {(plans[name][0] + ' / ' + plans[name][1])[:45]:45} " + " ".join(
-            f"{row[k]['ratio']:5.2f}x {row[k]['loaded_qps']:6,.0f}"
-            for k in ("keeldb_single", "keeldb_batch", "faiss_single", "faiss_batch")), flush=True)
+        print(
+            f"{name:40} {(plans[name][0] + ' / ' + plans[name][1])[:45]:45} "
+            + " ".join(
+                f"{row[k]['ratio']:5.2f}x {row[k]['loaded_qps']:6,.0f}"
+                for k in ("keeldb_single", "keeldb_batch", "faiss_single", "faiss_batch")
+            ),
+            flush=True,
+        )
     ok = all(r["keeldb_single"]["ratio"] >= 0.5 and r["keeldb_batch"]["ratio"] >= 0.4 for r in rows)
-    print(f"  targets (>= 0.5x single, >= 0.4x batch for every KeelDB plan): {'PASS' if ok else 'FAIL'}")
+    print(
+        "  targets (>= 0.5x single, >= 0.4x batch for every KeelDB plan): "
+        + ("PASS" if ok else "FAIL")
+    )
     out = {
         "ef": args.ef,
         "queries": len(qs),
@@ -187,8 +204,10 @@ def _mask(fields: dict[str, Any], spec: dict[str, Any]) -> np.ndarray:
                 # strings as codes: compare against the literal's position in the vocabulary
                 lits = v if isinstance(v, list) else [v]
                 pos = np.searchsorted(f.vocab, np.array(lits, dtype=f.vocab.dtype))
-                hit = [int(p) if p < len(f.vocab) and f.vocab[p] == lit else None
-                       for p, lit in zip(pos, lits, strict=True)]
+                hit = [
+                    int(p) if p < len(f.vocab) and f.vocab[p] == lit else None
+                    for p, lit in zip(pos, lits, strict=True)
+                ]
                 v = hit if isinstance(v, list) else hit[0]
                 if op in ("$lt", "$gte"):  # codes of absent strings: their insertion point
                     v = int(pos[0])

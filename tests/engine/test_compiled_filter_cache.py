@@ -17,7 +17,9 @@ from keeldb.errors import InvalidArgumentError
 def test_the_same_spec_is_compiled_once() -> None:
     spec = {"$and": [{"year": {"$gte": 2019, "$lt": 2024}}, {"lang": {"$ne": "en"}}]}
     first = compile_keyed(spec)
-    again = compile_keyed({"$and": [{"year": {"$gte": 2019, "$lt": 2024}}, {"lang": {"$ne": "en"}}]})
+    again = compile_keyed(
+        {"$and": [{"year": {"$gte": 2019, "$lt": 2024}}, {"lang": {"$ne": "en"}}]}
+    )
     assert again is first
     # key order does not matter (all keys of an object are ANDed)
     assert compile_keyed({"b": 1, "a": 2}) is compile_keyed({"a": 2, "b": 1})

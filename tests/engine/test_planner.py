@@ -11,13 +11,13 @@ from keeldb.engine.planner import (
     FILTER_EF_EXPONENT,
     MIN_OBSERVED_UNITS,
     REFERENCE_PRICES,
-    PlanCosts,
-    work_units,
     Plan,
+    PlanCosts,
     choose_plan,
     compact_eligible,
     filter_ef,
     plan_search,
+    work_units,
 )
 
 BASE = dict(
@@ -127,7 +127,9 @@ def test_one_outlier_moves_a_price_only_a_little() -> None:
 def test_unobserved_sizes_borrow_the_nearest_observed_price() -> None:
     costs = PlanCosts()
     units = work_units("exact", 50_000, 64, 1, 384)
-    costs.observe("exact", 50_000, 64, 1, 384, False, units[2] * 1e-6 * 2 * REFERENCE_PRICES["exact"])
+    costs.observe(
+        "exact", 50_000, 64, 1, 384, False, units[2] * 1e-6 * 2 * REFERENCE_PRICES["exact"]
+    )
     learned = costs.price("exact", units[1])
     assert learned > REFERENCE_PRICES["exact"]
     assert costs.price("exact", units[1] + 3) == learned
