@@ -156,6 +156,10 @@ class PlanCosts:
         ratio = min(max(seconds * 1e6 / units / old, 1 / PRICE_STEP_MAX), PRICE_STEP_MAX)
         self._prices[key][size_class] = old * ratio**PRICE_WEIGHT
 
+    def reset(self) -> None:
+        """Forget every learned price (back to the reference prices)."""
+        self._prices = {k: {} for k in REFERENCE_PRICES}
+
     def snapshot(self) -> dict[str, dict[int, float]]:
         """The learned prices (key -> size class -> us per unit), for stats and tests."""
         return {k: dict(v) for k, v in self._prices.items()}
