@@ -153,6 +153,7 @@ class Segment:
         self.dead_count = int(np.count_nonzero(self.dead))
         self.dead_version = 0  # bumped whenever a row dies (invalidates filter states)
         self._filters = FilterCache()
+        self._unfiltered_calls = 0  # unfiltered searches (1 in 16 is timed for the planner)
         self.persisted_tombstones = entry.tombstones
         self.persisted_dead_count = self.dead_count
         self.hnsw: HnswIndex | None = None
@@ -419,6 +420,15 @@ class Segment:
         reading them costs as much as a small search).
         """
         hnsw = self.hnsw  # read once: close() may clear it during a search
+        if flt is None and not exact and hnsw is not None and not self.dead_count:
+            # The common call (no filter, no deletes) has one plan: skip the planner, and
+            # time only one call in 16 to keep the walk's price current (issue 16: fixed
+            # cost per query).
+            self._unfiltered_calls += 1
+            if self._unfiltered_calls & 15:
+                return self._run(
+                    Plan("hnsw", ef), hnsw, None, None, self.rows, queries, k, want_stats
+                )
         fstate: FilterState | None = None
         allowed: Allowed | None = None
         if flt is None:
@@ -449,21 +459,15 @@ class Segment:
             costs=PLAN_COSTS,
         )
         # A compact copy's first use builds it: that time is not the plan's price.
-        observed = plan.kind != "empty" and not (
-            plan.kind == "compact" and fstate is not None and fstate.compact is None
-        )
+        building = plan.kind == "compact" and fstate is not None and fstate.compact is None
         t0 = time.perf_counter()
         result = self._run(plan, hnsw, fstate, allowed, count, queries, k, want_stats)
-        if observed:
+        if plan.kind != "empty" and not building:
             # the plan's real time teaches the planner this machine's prices
+            fp16 = hnsw is not None and not hnsw.exact_scores
+            seconds = time.perf_counter() - t0
             PLAN_COSTS.observe(
-                plan.kind,
-                count,
-                plan.ef,
-                len(queries),
-                self.config.dim,
-                hnsw is not None and not hnsw.exact_scores,
-                time.perf_counter() - t0,
+                plan.kind, count, plan.ef, len(queries), self.config.dim, fp16, seconds
             )
         return result
 
