@@ -292,20 +292,24 @@ def clustered_family(rows: int, queries: int, dim: int = 384, seed: int = 7) -> 
     n_clusters = 100
     centres = rng.standard_normal((n_clusters, dim)).astype(np.float32)
     weights = rng.dirichlet(np.full(n_clusters, 0.7))
-    total = rows + queries
-    cluster = rng.choice(n_clusters, size=total, p=weights)
-    x = centres[cluster] + 0.9 * rng.standard_normal((total, dim)).astype(np.float32)
-    x = _unit(x)
     direction = _unit(rng.standard_normal((1, dim)))[0]
-    score = x @ direction * 10 + 0.3 * rng.standard_normal(total)
-    base, q = x[:rows], x[rows:]
-    cl = cluster[:rows]
+
+    def draw(n: int, stream: int) -> tuple[np.ndarray, np.ndarray]:
+        # rows and queries from their own streams: the rows do not depend on how many
+        # queries are asked for (the built collection is reused across runs)
+        r = np.random.default_rng([seed, stream])
+        c = r.choice(n_clusters, size=n, p=weights)
+        return _unit(centres[c] + 0.9 * r.standard_normal((n, dim)).astype(np.float32)), c
+
+    base, cl = draw(rows, 1)
+    q, _ = draw(queries, 2)
+    score = base @ direction * 10 + 0.3 * rng.standard_normal(rows)
     group = np.where(rng.random(rows) < 0.85, cl // 10, rng.integers(0, 10, rows))
     price = rng.integers(0, 1000, rows)
     flag = rng.random(rows) < 0.3
     tier_present = rng.random(rows) < 0.05
     tier = rng.integers(1, 6, rows)
-    sc = np.round(score[:rows], 3)
+    sc = np.round(score, 3)
     group_s = np.array([f"g{g}" for g in group])
     metas: list[dict[str, Any]] = []
     for i in range(rows):
