@@ -47,6 +47,7 @@ def _predicates(path: Path) -> list[str]:
         f"interleaved. Each predicate was first used on {r['warm']} queries (untimed). "
         f"Run {r['finished_utc']} UTC, load average {r['loadavg'][0]:.1f}.",
         "",
+        *([f"*Note:* {r['note']}", ""] if r.get("note") else []),
         f"**{r['passed']} of {len(preds)}** predicates meet both targets (recall@10 ≥ 0.95, "
         "≥ 0.99 below 2 %; QPS ≥ 0.5× unfiltered).",
         "",
