@@ -196,7 +196,9 @@ def section(results: Path = RESULTS) -> str:
         "",
         "Reproduce: `python -m bench predicates` (both data families), `python -m bench load`, "
         "`python -m bench overhead`; `make bench` runs all three. The machine is shared: "
-        "every figure is a ratio to a baseline measured in the same run.",
+        "every figure is a ratio to a baseline measured in the same run, and each run's "
+        "load average is given: on these 2 cores a load above 2 means the benchmark often "
+        "waited for a core, and absolute QPS then fall far below sections 1-3's.",
         "",
     ]
     found = False
