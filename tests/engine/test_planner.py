@@ -143,3 +143,27 @@ def test_tiny_work_and_a_frozen_model_are_not_observed() -> None:
     frozen = PlanCosts(adaptive=False)
     frozen.observe("hnsw", 0, 64, 1, 384, False, 1.0)
     assert costs.snapshot() == frozen.snapshot() == {k: {} for k in REFERENCE_PRICES}
+
+
+def test_prices_are_read_and_learned_from_many_threads() -> None:
+    import threading
+
+    costs = PlanCosts()
+    errors: list[BaseException] = []
+
+    def learn(offset: int) -> None:
+        try:
+            for i in range(2000):
+                rows = 1000 << ((i + offset) % 12)
+                costs.observe("exact", rows, 64, 1, 384, False, 1e-3)
+                costs.estimate("exact", rows * 3, 64, 1, 384, False)
+        except BaseException as exc:  # pragma: no cover - the failure being tested
+            errors.append(exc)
+
+    threads = [threading.Thread(target=learn, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert costs.snapshot()["exact"]

@@ -134,7 +134,10 @@ class PlanCosts:
         if size_class in seen:
             return seen[size_class]
         if seen:
-            nearest = min(seen, key=lambda c: (abs(c - size_class), -c))
+            # tuple() copies the classes in one C call (the GIL held): another thread may
+            # add a class meanwhile, and iterating the dict itself would then fail
+            classes = tuple(seen)
+            nearest = min(classes, key=lambda c: (abs(c - size_class), -c))
             return seen[nearest]
         return REFERENCE_PRICES[key]
 
