@@ -5,6 +5,9 @@ python -m bench quick                # quick mode, every system that is set up
 python -m bench setup [--systems a,b]
 python -m bench run --mode full --systems keeldb,faiss-hnsw
 python -m bench report --mode full   # regenerate docs/benchmarks.md + docs/img/*.png
+python -m bench predicates [...]     # generated predicate family (bench/predicates.py)
+python -m bench load [...]           # every plan under load (bench/under_load.py)
+python -m bench overhead [...]       # per-query cost outside faiss (bench/overhead.py)
 """
 
 from __future__ import annotations
@@ -41,7 +44,21 @@ def setup(names: list[str] | None) -> None:
             print(f"   failed: {exc} (see {log})", flush=True)
 
 
+# Benchmarks with their own command lines: ``python -m bench NAME --help``.
+STANDALONE = {
+    "predicates": "bench.predicates",
+    "load": "bench.under_load",
+    "overhead": "bench.overhead",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in and args_in[0] in STANDALONE:
+        import importlib
+
+        module = importlib.import_module(STANDALONE[args_in[0]])
+        return int(module.main(args_in[1:]))
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description=__doc__,
@@ -64,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     qp.add_argument("--results", type=Path)
     ap = sub.add_parser("all", help="setup + full run + docs/benchmarks.md (make bench)")
     ap.add_argument("--systems")
-    args = p.parse_args(argv)
+    args = p.parse_args(args_in)
 
     if args.cmd == "setup":
         setup(_names(args.systems))
@@ -85,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         driver.run("full", names)
         # The HTTP server bench (docs/server.md), in its own process, after the others.
         subprocess.run([sys.executable, str(Path(__file__).parent / "server_bench.py")])
+        # Issue 16's benchmarks, each in its own process (docs/benchmarks.md, section 9)
+        for name in STANDALONE:
+            subprocess.run([sys.executable, "-m", "bench", name])
         # Quantised graphs and past RAM (docs/benchmarks.md sections 7 and 8).
         subprocess.run([sys.executable, "-m", "bench.quantization"])
         subprocess.run(

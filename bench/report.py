@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import driver, systems
+from bench import driver, report_issue16, systems
 from bench.plots import plots
 from bench.report_memory import section_past_ram, section_quantization
 from bench.targets import (
@@ -806,6 +806,7 @@ def write(
         section_server(results.parent / "server_bench.json"),
         section_quantization(sorted(results.parent.glob("quantization*.json"))),
         section_past_ram(results.parent / "past_ram.json"),
+        report_issue16.section(results.parent),
         section_failures(res),
         METHOD,
     ]

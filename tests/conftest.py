@@ -21,6 +21,15 @@ def _no_env_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KEELDB_API_KEY", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_plan_prices() -> None:
+    """Each test starts from the planner's reference prices: prices learned from an
+    earlier test's searches must not change which plan a later test sees."""
+    from keeldb.engine.planner import PLAN_COSTS
+
+    PLAN_COSTS.reset()
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "db")

@@ -8,11 +8,16 @@ from keeldb.engine.planner import (
     COMPACT_MAX_BYTES,
     COMPACT_MIN_USES,
     FILTER_EF_CAP,
+    FILTER_EF_EXPONENT,
+    MIN_OBSERVED_UNITS,
+    REFERENCE_PRICES,
     Plan,
+    PlanCosts,
     choose_plan,
     compact_eligible,
     filter_ef,
     plan_search,
+    work_units,
 )
 
 BASE = dict(
@@ -36,7 +41,7 @@ def plan(**changes: object) -> Plan:
 
 def test_filter_ef_grows_as_the_pass_rate_drops_and_is_capped() -> None:
     assert filter_ef(64, 1000, 1000) == 64
-    assert filter_ef(64, 100, 1000) == int(64 / 0.1**0.4)  # 160
+    assert filter_ef(64, 100, 1000) == int(64 / 0.1**FILTER_EF_EXPONENT)
     assert 64 < filter_ef(64, 500, 1000) < filter_ef(64, 100, 1000)
     assert filter_ef(64, 1, 10_000_000) == FILTER_EF_CAP
     assert filter_ef(4096, 1, 10_000_000) == 4096  # never below the caller's ef
@@ -79,7 +84,7 @@ def test_exact_request_and_missing_graph_scan_exactly() -> None:
     [
         (500, 0, "exact"),
         (50_000, 0, "hnsw"),
-        (5000, 1, "hnsw"),
+        (20_000, 1, "hnsw"),
         (5000, COMPACT_MIN_USES, "compact"),
     ],
 )
@@ -96,3 +101,69 @@ def test_float16_graph_is_priced_cheaper() -> None:
     )
     assert plan(rows=1300, **kwargs, fp16=False).kind == "exact"
     assert plan(rows=1300, **kwargs, fp16=True).kind == "hnsw"
+
+
+def test_prices_start_at_the_reference_and_learn_from_observed_times() -> None:
+    costs = PlanCosts()
+    ref = costs.estimate("compact", 20_000, 64, 1, 384, False)
+    assert ref == work_units("compact", 20_000, 64, 1, 384)[2] * REFERENCE_PRICES["compact"]
+    # the machine scans this copy 10x slower than the reference: the price climbs
+    slow = ref * 10 / 1e6
+    for _ in range(200):
+        costs.observe("compact", 20_000, 64, 1, 384, False, slow)
+    assert costs.estimate("compact", 20_000, 64, 1, 384, False) > 5 * ref
+    # and the plan choice follows: a 20k-row copy is no longer cheaper than the walk
+    assert choose_plan(20_000, 120, 1, 384, True) == "compact"
+    assert choose_plan(20_000, 120, 1, 384, True, costs=costs) == "hnsw"
+
+
+def test_one_outlier_moves_a_price_only_a_little() -> None:
+    costs = PlanCosts()
+    before = costs.price("hnsw", 7)
+    costs.observe("hnsw", 0, 64, 1, 384, False, 10.0)  # a 10 s pause
+    assert before < costs.price("hnsw", 7) <= before * 4**0.1
+
+
+def test_unobserved_sizes_borrow_the_nearest_observed_price() -> None:
+    costs = PlanCosts()
+    units = work_units("exact", 50_000, 64, 1, 384)
+    costs.observe(
+        "exact", 50_000, 64, 1, 384, False, units[2] * 1e-6 * 2 * REFERENCE_PRICES["exact"]
+    )
+    learned = costs.price("exact", units[1])
+    assert learned > REFERENCE_PRICES["exact"]
+    assert costs.price("exact", units[1] + 3) == learned
+    assert costs.snapshot()["exact"] == {units[1]: learned}
+
+
+def test_tiny_work_and_a_frozen_model_are_not_observed() -> None:
+    costs = PlanCosts()
+    costs.observe("exact", 10, 64, 1, 8, False, 1.0)  # below MIN_OBSERVED_UNITS
+    assert work_units("exact", 10, 64, 1, 8)[2] < MIN_OBSERVED_UNITS
+    frozen = PlanCosts(adaptive=False)
+    frozen.observe("hnsw", 0, 64, 1, 384, False, 1.0)
+    assert costs.snapshot() == frozen.snapshot() == {k: {} for k in REFERENCE_PRICES}
+
+
+def test_prices_are_read_and_learned_from_many_threads() -> None:
+    import threading
+
+    costs = PlanCosts()
+    errors: list[BaseException] = []
+
+    def learn(offset: int) -> None:
+        try:
+            for i in range(2000):
+                rows = 1000 << ((i + offset) % 12)
+                costs.observe("exact", rows, 64, 1, 384, False, 1e-3)
+                costs.estimate("exact", rows * 3, 64, 1, 384, False)
+        except BaseException as exc:  # pragma: no cover - the failure being tested
+            errors.append(exc)
+
+    threads = [threading.Thread(target=learn, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert costs.snapshot()["exact"]

@@ -8,6 +8,7 @@ canonical JSON and evicted least-recently-used, within ``MASK_CACHE_ENTRIES`` en
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from keeldb.index.base import Allowed
 from keeldb.index.compact import CompactIndex
 
 __all__ = [
+    "COMPILED_CACHE_ENTRIES",
     "MASK_CACHE_BYTES",
     "MASK_CACHE_ENTRIES",
     "FilterCache",
@@ -136,13 +138,14 @@ class FilterCache:
 
 
 class KeyedFilter:
-    """A compiled filter plus its canonical JSON, the key of segments' filter caches."""
+    """A compiled filter plus its canonical JSON ``key`` (the key of segments' filter
+    caches). Immutable; safe to share between threads."""
 
     __slots__ = ("filter", "key")
 
-    def __init__(self, flt: Any, spec: Any) -> None:
+    def __init__(self, flt: Any, spec: Any, key: bytes | None = None) -> None:
         self.filter = flt
-        self.key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+        self.key = key if key is not None else orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
 
     def mask(self, columns: Any, docs: Any = None) -> np.ndarray:
         """:meth:`keeldb.filtering.Filter.mask`."""
@@ -154,9 +157,61 @@ class KeyedFilter:
         return bool(self.filter.matches(metadata, document, analyzer))
 
 
+# Compiled filters kept for reuse (issue 16). Validating and compiling a filter costs
+# 20-150 us (compile_filter walks the spec, checks every literal, builds the evaluator),
+# as much as a whole HNSW query, and a filter in repeated use (a tenant, a facet, a search
+# box) would pay it on every call. A compiled filter is immutable and depends on the spec
+# alone, so the process keeps the last COMPILED_CACHE_ENTRIES, keyed by canonical JSON.
+COMPILED_CACHE_ENTRIES = 256
+# Longer specs (canonical JSON bytes) are compiled every time: huge $in lists would
+# otherwise pin megabytes here.
+COMPILED_CACHE_MAX_KEY_BYTES = 64 << 10
+_compiled_lock = threading.Lock()
+_compiled: OrderedDict[bytes, KeyedFilter] = OrderedDict()
+_SCALARS = (str, int, bool, type(None))
+
+
+def _plain_json(spec: Any) -> bool:
+    """Whether ``spec`` is made of exactly dict (str keys), list, str, int, bool, None and
+    finite float: values whose canonical JSON text identifies them (orjson writes NaN as
+    null, a tuple as a list, a str subclass as a str: such specs are never cached)."""
+    stack = [spec]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict:
+            for key, item in v.items():
+                if type(key) is not str:
+                    return False
+                stack.append(item)
+        elif t is list:
+            stack.extend(v)
+        elif t is float:
+            if not math.isfinite(v):
+                return False
+        elif t not in _SCALARS:
+            return False
+    return True
+
+
 def compile_keyed(spec: Any) -> KeyedFilter:
     """Compile the filter ``spec`` (docs/filtering.md; InvalidArgumentError when
-    malformed) with its cache key."""
+    malformed) with its cache key; a spec compiled recently (same canonical JSON, plain
+    JSON types) is taken from the process-wide cache of compiled filters."""
     from keeldb.filtering import compile_filter
 
-    return KeyedFilter(compile_filter(spec), spec)
+    if not _plain_json(spec):
+        return KeyedFilter(compile_filter(spec), spec)
+    key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+    with _compiled_lock:
+        hit = _compiled.get(key)
+        if hit is not None:
+            _compiled.move_to_end(key)
+            return hit
+    keyed = KeyedFilter(compile_filter(spec), spec, key)
+    if len(key) <= COMPILED_CACHE_MAX_KEY_BYTES:
+        with _compiled_lock:
+            _compiled[key] = keyed
+            while len(_compiled) > COMPILED_CACHE_ENTRIES:
+                _compiled.popitem(last=False)
+    return keyed

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ import orjson
 from keeldb.engine.derived import DerivedIndex, segment_part
 from keeldb.engine.doc_filter import SegmentDocuments
 from keeldb.engine.filter_cache import FilterCache, FilterState
-from keeldb.engine.planner import Plan, plan_search
+from keeldb.engine.planner import PLAN_COSTS, Plan, plan_search
 from keeldb.engine.unit import UnitResult
 from keeldb.errors import CorruptionError
 from keeldb.index.base import Allowed
@@ -153,6 +154,7 @@ class Segment:
         self.dead_count = int(np.count_nonzero(self.dead))
         self.dead_version = 0  # bumped whenever a row dies (invalidates filter states)
         self._filters = FilterCache()
+        self._unfiltered_calls = 0  # unfiltered searches (1 in 16 is timed for the planner)
         self.persisted_tombstones = entry.tombstones
         self.persisted_dead_count = self.dead_count
         self.hnsw: HnswIndex | None = None
@@ -431,6 +433,15 @@ class Segment:
         reading them costs as much as a small search).
         """
         hnsw = self.hnsw  # read once: close() may clear it during a search
+        if flt is None and not exact and hnsw is not None and not self.dead_count:
+            # The common call (no filter, no deletes) has one plan: skip the planner, and
+            # time only one call in 16 to keep the walk's price current (issue 16: fixed
+            # cost per query).
+            self._unfiltered_calls += 1
+            if self._unfiltered_calls & 15:
+                return self._run(
+                    Plan("hnsw", ef), hnsw, None, None, self.rows, queries, k, want_stats
+                )
         fstate: FilterState | None = None
         allowed: Allowed | None = None
         if flt is None:
@@ -458,8 +469,20 @@ class Segment:
             exact=exact,
             filter_uses=0 if fstate is None else fstate.uses,
             compact_built=fstate is not None and fstate.compact is not None,
+            costs=PLAN_COSTS,
         )
-        return self._run(plan, hnsw, fstate, allowed, count, queries, k, want_stats)
+        # A compact copy's first use builds it: that time is not the plan's price.
+        building = plan.kind == "compact" and fstate is not None and fstate.compact is None
+        t0 = time.perf_counter()
+        result = self._run(plan, hnsw, fstate, allowed, count, queries, k, want_stats)
+        if plan.kind != "empty" and not building:
+            # the plan's real time teaches the planner this machine's prices
+            fp16 = hnsw is not None and not hnsw.exact_scores
+            seconds = time.perf_counter() - t0
+            PLAN_COSTS.observe(
+                plan.kind, count, plan.ef, len(queries), self.config.dim, fp16, seconds
+            )
+        return result
 
     def _run(
         self,

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import faiss
 
@@ -58,27 +56,41 @@ def thread_budget(queries: int, concurrent_batches: int, ceiling: int) -> int:
     return max(1, min(_per_batch, share, ceiling, queries))
 
 
-@contextmanager
-def search_threads(queries: int) -> Iterator[int]:
+class search_threads:  # noqa: N801 - used as a function: ``with search_threads(n) as k``
     """Run the enclosed faiss call of ``queries`` queries on the policy's thread count
-    (yielded); the calling thread's OpenMP setting is restored on exit."""
-    global _active_batches
-    batch = queries > 1
-    if batch:
-        with _lock:
-            _active_batches += 1
-            active = _active_batches
-    else:
-        active = 1
-    previous = faiss.omp_get_max_threads()
-    n = thread_budget(queries, active, previous)
-    try:
+    (bound by ``as``); the calling thread's OpenMP setting is restored on exit.
+
+    A class rather than a generator-based context manager: it wraps every faiss call of
+    a search (two per single query), and ``contextlib``'s machinery cost more than the
+    rest of the policy together (issue 16: fixed cost per query)."""
+
+    __slots__ = ("_batch", "_n", "_previous")
+
+    def __init__(self, queries: int) -> None:
+        self._batch = queries > 1
+        self._previous = 0
+        self._n = queries
+
+    def __enter__(self) -> int:
+        global _active_batches
+        queries = self._n
+        if self._batch:
+            with _lock:
+                _active_batches += 1
+                active = _active_batches
+        else:
+            active = 1
+        previous = faiss.omp_get_max_threads()
+        n = thread_budget(queries, active, previous)
         if n != previous:
             faiss.omp_set_num_threads(n)
-        yield n
-    finally:
-        if n != previous:
-            faiss.omp_set_num_threads(previous)
-        if batch:
+        self._previous, self._n = previous, n
+        return n
+
+    def __exit__(self, *exc: object) -> None:
+        global _active_batches
+        if self._n != self._previous:
+            faiss.omp_set_num_threads(self._previous)
+        if self._batch:
             with _lock:
                 _active_batches -= 1
