@@ -26,7 +26,7 @@ import numpy as np
 from keeldb.engine.derived import RowSource, register
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.manifest import CollectionConfig, SegmentEntry
-from keeldb.text.analyzer import Analyzer
+from keeldb.text.analyzer import Analyzer, TokenBatch
 from keeldb.text.persist import build_postings, load_postings, save_postings
 from keeldb.text.postings import MemPostings, PostingsUnit, SealedPostings
 
@@ -43,9 +43,11 @@ class TextMemtablePart:
 
     def append(self, start_row: int, count: int, prepared: Any) -> None:
         """Rows ``start_row .. start_row + count`` were appended; ``prepared`` is their
-        token lists (None: no row has a document)."""
+        token batch (None: no row has a document)."""
         assert self.postings.rows == start_row, "postings rows must equal memtable rows"
-        self.postings.append(prepared if prepared is not None else [()] * count)
+        if prepared is None:
+            prepared = TokenBatch([], np.zeros(count, dtype=np.int64))
+        self.postings.append(prepared)
 
     def kill(self, rows: np.ndarray) -> None:
         """``rows`` died (fresh, unique)."""
@@ -87,10 +89,11 @@ class TextIndex:
         self.analyzer = analyzer
 
     def prepare(self, documents: Sequence[str | None] | None) -> Any:
-        """Token lists of a batch's documents (None: the batch has none)."""
+        """The terms of a batch's documents as a :class:`~keeldb.text.TokenBatch` (None:
+        the batch has none)."""
         if documents is None:
             return None
-        return self.analyzer.tokenize_many([d or "" for d in documents])
+        return self.analyzer.tokenize_batch([d or "" for d in documents])
 
     def new_memtable_part(self) -> TextMemtablePart:
         """An empty part for a new memtable."""

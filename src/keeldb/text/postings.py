@@ -27,6 +27,8 @@ from typing import Protocol
 
 import numpy as np
 
+from keeldb.text.analyzer import TokenBatch
+
 __all__ = [
     "MemPostings",
     "PostingsUnit",
@@ -71,27 +73,32 @@ class PostingsUnit(Protocol):
 
 
 def coo_from_tokens(
-    token_lists: Sequence[Sequence[str]], vocab: dict[str, int], first_row: int = 0
+    token_lists: Sequence[Sequence[str]] | TokenBatch, vocab: dict[str, int], first_row: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Postings of rows ``first_row + i`` holding ``token_lists[i]``.
+    """Postings of rows ``first_row + i`` holding ``token_lists[i]`` (a list of terms per
+    row, or a :class:`~keeldb.text.analyzer.TokenBatch`).
 
     New terms are added to ``vocab`` (term -> id, ids dense from ``len(vocab)``). Returns
     ``(term_ids i64, rows u32, tf u32, lengths u32)``; the triples are sorted by
     (term id, row) and unique.
     """
-    lengths = np.fromiter(map(len, token_lists), dtype=np.uint32, count=len(token_lists))
-    total = int(lengths.sum(dtype=np.int64))
+    if isinstance(token_lists, TokenBatch):
+        flat: Sequence[str] = token_lists.terms
+        counts = token_lists.counts
+    else:
+        counts = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        flat = list(chain.from_iterable(token_lists))
+    lengths = counts.astype(np.uint32)
+    total = len(flat)
     if total == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, _EMPTY_U32, _EMPTY_U32, lengths
     # Term ids through C-level iteration (dict.fromkeys, map): no Python code per token.
     # (Per distinct term of the batch, in first-seen order; never a pass over ``vocab``.)
-    for t in [t for t in dict.fromkeys(chain.from_iterable(token_lists)) if t not in vocab]:
+    for t in [t for t in dict.fromkeys(flat) if t not in vocab]:
         vocab[t] = len(vocab)
-    tids = np.fromiter(
-        map(vocab.__getitem__, chain.from_iterable(token_lists)), dtype=np.int64, count=total
-    )
-    rows = np.repeat(np.arange(first_row, first_row + len(token_lists), dtype=np.int64), lengths)
+    tids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=total)
+    rows = np.repeat(np.arange(first_row, first_row + len(counts), dtype=np.int64), counts)
     keys, tf = np.unique((tids << 32) | rows, return_counts=True)
     return keys >> 32, (keys & 0xFFFFFFFF).astype(np.uint32), tf.astype(np.uint32), lengths
 
@@ -175,7 +182,7 @@ class SealedPostings:
         return cls(arrays)
 
     @classmethod
-    def build(cls, token_lists: Sequence[Sequence[str]]) -> SealedPostings:
+    def build(cls, token_lists: Sequence[Sequence[str]] | TokenBatch) -> SealedPostings:
         """Postings of rows ``0..len(token_lists)-1`` holding the given terms."""
         vocab: dict[str, int] = {}
         tids, rows, tf, lengths = coo_from_tokens(token_lists, vocab)
@@ -385,7 +392,7 @@ class MemPostings:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def append(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+    def append(self, token_lists: Sequence[Sequence[str]] | TokenBatch) -> np.ndarray:
         """Add one row per token list; returns their row numbers (i64). A row with no
         terms (no document, or only stop words) gets length 0 and no postings."""
         s = self._state
