@@ -5,6 +5,8 @@ python -m bench quick                # quick mode, every system that is set up
 python -m bench setup [--systems a,b]
 python -m bench run --mode full --systems keeldb,faiss-hnsw
 python -m bench report --mode full   # regenerate docs/benchmarks.md + docs/img/*.png
+python -m bench text [--skip-pypi]   # engine text search: ingest, text/hybrid QPS, nDCG
+python -m bench text-peers           # SciFact BM25/hybrid vs LanceDB, Milvus Lite, Chroma
 """
 
 from __future__ import annotations
@@ -64,8 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     qp.add_argument("--results", type=Path)
     ap = sub.add_parser("all", help="setup + full run + docs/benchmarks.md (make bench)")
     ap.add_argument("--systems")
+    tp = sub.add_parser("text", help="bench/text_engine.py (engine text search)")
+    tp.add_argument("rest", nargs=argparse.REMAINDER)
+    pp = sub.add_parser("text-peers", help="bench/text_peers.py (text search vs peers)")
+    pp.add_argument("rest", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
 
+    if args.cmd in ("text", "text-peers"):
+        script = "text_engine.py" if args.cmd == "text" else "text_peers.py"
+        here = Path(__file__).parent
+        return subprocess.run([sys.executable, str(here / script), *args.rest]).returncode
     if args.cmd == "setup":
         setup(_names(args.systems))
     elif args.cmd == "run":
