@@ -5,7 +5,8 @@ and answers the same 809 claims (their shipped vectors for the dense side). Per 
 
 - ``text``: its BM25 full-text search (KeelDB ``text_search``; LanceDB native FTS index,
   English stemming and stop words; Milvus Lite BM25 function into a sparse vector,
-  standard tokenizer + lowercase + English stemmer and stop words). Chroma has no local BM25 (cloud only): n/a.
+  standard tokenizer + lowercase + English stemmer and stop words). Chroma has no local
+  BM25 (cloud only): n/a.
 - ``hybrid``: dense + BM25 fused (KeelDB ``hybrid_search`` defaults; LanceDB
   ``query_type="hybrid"`` with its default RRF reranker; Milvus ``hybrid_search`` with
   ``RRFRanker()``, k=60). Chroma: n/a.
@@ -212,9 +213,12 @@ class LancePeer(Peer):
 # standard tokenizer with lowercase, English stemming and English stop words instead.
 MILVUS_ANALYZER = {
     "tokenizer": "standard",
-    "filter": ["lowercase", {"type": "stemmer", "language": "english"},
-               {"type": "stop", "stop_words": ["_english_"]}],
-}  # fmt: skip
+    "filter": [
+        "lowercase",
+        {"type": "stemmer", "language": "english"},
+        {"type": "stop", "stop_words": ["_english_"]},
+    ],
+}
 
 
 class MilvusPeer(Peer):
@@ -245,23 +249,35 @@ class MilvusPeer(Peer):
             )
         )
         index = self.client.prepare_index_params()
-        index.add_index("dense", index_type="HNSW", metric_type="COSINE",
-                        params={"M": 16, "efConstruction": 200})  # fmt: skip
+        index.add_index(
+            "dense",
+            index_type="HNSW",
+            metric_type="COSINE",
+            params={"M": 16, "efConstruction": 200},
+        )
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         self.client.create_collection("scifact", schema=schema, index_params=index)
         ids, vecs, texts = data["ids"], data["doc_vecs"], data["texts"]
         for s in range(0, len(ids), 1000):
             rows = [
                 {"id": i, "text": t, "dense": v.tolist()}
-                for i, t, v in zip(ids[s : s + 1000], texts[s : s + 1000], vecs[s : s + 1000])
+                for i, t, v in zip(
+                    ids[s : s + 1000], texts[s : s + 1000], vecs[s : s + 1000], strict=True
+                )
             ]
             self.client.insert("scifact", rows)
         self.client.flush("scifact")
         self.client.load_collection("scifact")
 
     def _sparse(self, q: str, k: int = 10) -> list[str]:
-        res = self.client.search("scifact", data=[q], anns_field="sparse", limit=k,
-                                 search_params={"metric_type": "BM25"}, output_fields=["id"])  # fmt: skip
+        res = self.client.search(
+            "scifact",
+            data=[q],
+            anns_field="sparse",
+            limit=k,
+            search_params={"metric_type": "BM25"},
+            output_fields=["id"],
+        )
         return [h["id"] for h in res[0]]
 
     def text(self, data: Data) -> Search:
@@ -278,8 +294,9 @@ class MilvusPeer(Peer):
                 AnnSearchRequest([qv[i].tolist()], "dense", {"metric_type": "COSINE"}, 100),
                 AnnSearchRequest([qs[i]], "sparse", {"metric_type": "BM25"}, 100),
             ]
-            res = self.client.hybrid_search("scifact", reqs, RRFRanker(), limit=10,
-                                            output_fields=["id"])  # fmt: skip
+            res = self.client.hybrid_search(
+                "scifact", reqs, RRFRanker(), limit=10, output_fields=["id"]
+            )
             return [h["id"] for h in res[0]]
 
         return run
@@ -288,8 +305,9 @@ class MilvusPeer(Peer):
         qv = data["query_vecs"]
 
         def run(i: int) -> list[str]:
-            res = self.client.search("scifact", data=[qv[i].tolist()], anns_field="dense",
-                                     limit=10, output_fields=["id"])  # fmt: skip
+            res = self.client.search(
+                "scifact", data=[qv[i].tolist()], anns_field="dense", limit=10, output_fields=["id"]
+            )
             return [h["id"] for h in res[0]]
 
         return run
@@ -322,8 +340,9 @@ class ChromaPeer(Peer):
         )
         ids, vecs, texts = data["ids"], data["doc_vecs"], data["texts"]
         for s in range(0, len(ids), 1000):
-            self.col.add(ids=ids[s : s + 1000], embeddings=vecs[s : s + 1000],
-                         documents=texts[s : s + 1000])  # fmt: skip
+            self.col.add(
+                ids=ids[s : s + 1000], embeddings=vecs[s : s + 1000], documents=texts[s : s + 1000]
+            )
 
     def dense(self, data: Data) -> Search:
         qv = data["query_vecs"]

@@ -26,6 +26,7 @@ __all__ = [
     "Record",
     "SearchStats",
     "SegmentStats",
+    "TextIndexStats",
 ]
 
 Metadata = dict[str, Any]
@@ -109,8 +110,26 @@ class SegmentStats:
 
 
 @dataclass(frozen=True, slots=True)
+class TextIndexStats:
+    """The full-text index's share of :class:`CollectionStats` (summed over units).
+
+    ``documents``: live rows with at least one term; ``terms``: vocabulary entries summed
+    over units (a term in two units counts twice); ``postings``: (term, row) entries,
+    dead rows included until a merge drops them; ``memory_bytes``: estimated heap bytes
+    (memtable postings, vocabularies, dead masks); ``disk_bytes``: the segments'
+    ``.post`` files, which are memory-mapped (paged in on demand, not on the heap)."""
+
+    documents: int
+    terms: int
+    postings: int
+    memory_bytes: int
+    disk_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class CollectionStats:
-    """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates."""
+    """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates.
+    ``text``: the full-text index's documents, postings, memory and disk."""
 
     name: str
     workspace: str
@@ -123,6 +142,7 @@ class CollectionStats:
     memory_bytes: int
     disk_bytes: int
     wal_bytes: int
+    text: TextIndexStats | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keeldb.engine.state import State
+from keeldb.engine.text_index import text_stats
 from keeldb.types import CollectionStats, SegmentStats
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def collection_stats(col: Collection) -> CollectionStats:
         sum(s.memory_bytes for s in segs),
         sum(s.disk_bytes for s in segs) + wal_bytes,
         wal_bytes,
+        text_stats(state.units()),
     )
 
 

@@ -18,8 +18,9 @@ One part per unit, as ``docs/text.md`` ("Engine integration") describes:
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,8 +30,12 @@ from keeldb.storage.manifest import CollectionConfig, SegmentEntry
 from keeldb.text.analyzer import Analyzer, TokenBatch
 from keeldb.text.persist import build_postings, load_postings, save_postings
 from keeldb.text.postings import MemPostings, PostingsUnit, SealedPostings
+from keeldb.types import TextIndexStats
 
-__all__ = ["TextIndex", "TextMemtablePart", "TextSegmentPart"]
+if TYPE_CHECKING:
+    from keeldb.engine.unit import Unit
+
+__all__ = ["TextIndex", "TextMemtablePart", "TextSegmentPart", "text_stats"]
 
 NAME = "text"
 
@@ -134,6 +139,26 @@ class TextIndex:
             return
         postings = load_postings(directory, entry.segment_id, entry.rows, self.analyzer)
         del postings
+
+
+def text_stats(units: Sequence[Unit]) -> TextIndexStats | None:
+    """The full-text index's figures over ``units`` (None when they carry no text part)."""
+    parts = [u.parts[NAME] for u in units if NAME in u.parts]
+    if not parts:
+        return None
+    docs = terms = postings = memory = disk = 0
+    for part in parts:
+        p = part.postings
+        docs += p.live_docs
+        postings += p.postings
+        memory += p.memory_bytes()
+        if isinstance(p, SealedPostings):
+            terms += len(p.terms)
+            mapped = p.keepalive
+            disk += len(mapped) if isinstance(mapped, mmap.mmap) else 0
+        else:
+            terms += p.terms
+    return TextIndexStats(docs, terms, postings, memory, disk)
 
 
 def analyzer_of(config: CollectionConfig) -> Analyzer:

@@ -22,6 +22,7 @@ import base64
 import binascii
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any, Literal
 
 import numpy as np
@@ -35,6 +36,7 @@ from keeldb.types import (
     Page,
     Record,
     SegmentStats,
+    TextIndexStats,
 )
 
 __all__ = [
@@ -246,6 +248,7 @@ def stats_to_wire(stats: CollectionStats) -> dict[str, Any]:
         "memory_bytes": int(stats.memory_bytes),
         "disk_bytes": int(stats.disk_bytes),
         "wal_bytes": int(stats.wal_bytes),
+        "text": None if stats.text is None else {k: int(v) for k, v in asdict(stats.text).items()},
     }
 
 
@@ -264,8 +267,17 @@ def stats_from_wire(obj: Mapping[str, Any]) -> CollectionStats:
         )
         for s in obj["segments"]
     ]
-    fields = {k: obj[k] for k in CollectionStats.__dataclass_fields__ if k != "segments"}
+    fields = {
+        k: obj[k] for k in CollectionStats.__dataclass_fields__ if k not in ("segments", "text")
+    }
     fields["hnsw_levels"] = _levels(fields["hnsw_levels"])
+    text = obj.get("text")  # absent from an older server
+    text_known = TextIndexStats.__dataclass_fields__
+    fields["text"] = (
+        None
+        if text is None
+        else TextIndexStats(**{k: v for k, v in text.items() if k in text_known})
+    )
     return CollectionStats(segments=segments, **fields)
 
 

@@ -228,6 +228,14 @@ class SegmentStatsModel(BaseModel):
     hnsw_avg_edges: float
 
 
+class TextIndexStatsModel(BaseModel):
+    documents: int
+    terms: int
+    postings: int
+    memory_bytes: int
+    disk_bytes: int
+
+
 class StatsModel(BaseModel):
     name: str
     workspace: str
@@ -240,6 +248,7 @@ class StatsModel(BaseModel):
     memory_bytes: int
     disk_bytes: int
     wal_bytes: int
+    text: TextIndexStatsModel | None = None
 
 
 class CompactionReportModel(BaseModel):
