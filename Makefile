@@ -51,13 +51,13 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed-dev
-	$(PY) -m bench all
-	$(PY) -m bench.past_ram --rows 1000000 --dim 384 --limit-mib 512
-	$(PY) bench/ray_bench.py
 	$(PY) bench/text_eval.py
 	$(PY) -m bench text
 	$(PIP) install -q -e '.[bench]'
 	$(PY) -m bench text-peers
+	$(PY) -m bench all
+	$(PY) -m bench.past_ram --rows 1000000 --dim 384 --limit-mib 512
+	$(PY) bench/ray_bench.py
 
 # The long crash loops, concurrency runs and the kill -9 soak (docs/reliability.md).
 reliability: $(VENV)/.installed-dev

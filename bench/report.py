@@ -22,6 +22,7 @@ from bench.targets import (
     keeldb_filtered_settings,
     qps_at_recall,
 )
+from bench.text_report import section_text
 
 REPO = systems.REPO
 DOC = REPO / "docs" / "benchmarks.md"
@@ -803,6 +804,7 @@ def write(
         section_cold(res),
         section_footprint(res),
         section_server(results.parent / "server_bench.json"),
+        section_text(results.parent / "text_peers.json", results.parent / "text_engine.json"),
         section_failures(res),
         METHOD,
     ]
