@@ -55,6 +55,10 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed-dev
+	$(PY) bench/text_eval.py
+	$(PY) -m bench text
+	$(PIP) install -q -e '.[bench]'
+	$(PY) -m bench text-peers
 	$(PY) -m bench all
 	$(PY) bench/ray_bench.py
 

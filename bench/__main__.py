@@ -8,6 +8,8 @@ python -m bench report --mode full   # regenerate docs/benchmarks.md + docs/img/
 python -m bench predicates [...]     # generated predicate family (bench/predicates.py)
 python -m bench load [...]           # every plan under load (bench/under_load.py)
 python -m bench overhead [...]       # per-query cost outside faiss (bench/overhead.py)
+python -m bench text [--skip-pypi]   # engine text search: ingest, text/hybrid QPS, nDCG
+python -m bench text-peers           # SciFact BM25/hybrid vs LanceDB, Milvus Lite, Chroma
 """
 
 from __future__ import annotations
@@ -81,8 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     qp.add_argument("--results", type=Path)
     ap = sub.add_parser("all", help="setup + full run + docs/benchmarks.md (make bench)")
     ap.add_argument("--systems")
-    args = p.parse_args(args_in)
+    # Their options are the scripts' own (passed through; see each script's --help).
+    sub.add_parser("text", help="bench/text_engine.py (engine text search)", add_help=False)
+    sub.add_parser("text-peers", help="bench/text_peers.py (text vs peers)", add_help=False)
+    args, rest = p.parse_known_args(argv)
+    if rest and args.cmd not in ("text", "text-peers"):
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
 
+    if args.cmd in ("text", "text-peers"):
+        script = "text_engine.py" if args.cmd == "text" else "text_peers.py"
+        here = Path(__file__).parent
+        return subprocess.run([sys.executable, str(here / script), *rest]).returncode
     if args.cmd == "setup":
         setup(_names(args.systems))
     elif args.cmd == "run":

@@ -23,6 +23,7 @@ from bench.targets import (
     keeldb_filtered_settings,
     qps_at_recall,
 )
+from bench.text_report import section_text
 
 REPO = systems.REPO
 DOC = REPO / "docs" / "benchmarks.md"
@@ -807,6 +808,7 @@ def write(
         section_quantization(sorted(results.parent.glob("quantization*.json"))),
         section_past_ram(results.parent / "past_ram.json"),
         report_issue16.section(results.parent),
+        section_text(results.parent / "text_peers.json", results.parent / "text_engine.json"),
         section_failures(res),
         METHOD,
     ]

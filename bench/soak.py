@@ -5,8 +5,11 @@ A writer process upserts, deletes, commits transactions and compacts (durability
 number of every acknowledged batch to an ack log. The driver kills it with SIGKILL at a
 random moment, reopens the database and checks it against a model rebuilt from the same
 seeded workload: every acknowledged batch present and exact (vectors bit for bit,
-metadata equal), the batch in flight entirely present or entirely absent, nothing else,
-no error on open, and ``keeldb.check`` clean. The database carries over from trial to
+metadata and documents equal), the batch in flight entirely present or entirely absent,
+nothing else, no error on open, and ``keeldb.check`` clean. Documents carry a word unique
+to their row; one ``text_search`` for the words of every live document and of documents
+deleted, replaced or lost in flight must find exactly the live records holding them (every
+acknowledged document found, no deleted one). The database carries over from trial to
 trial, so later trials recover from states earlier kills left behind.
 
 Usage::
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from typing import Any
 
 # Who started this process, read before anything slow (numpy and keeldb take over a second
@@ -43,6 +47,9 @@ ID_SPACE = 3000
 OPTIONS: dict[str, Any] = {"memtable_rows": 300, "hnsw_min_rows": 600}
 
 Batch = list[tuple[str, Any]]
+COMMON = ("alpha", "beta", "gamma")
+RECENT_BATCHES = 300  # whose documents' words each trial's text check also looks for
+Model = dict[str, tuple[np.ndarray, dict[str, Any], str | None]]  # vector, metadata, document
 
 
 # --- the workload (deterministic from the seed: the driver regenerates it) ----------------
@@ -59,10 +66,15 @@ class Workload:
     def _upsert(self, n: int) -> tuple[str, Any]:
         ids = self._ids(n)
         vectors = self.rng.normal(size=(n, DIM)).astype(np.float32)
+        docs: list[str | None] | None = None  # None keeps existing documents
+        if self.rng.random() < 0.8:
+            docs = [f"w{self.index}x{i} {COMMON[i % len(COMMON)]}" for i in range(n)]
+            if self.rng.random() < 0.2:
+                docs[0] = None  # keeps that record's document
         if self.rng.random() < 0.3:
-            return ("upsert", (ids, vectors, None))  # keeps existing metadata
+            return ("upsert", (ids, vectors, None, docs))  # keeps existing metadata
         metas = [{"batch": self.index, "row": i, "even": i % 2 == 0} for i in range(n)]
-        return ("upsert", (ids, vectors, metas))
+        return ("upsert", (ids, vectors, metas, docs))
 
     def next(self) -> tuple[Batch, bool]:
         """The next batch and whether to compact after it."""
@@ -85,7 +97,7 @@ class Workload:
 # --- the model -----------------------------------------------------------------------------
 
 
-def apply(model: dict[str, tuple[np.ndarray, dict[str, Any]]], batch: Batch) -> None:
+def apply(model: Model, batch: Batch) -> None:
     from keeldb.engine.validation import validate_vectors
 
     for kind, args in batch:
@@ -93,24 +105,51 @@ def apply(model: dict[str, tuple[np.ndarray, dict[str, Any]]], batch: Batch) -> 
             for id_ in args:
                 model.pop(id_, None)
             continue
-        ids, vectors, metas = args
+        ids, vectors, metas, docs = args
         stored = validate_vectors(vectors, len(ids), DIM, "cosine")  # the engine's normalisation
         for i, id_ in enumerate(ids):
             meta = None if metas is None else metas[i]
             if meta is None:
                 meta = model[id_][1] if id_ in model else {}
-            model[id_] = (stored[i].copy(), meta)
+            doc = None if docs is None else docs[i]
+            if doc is None:
+                doc = model[id_][2] if id_ in model else None
+            model[id_] = (stored[i].copy(), meta, doc)
 
 
-def read_all(col: Any) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
-    out: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
+def unique_words(batch: Batch) -> set[str]:
+    """The row-unique words of the documents ``batch`` writes."""
+    out: set[str] = set()
+    for kind, args in batch:
+        if kind == "upsert" and args[3] is not None:
+            out.update(d.split()[0] for d in args[3] if d is not None)
+    return out
+
+
+def text_problems(col: Any, model: Model, words: set[str]) -> list[str]:
+    """One ``text_search`` for ``words`` (row-unique words of documents written so far:
+    live, deleted, replaced or lost in flight) must find exactly the live records of
+    ``model`` whose document holds one of them."""
+    if not words:
+        return []
+    expected = {i for i, (_, _, d) in model.items() if d is not None and d.split()[0] in words}
+    hits = col.text_search(" ".join(sorted(words)), k=len(expected) + 10, with_documents=False)
+    found = {h.id for h in hits}
+    if found == expected:
+        return []
+    missing, extra = sorted(expected - found)[:5], sorted(found - expected)[:5]
+    return [f"text_search: acknowledged documents not found {missing}; found {extra}"]
+
+
+def read_all(col: Any) -> Model:
+    out: Model = {}
     cursor = None
     while True:
         page = col.scan(limit=1000, cursor=cursor)
         for r in page.records:
             if r.id in out:
                 raise AssertionError(f"scan returned {r.id} twice")
-            out[r.id] = (r.vector, r.metadata)
+            out[r.id] = (r.vector, r.metadata, r.document)
         cursor = page.next_cursor
         if cursor is None:
             return out
@@ -120,21 +159,19 @@ def compare(actual: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     """Ids that are missing, unexpected or different (empty: equal)."""
     bad = sorted(set(expected) ^ set(actual))
     for id_ in set(expected) & set(actual):
-        ev, em = expected[id_]
-        av, am = actual[id_]
-        if not np.array_equal(ev, av) or em != am:
+        ev, em, ed = expected[id_]
+        av, am, ad = actual[id_]
+        if not np.array_equal(ev, av) or em != am or ed != ad:
             bad.append(id_)
     return bad
 
 
-def _describe(
-    id_: str, actual: dict[str, Any], model: dict[str, Any], pending: dict[str, Any]
-) -> str:
+def _describe(id_: str, actual: Model, model: Model, pending: Model) -> str:
     def state(d: dict[str, Any]) -> str:
         if id_ not in d:
             return "absent"
-        vec, meta = d[id_]
-        return f"{meta} v0={float(vec[0]):.6f}"
+        vec, meta, doc = d[id_]
+        return f"{meta} {doc!r} v0={float(vec[0]):.6f}"
 
     found, acked, flight = state(actual), state(model), state(pending)
     return f"{id_}: found {found}; acknowledged {acked}; with in-flight {flight}"
@@ -174,14 +211,14 @@ def writer(path: str, seed: int, start: int, ack_log: str) -> None:
         if len(batch) == 1:
             kind, args = batch[0]
             if kind == "upsert":
-                col.upsert(*args)
+                col.upsert(*args[:3], documents=args[3])
             else:
                 col.delete(args)
         else:
             with col.transaction() as tx:
                 for kind, args in batch:
                     if kind == "upsert":
-                        tx.upsert(*args)
+                        tx.upsert(*args[:3], documents=args[3])
                     else:
                         tx.delete(args)
         os.write(fd, f"{i}\n".encode())  # acknowledged
@@ -208,7 +245,8 @@ def run(
     path = os.path.join(directory, "db")
     rng = random.Random(seed)
     wl = Workload(seed)
-    model: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
+    model: Model = {}
+    recent_words: deque[set[str]] = deque(maxlen=RECENT_BATCHES)  # row-unique words
     applied = 0  # batches known to be in the database
     pending: Batch | None = None  # the next batch of the workload (generated, not applied)
     totals = {
@@ -257,12 +295,15 @@ def run(
             raise RuntimeError(f"trial {trial}: ack log out of order: {acks[:5]}...")
         for _ in acks:
             batch, _c = wl.next() if pending is None else (pending, False)
+            if pending is None:
+                recent_words.append(unique_words(batch))
             pending = None
             apply(model, batch)
         applied += len(acks)
         totals["acknowledged_batches"] += len(acks)
         if pending is None:
             pending, _c = wl.next()
+            recent_words.append(unique_words(pending))
         with_pending = dict(model)
         apply(with_pending, pending)
         try:
@@ -273,22 +314,32 @@ def run(
             break
         try:
             names = [c.name for c in db.list_collections()]
-            actual = read_all(db.get_collection("soak")) if "soak" in names else {}
+            col = db.get_collection("soak") if "soak" in names else None
+            actual = read_all(col) if col is not None else {}
+            if not compare(actual, model):
+                totals["in_flight_absent"] += 1
+            elif not compare(actual, with_pending):
+                totals["in_flight_applied"] += 1
+                model = with_pending
+                applied += 1
+                pending = None
+            else:
+                bad = compare(actual, model)
+                totals["lost_or_damaged_records"] += len(bad)
+                detail = [_describe(id_, actual, model, with_pending) for id_ in bad[:5]]
+                totals["failures"].append(f"trial {trial}: {len(bad)} records differ: {detail}")
+                break
+            # Words of live documents, and of the last batches' documents (deleted,
+            # replaced or lost in flight since): exactly the live holders are found.
+            words = {d.split()[0] for _, _, d in model.values() if d is not None}
+            words |= set().union(*recent_words)
+            text = text_problems(col, model, words) if col is not None else []
+            if text:
+                totals["lost_or_damaged_records"] += 1
+                totals["failures"].append(f"trial {trial}: {text}")
+                break
         finally:
             db.close()
-        if not compare(actual, model):
-            totals["in_flight_absent"] += 1
-        elif not compare(actual, with_pending):
-            totals["in_flight_applied"] += 1
-            model = with_pending
-            applied += 1
-            pending = None
-        else:
-            bad = compare(actual, model)
-            totals["lost_or_damaged_records"] += len(bad)
-            detail = [_describe(id_, actual, model, with_pending) for id_ in bad[:5]]
-            totals["failures"].append(f"trial {trial}: {len(bad)} records differ: {detail}")
-            break
         report = keeldb.check(path)
         if not report.ok:
             totals["check_problems"] += len(report.problems)

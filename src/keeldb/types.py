@@ -27,6 +27,7 @@ __all__ = [
     "Record",
     "SearchStats",
     "SegmentStats",
+    "TextIndexStats",
 ]
 
 Metadata = dict[str, Any]
@@ -140,14 +141,30 @@ class SegmentStats:
 
 
 @dataclass(frozen=True, slots=True)
-class CollectionStats:
-    """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates;
-    ``embedding`` and ``analyzer`` as in :class:`CollectionInfo`."""
+class TextIndexStats:
+    """The full-text index's share of :class:`CollectionStats` (summed over units).
 
+    ``documents``: live rows with at least one term; ``terms``: vocabulary entries summed
+    over units (a term in two units counts twice); ``postings``: (term, row) entries,
+    dead rows included until a merge drops them; ``memory_bytes``: estimated heap bytes
+    (memtable postings, vocabularies, dead masks); ``disk_bytes``: the segments'
+    ``.post`` files, which are memory-mapped (paged in on demand, not on the heap)."""
+
+    documents: int
+    terms: int
+    postings: int
+    memory_bytes: int
+    disk_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStats:
     """:meth:`Collection.stats`: counts, per-segment detail, memory and disk estimates.
 
     ``parts``: per part name, the sums of the segments' :attr:`SegmentStats.parts`;
-    ``resident_bytes``: their resident total (what the collection holds in memory now)."""
+    ``resident_bytes``: their resident total (what the collection holds in memory now).
+    ``embedding`` and ``analyzer`` as in :class:`CollectionInfo`. ``text``: the full-text
+    index's documents, postings, memory and disk."""
 
     name: str
     workspace: str
@@ -164,6 +181,7 @@ class CollectionStats:
     resident_bytes: int = 0
     embedding: str | None = None
     analyzer: dict[str, Any] | None = None
+    text: TextIndexStats | None = None
 
 
 @dataclass(frozen=True, slots=True)

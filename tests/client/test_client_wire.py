@@ -13,7 +13,14 @@ from hypothesis.extra.numpy import arrays
 
 from keeldb.errors import InvalidArgumentError
 from keeldb.protocol import wire
-from keeldb.types import CollectionStats, CompactionReport, Hit, Record, SegmentStats
+from keeldb.types import (
+    CollectionStats,
+    CompactionReport,
+    Hit,
+    Record,
+    SegmentStats,
+    TextIndexStats,
+)
 
 finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
 
@@ -87,3 +94,13 @@ def test_stats_from_a_newer_server_ignore_fields_this_client_does_not_know() -> 
     obj["future_total"] = 1
     obj["segments"][0]["hnsw_vectors"] = "float16"
     assert wire.stats_from_wire(obj) == stats
+
+
+def test_stats_text_round_trips_and_is_none_from_an_older_server() -> None:
+    seg = SegmentStats(0, "hnsw", 9, 9, 0, 100, 200, {0: 9}, 7.5)
+    text = TextIndexStats(documents=8, terms=30, postings=55, memory_bytes=4096, disk_bytes=900)
+    stats = CollectionStats("c", "w", 9, 0, [seg], "hnsw", {0: 9}, 7.5, 200, 100, 64, text)
+    obj = json.loads(json.dumps(wire.stats_to_wire(stats)))
+    assert wire.stats_from_wire(obj) == stats
+    del obj["text"]  # a server from before the field
+    assert wire.stats_from_wire(obj).text is None

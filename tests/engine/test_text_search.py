@@ -235,3 +235,27 @@ def test_check_reports_damaged_text_files(db_path: str) -> None:
     os.remove(docs)
     report = check(db_path)
     assert any("missing file" in p and ".docs" in p for p in report.problems)
+
+
+def test_stats_report_the_text_index(db_path: str) -> None:
+    vec = np.ones((1, 4), dtype=np.float32)
+    with keeldb.open(db_path, background=False, memtable_rows=4) as db:
+        col = db.create_collection("c", dim=4)
+        assert col.stats().text is not None and col.stats().text.documents == 0
+        docs = ["apple banana", "banana cherry cherry", "the of", None, "date"]
+        for i, d in enumerate(docs):
+            col.upsert([f"d{i}"], vec, documents=[d])
+        st = col.stats().text
+        assert st is not None
+        # "the of" holds only stop words and the None row no document: 3 documents.
+        assert st.documents == 3
+        assert st.postings == 5  # apple, banana | banana, cherry | date
+        assert st.memory_bytes > 0
+        col.flush()
+        col.compact()
+        sealed = col.stats().text
+        assert sealed is not None and sealed.documents == 3 and sealed.postings == 5
+        post = glob.glob(os.path.join(db_path, "**", "*.post"), recursive=True)
+        assert post and sealed.disk_bytes == sum(os.path.getsize(p) for p in post)
+        col.delete(["d0"])
+        assert col.stats().text.documents == 2  # live documents only, at once

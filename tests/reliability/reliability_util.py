@@ -29,9 +29,11 @@ class Model:
     metric: str = "l2"
     dim: int = DIM
     records: Records = field(default_factory=dict)
+    # every row-unique document word ("u...") ever written, live or not
+    written: set[str] = field(default_factory=set)
 
     def copy(self) -> Model:
-        return Model(self.metric, self.dim, dict(self.records))
+        return Model(self.metric, self.dim, dict(self.records), set(self.written))
 
     def upsert(
         self,
@@ -50,6 +52,8 @@ class Model:
             if meta is None:
                 meta = old[1] if old is not None else {}
             doc = docs[i]
+            if doc is not None:
+                self.written.update(w for w in doc.split() if w.startswith("u"))
             if doc is None and old is not None:
                 doc = old[2]
             self.records[id_] = (stored[i].copy(), dict(meta), doc)
@@ -139,6 +143,17 @@ def _check_text(col: keeldb.Collection, model: Model) -> None:
         for w in (doc or "").split():
             if w.startswith("u"):
                 words.setdefault(w, set()).add(id_)
+    # Every acknowledged document at once: one query for every unique word ever written
+    # finds exactly the live records holding one (none deleted, replaced or lost).
+    every = set(words) | model.written
+    if every:
+        expected = set().union(*words.values()) if words else set()
+        hits = col.text_search(" ".join(sorted(every)), k=len(expected) + 10)
+        found = {h.id for h in hits}
+        assert found == expected, (
+            f"text_search for every written word: missing {sorted(expected - found)[:5]}, "
+            f"unexpected {sorted(found - expected)[:5]}"
+        )
     for w in sorted(words)[:: max(1, len(words) // 6)][:6]:
         found = {h.id for h in col.text_search(w, k=50)}
         assert found == words[w], f"text_search({w!r}) found {found}, expected {words[w]}"

@@ -61,3 +61,45 @@ def test_bad_arguments() -> None:
         Analyzer(min_token_len=0)
     with pytest.raises(InvalidArgumentError):
         Analyzer(language=None, stem=True)
+
+
+@pytest.mark.parametrize(
+    "analyzer",
+    [Analyzer(), Analyzer(language=None), Analyzer(stop_words=()), Analyzer(lowercase=False)],
+)
+def test_token_batch_is_the_per_text_terms_flat(analyzer: Analyzer) -> None:
+    # Texts with new words, repeated words, only stop words, no words at all, and a word
+    # first seen in the same batch as its repeat (learned once for the whole batch).
+    texts = [
+        "The Xylophonists' xylophones, running runners",
+        "",
+        "the and of",
+        "Zyzzogeton zyzzogeton ZYZZOGETON ab",
+        "!!! ... ",
+        "naïve café déjà-vu 東京 東京タワー",
+    ]
+    batch = analyzer.tokenize_batch(texts)
+    expected = [analyzer(t) for t in texts]
+    assert batch.counts.tolist() == [len(e) for e in expected]
+    assert batch.terms == [t for e in expected for t in e]
+    assert batch.split() == expected
+    assert analyzer.tokenize_many(texts) == expected
+    assert len(batch) == len(texts)
+    empty = analyzer.tokenize_batch([])
+    assert empty.terms == [] and empty.counts.tolist() == [] and empty.split() == []
+
+
+def test_token_batch_matches_a_reference_analysis() -> None:
+    import re
+
+    import Stemmer
+
+    from keeldb.text import ENGLISH_STOP_WORDS
+
+    stem = Stemmer.Stemmer("english").stemWord
+    texts = ["Running runners ran; the RUNS", "", "a of", "Quokkas quokka's glasses"] * 3
+
+    def reference(t: str) -> list[str]:
+        return [stem(w) for w in re.findall(r"\w\w+", t.lower()) if w not in ENGLISH_STOP_WORDS]
+
+    assert Analyzer().tokenize_batch(texts).split() == [reference(t) for t in texts]

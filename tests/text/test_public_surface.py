@@ -10,8 +10,8 @@ def test_text_all() -> None:
     assert keeldb.text.__all__ == [
         "DEFAULT_DEPTH", "DEFAULT_RRF_K", "ENGLISH_STOP_WORDS", "Analyzer", "BM25Params",
         "Chunk", "ChunkRecords", "CollectionStats", "MemPostings", "PostingsArrays",
-        "PostingsUnit", "SealedPostings", "TextHits", "bm25_search", "chunk", "chunk_records",
-        "chunk_spans", "collection_stats", "match_mask", "rrf", "weighted",
+        "PostingsUnit", "SealedPostings", "TextHits", "TokenBatch", "bm25_search", "chunk",
+        "chunk_records", "chunk_spans", "collection_stats", "match_mask", "rrf", "weighted",
     ]  # fmt: skip
     for name in keeldb.text.__all__:
         assert hasattr(keeldb.text, name)

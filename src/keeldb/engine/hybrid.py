@@ -1,18 +1,26 @@
 """Hybrid search: dense (vector) and BM25 candidates fused into one ranking.
 
 Both sides run with the same filter, each to ``depth`` candidates (``DEFAULT_DEPTH`` =
-100, measured in ``docs/text.md``), and are fused by id with
+100, measured in ``docs/text.md``), and are fused with
 :func:`keeldb.text.rrf` (default, ``rrf_k`` = ``DEFAULT_RRF_K`` = 10) or
-:func:`keeldb.text.weighted` (min-max normalised scores, distances flipped). The winners'
-metadata and documents are then read with one ``get``.
+:func:`keeldb.text.weighted` (min-max normalised scores, distances flipped).
+Both sides run on one snapshot of the collection's units (the BM25 side under the
+write lock, as :func:`keeldb.engine.text_search.bm25_top`), candidates are fused by
+(unit, row), and the winners' ids, metadata and documents are read from their units
+directly: no second lookup by id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from keeldb.engine.validation import check_k
+import numpy as np
+
+from keeldb.engine.filter_cache import compile_keyed
+from keeldb.engine.text_search import bm25_top, text_index_of
+from keeldb.engine.unit import Unit
+from keeldb.engine.validation import check_k, validate_query
 from keeldb.errors import InvalidArgumentError
 from keeldb.text.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, rrf, weighted
 from keeldb.types import Hit
@@ -69,19 +77,68 @@ def hybrid_search(
         raise InvalidArgumentError(
             "hybrid_search needs vector= (the dense query) for this collection"
         )
+    queries = validate_query(vector, col.dim, col.metric, single=True)
+    flt = compile_keyed(filter) if filter is not None else None
+    terms = text_index_of(col).analyzer(query)
     width = max(depth, k)
-    dense = col.search(vector, width, filter=filter, with_metadata=False, with_documents=False)
-    text = col.text_search(query, width, filter=filter, with_metadata=False, with_documents=False)
-    lists = [[(h.id, h.distance) for h in dense], [(h.id, h.score or 0.0) for h in text]]
+    if terms:
+        units, text = bm25_top(col, terms, width, flt)
+    else:
+        units, text = tuple(u for u in col._state.units() if u.rows), None
+    # Both sides on one snapshot of units; candidates are keyed (unit, row): a live id
+    # has one row in a snapshot, so this fuses exactly as fusing by id would.
+    dense = _dense_top(units, queries, width, col.config.ef_search, flt)
+    lists: list[list[tuple[Hashable, float]]] = [dense, []]
+    if text is not None:
+        keys = zip(text.unit.tolist(), text.row.tolist(), strict=True)
+        lists[1] = list(zip(keys, text.score.tolist(), strict=True))
     if fusion == "rrf":
         k_rrf = DEFAULT_RRF_K if rrf_k is None else rrf_k
         fused = rrf(lists, rrf_k=k_rrf, depth=width, weights=weights, k=k)
     else:
         fused = weighted(lists, higher_is_better=[False, True], weights=weights, depth=width, k=k)
-    ids = [str(key) for key, _ in fused]
-    records = col.get(ids)
+    return _fused_hits(units, fused)
+
+
+def _dense_top(
+    units: Sequence[Unit], queries: np.ndarray, width: int, ef: int, flt: Any
+) -> list[tuple[Hashable, float]]:
+    """The ``width`` nearest live (matching) rows across ``units`` for the one query in
+    ``queries``: ``[((unit, row), distance)]``, closest first (ties by unit, then row)."""
+    results = [u.search(queries, width, ef, flt) for u in units]
+    if not results:
+        return []
+    dist = np.concatenate([r.distances[0] for r in results])
+    rows = np.concatenate([r.rows[0] for r in results])
+    unit_of = np.concatenate(
+        [np.full(r.rows.shape[1], i, dtype=np.int64) for i, r in enumerate(results)]
+    )
+    ok = (rows >= 0) & np.isfinite(dist)
+    dist, rows, unit_of = dist[ok], rows[ok], unit_of[ok]
+    order = np.lexsort((rows, unit_of, dist))[:width]
+    keys = zip(unit_of[order].tolist(), rows[order].tolist(), strict=True)
+    return list(zip(keys, dist[order].tolist(), strict=True))
+
+
+def _fused_hits(units: Sequence[Unit], fused: list[tuple[Hashable, float]]) -> list[Hit]:
+    """Hits for fused ``((unit, row), score)`` pairs, best first: ids, metadata and
+    documents read from the units directly (one pass per unit). A record replaced while
+    the search ran could surface under two rows; only its best is kept."""
+    by_unit: dict[int, list[int]] = {}
+    for pos, (key, _) in enumerate(fused):
+        by_unit.setdefault(key[0], []).append(pos)  # type: ignore[index]
+    out: list[Hit | None] = [None] * len(fused)
+    for ui, slots in by_unit.items():
+        rows = [fused[i][0][1] for i in slots]  # type: ignore[index]
+        ids, metas = units[ui].payload(rows, True)
+        docs = units[ui].documents_of(rows)
+        for i, id_, meta, doc in zip(slots, ids, metas, docs, strict=True):
+            score = fused[i][1]
+            out[i] = Hit(id_, -score, meta, doc, score)
+    seen: set[str] = set()
     hits: list[Hit] = []
-    for (id_, score), rec in zip(fused, records, strict=True):
-        if rec is not None:  # deleted since the searches ran
-            hits.append(Hit(str(id_), -score, rec.metadata, rec.document, score))
+    for h in out:
+        if h is not None and h.id not in seen:
+            seen.add(h.id)
+            hits.append(h)
     return hits

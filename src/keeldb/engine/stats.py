@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from keeldb.engine.footprint import mapped_resident, memtable_parts, segment_parts, total_parts
 from keeldb.engine.state import State
+from keeldb.engine.text_index import text_stats
 from keeldb.types import CollectionStats, SegmentStats
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def collection_stats(col: Collection) -> CollectionStats:
         sum(p.resident_bytes for p in totals.values()),
         col.embedding_name,
         col.analyzer.config(),
+        text_stats(state.units()),
     )
 
 

@@ -18,8 +18,9 @@ One part per unit, as ``docs/text.md`` ("Engine integration") describes:
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,11 +28,22 @@ from keeldb.engine.derived import RowSource, register
 from keeldb.errors import InvalidArgumentError
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.manifest import CollectionConfig, SegmentEntry
-from keeldb.text.analyzer import Analyzer
+from keeldb.text.analyzer import Analyzer, TokenBatch
 from keeldb.text.persist import build_postings, load_postings, save_postings
 from keeldb.text.postings import MemPostings, PostingsUnit, SealedPostings
+from keeldb.types import TextIndexStats
 
-__all__ = ["TextIndex", "TextMemtablePart", "TextSegmentPart", "analyzer_of", "analyzer_option"]
+if TYPE_CHECKING:
+    from keeldb.engine.unit import Unit
+
+__all__ = [
+    "TextIndex",
+    "TextMemtablePart",
+    "TextSegmentPart",
+    "analyzer_of",
+    "analyzer_option",
+    "text_stats",
+]
 
 NAME = "text"
 
@@ -45,9 +57,11 @@ class TextMemtablePart:
 
     def append(self, start_row: int, count: int, prepared: Any) -> None:
         """Rows ``start_row .. start_row + count`` were appended; ``prepared`` is their
-        token lists (None: no row has a document)."""
+        token batch (None: no row has a document)."""
         assert self.postings.rows == start_row, "postings rows must equal memtable rows"
-        self.postings.append(prepared if prepared is not None else [()] * count)
+        if prepared is None:
+            prepared = TokenBatch([], np.zeros(count, dtype=np.int64))
+        self.postings.append(prepared)
 
     def kill(self, rows: np.ndarray) -> None:
         """``rows`` died (fresh, unique)."""
@@ -90,10 +104,11 @@ class TextIndex:
         self.analyzer = analyzer
 
     def prepare(self, documents: Sequence[str | None] | None) -> Any:
-        """Token lists of a batch's documents (None: the batch has none)."""
+        """The terms of a batch's documents as a :class:`~keeldb.text.TokenBatch` (None:
+        the batch has none)."""
         if documents is None:
             return None
-        return self.analyzer.tokenize_many([d or "" for d in documents])
+        return self.analyzer.tokenize_batch([d or "" for d in documents])
 
     def new_memtable_part(self) -> TextMemtablePart:
         """An empty part for a new memtable."""
@@ -154,6 +169,26 @@ def analyzer_option(text: Any) -> Analyzer:
         f"text must be a keeldb.text.Analyzer, a dict of its options, or None; got "
         f"{type(text).__name__}"
     )
+
+
+def text_stats(units: Sequence[Unit]) -> TextIndexStats | None:
+    """The full-text index's figures over ``units`` (None when they carry no text part)."""
+    parts = [u.parts[NAME] for u in units if NAME in u.parts]
+    if not parts:
+        return None
+    docs = terms = postings = memory = disk = 0
+    for part in parts:
+        p = part.postings
+        docs += p.live_docs
+        postings += p.postings
+        memory += p.memory_bytes()
+        if isinstance(p, SealedPostings):
+            terms += len(p.terms)
+            mapped = p.keepalive
+            disk += len(mapped) if isinstance(mapped, mmap.mmap) else 0
+        else:
+            terms += p.terms
+    return TextIndexStats(docs, terms, postings, memory, disk)
 
 
 def analyzer_of(config: CollectionConfig) -> Analyzer:

@@ -13,6 +13,7 @@ memtable's postings and its published rows then agree, and no row dies half-way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from keeldb.engine.text_index import NAME, TextIndex
 from keeldb.engine.unit import Unit
 from keeldb.engine.validation import check_k
 from keeldb.errors import InvalidArgumentError
+from keeldb.text.bm25 import TextHits
 from keeldb.text.bm25 import search as bm25_search
 from keeldb.text.postings import PostingsUnit
 from keeldb.types import Hit
@@ -29,7 +31,7 @@ from keeldb.types import Hit
 if TYPE_CHECKING:
     from keeldb.engine.collection import Collection
 
-__all__ = ["text_index_of", "text_search"]
+__all__ = ["bm25_top", "text_index_of", "text_search"]
 
 
 def text_index_of(col: Collection) -> TextIndex:
@@ -65,20 +67,31 @@ def text_search(
     terms = text_index_of(col).analyzer(query)
     if not terms:
         return []
+    units, found = bm25_top(col, terms, k, flt)
+    return _hits(units, found.unit, found.row, found.score, with_metadata, with_documents)
+
+
+def bm25_top(
+    col: Collection, terms: list[str], k: int, flt: Any
+) -> tuple[tuple[Unit, ...], TextHits]:
+    """The units of ``col``'s current state (those with rows) and the true top ``k`` of
+    their rows by BM25 for the analysed ``terms``, among live rows matching ``flt``
+    (None: all); ``TextHits.unit`` indexes the returned units.
+
+    Runs under the collection's write lock: the memtable's postings and its published
+    rows then agree, and no row dies half-way through the scoring. The winners' payloads
+    may be read after it (rows only ever go from live to dead)."""
     with col._locked_for_write():
-        state = col._state
-        all_units: tuple[Unit, ...] = (*state.memtables, *state.segments)
-        units = [u for u in all_units if u.rows]
+        units = tuple(u for u in col._state.units() if u.rows)
         postings = [_postings(u) for u in units]
         allowed: list[np.ndarray | None] | None = None
         if flt is not None:
             allowed = [u.live_matching(flt).mask for u in units]
-        found = bm25_search(postings, terms, k, allowed=allowed)
-        return _hits(units, found.unit, found.row, found.score, with_metadata, with_documents)
+        return units, bm25_search(postings, terms, k, allowed=allowed)
 
 
 def _hits(
-    units: list[Unit],
+    units: Sequence[Unit],
     unit_of: np.ndarray,
     rows: np.ndarray,
     scores: np.ndarray,

@@ -22,6 +22,7 @@ import base64
 import binascii
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +37,7 @@ from keeldb.types import (
     PartBytes,
     Record,
     SegmentStats,
+    TextIndexStats,
 )
 
 __all__ = [
@@ -287,6 +289,7 @@ def stats_to_wire(stats: CollectionStats) -> dict[str, Any]:
         "analyzer": stats.analyzer,
         "parts": _parts_to_wire(stats.parts),
         "resident_bytes": int(stats.resident_bytes),
+        "text": None if stats.text is None else {k: int(v) for k, v in asdict(stats.text).items()},
     }
 
 
@@ -308,10 +311,19 @@ def stats_from_wire(obj: Mapping[str, Any]) -> CollectionStats:
         for s in obj["segments"]
     ]
     fields = {
-        k: obj[k] for k in CollectionStats.__dataclass_fields__ if k != "segments" and k in obj
+        k: obj[k]
+        for k in CollectionStats.__dataclass_fields__
+        if k not in ("segments", "text") and k in obj
     }
     fields["hnsw_levels"] = _levels(fields["hnsw_levels"])
     fields["parts"] = _parts_from_wire(obj.get("parts", {}))
+    text = obj.get("text")  # absent from an older server
+    text_known = TextIndexStats.__dataclass_fields__
+    fields["text"] = (
+        None
+        if text is None
+        else TextIndexStats(**{k: v for k, v in text.items() if k in text_known})
+    )
     return CollectionStats(segments=segments, **fields)
 
 

@@ -278,6 +278,14 @@ class SegmentStatsModel(BaseModel):
     hnsw_avg_edges: float
 
 
+class TextIndexStatsModel(BaseModel):
+    documents: int
+    terms: int
+    postings: int
+    memory_bytes: int
+    disk_bytes: int
+
+
 class StatsModel(BaseModel):
     name: str
     workspace: str
@@ -290,6 +298,7 @@ class StatsModel(BaseModel):
     memory_bytes: int
     disk_bytes: int
     wal_bytes: int
+    text: TextIndexStatsModel | None = None
 
 
 class CompactionReportModel(BaseModel):

@@ -11,7 +11,7 @@
 See ``docs/text.md``.
 """
 
-from keeldb.text.analyzer import ENGLISH_STOP_WORDS, Analyzer
+from keeldb.text.analyzer import ENGLISH_STOP_WORDS, Analyzer, TokenBatch
 from keeldb.text.bm25 import BM25Params, CollectionStats, TextHits, collection_stats
 from keeldb.text.bm25 import search as bm25_search
 from keeldb.text.chunking import Chunk, ChunkRecords, chunk, chunk_records, chunk_spans
@@ -38,6 +38,7 @@ __all__ = [
     "PostingsUnit",
     "SealedPostings",
     "TextHits",
+    "TokenBatch",
     "bm25_search",
     "chunk",
     "chunk_records",

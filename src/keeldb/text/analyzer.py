@@ -14,14 +14,16 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate, chain, compress
 from typing import Any
 
+import numpy as np
 import orjson
 
 from keeldb.errors import InvalidArgumentError
 from keeldb.storage.framed import crc32c
 
-__all__ = ["ENGLISH_STOP_WORDS", "Analyzer"]
+__all__ = ["ENGLISH_STOP_WORDS", "Analyzer", "TokenBatch"]
 
 # Lucene's EnglishAnalyzer default stop set (also bm25s's "en" list): short on purpose;
 # longer lists (NLTK, SMART) remove words such as "not" or "against" that carry meaning
@@ -60,6 +62,27 @@ def _table(language: str | None, stop: frozenset[str]) -> dict[str, str]:
         with _STEM_LOCK:
             table = _TABLES.setdefault(key, {})
     return table
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBatch:
+    """The terms of a batch of texts, flat: text i's terms are
+    ``terms[sum(counts[:i]) : sum(counts[:i + 1])]``, in order, repeats kept.
+
+    The form postings are built from (:func:`keeldb.text.postings.coo_from_tokens`)
+    without a Python list per text."""
+
+    terms: list[str]
+    counts: np.ndarray  # i64, one per text
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def split(self) -> list[list[str]]:
+        """One list of terms per text."""
+        terms = self.terms
+        ends = list(accumulate(self.counts.tolist()))
+        return [terms[e - c : e] for e, c in zip(ends, self.counts.tolist(), strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,43 +147,48 @@ class Analyzer:
         return self.tokenize_many([text])[0]
 
     def tokenize_many(self, texts: Sequence[str]) -> list[list[str]]:
-        """The terms of each text (one list per text). Each word goes through a
-        per-process table word -> term ("" for a stop word), filled in C (PyStemmer) for
-        the words a batch sees for the first time."""
+        """The terms of each text (one list per text); :meth:`tokenize_batch` split."""
+        return self.tokenize_batch(texts).split()
+
+    def tokenize_batch(self, texts: Sequence[str]) -> TokenBatch:
+        """The terms of every text of ``texts``, flat, with each text's term count.
+
+        Each word goes through a per-process table word -> term ("" for a stop word); the
+        words of the batch missing from it are stemmed in one C call (PyStemmer) and
+        added. No Python code runs per word or per text: regex, lookups and filtering
+        are C-level iterations (``map``, ``itertools.compress``) and numpy."""
         findall = self._pattern().findall
-        lower = self.lowercase
-        words = [findall(t.lower() if lower else t) for t in texts]
+        n = len(texts)
+        words = list(map(findall, map(str.lower, texts) if self.lowercase else texts))
+        counts = np.fromiter(map(len, words), dtype=np.int64, count=n)
+        flat = list(chain.from_iterable(words))
         stop = self._stop
         if not stop and not self._stems:
-            return words
+            return TokenBatch(flat, counts)
         table = _table(self.language if self._stems else None, stop)
-        lookup = table.__getitem__
-        out: list[list[str]] = []
-        append = out.append
-        for ws in words:
-            try:
-                append([t for t in map(lookup, ws) if t])
-            except KeyError:
-                append(self._learn(table, ws, stop))
-        return out
-
-    def _learn(self, table: dict[str, str], words: list[str], stop: frozenset[str]) -> list[str]:
-        """The terms of ``words``, adding the words missing from ``table`` (stemmed in one
-        C call). Independent of the table's state afterwards (another thread may clear
-        it)."""
-        known = dict(zip(words, map(table.get, words), strict=True))
-        new = [w for w, t in known.items() if t is None]
-        terms = new
-        if self._stems:
-            assert self.language is not None
-            terms = _stemmer(self.language).stemWords(new)
-        fresh = {w: "" if w in stop else t for w, t in zip(new, terms, strict=True)}
-        known.update(fresh)
-        with _STEM_LOCK:
-            if len(table) > _STEM_CACHE_MAX:
-                table.clear()
-            table.update(fresh)
-        return [t for t in map(known.__getitem__, words) if t]
+        uniq = list(set(flat))
+        # Independent of the shared table's state afterwards (another thread may clear
+        # it): the batch maps through its own dict of its distinct words.
+        known = dict(zip(uniq, map(table.get, uniq), strict=True))
+        new = [w for w, t in known.items() if t is None]  # per distinct word, not per word
+        if new:
+            terms = new
+            if self._stems:
+                assert self.language is not None
+                terms = _stemmer(self.language).stemWords(new)
+            fresh = {w: "" if w in stop else t for w, t in zip(new, terms, strict=True)}
+            known.update(fresh)
+            with _STEM_LOCK:
+                if len(table) > _STEM_CACHE_MAX:
+                    table.clear()
+                table.update(fresh)
+        mapped = list(map(known.__getitem__, flat))
+        kept = list(compress(mapped, mapped))  # stop words map to "" (falsy)
+        if len(kept) != len(mapped):
+            is_term = np.fromiter(map(bool, mapped), dtype=bool, count=len(mapped))
+            text_of = np.repeat(np.arange(n, dtype=np.int64), counts)
+            counts = np.bincount(text_of[is_term], minlength=n).astype(np.int64)
+        return TokenBatch(kept, counts)
 
     # --- persistence ----------------------------------------------------------------------
 

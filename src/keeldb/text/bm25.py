@@ -24,6 +24,7 @@ term score 0 and are never returned.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -114,25 +115,26 @@ def search(
     per_unit = [u.lookup(unique_terms) for u in units]
     stats = collection_stats(units)
     n_docs = stats.live_docs
-    df = np.zeros(len(unique_terms), dtype=np.float64)
+    df = [0] * len(unique_terms)
     for u, postings in zip(units, per_unit, strict=True):
-        df += [_live_df(p, u) for p in postings]
-    idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+        df = [d + _live_df(p, u) for d, p in zip(df, postings, strict=True)]
+    # A handful of scalars: Python floats are cheaper than numpy here.
     k1, b, avgdl = params.k1, params.b, stats.avgdl
-    found_unit: list[np.ndarray] = []
-    found_row: list[np.ndarray] = []
-    found_score: list[np.ndarray] = []
+    weight = [math.log1p((n_docs - d + 0.5) / (d + 0.5)) * (k1 + 1.0) for d in df]
+    found: list[tuple[int, np.ndarray, np.ndarray]] = []
     for ui, (unit, postings) in enumerate(zip(units, per_unit, strict=True)):
         mask = None if allowed is None else allowed[ui]
-        rows, scores = _score_unit(unit, postings, idf, k1, b, avgdl, mask, k)
-        found_unit.append(np.full(len(rows), ui, dtype=np.int64))
-        found_row.append(rows)
-        found_score.append(scores)
-    if not found_row:
+        rows, scores = _score_unit(unit, postings, weight, k1, b, avgdl, mask, k)
+        if len(rows):
+            found.append((ui, rows, scores))
+    if not found:
         return empty
-    unit_a = np.concatenate(found_unit)
-    row_a = np.concatenate(found_row)
-    score_a = np.concatenate(found_score)
+    if len(found) == 1:  # one unit's top k is already sorted (score desc, row asc)
+        ui, rows, scores = found[0]
+        return TextHits(np.full(len(rows), ui, dtype=np.int64), rows, scores)
+    unit_a = np.concatenate([np.full(len(f[1]), f[0], dtype=np.int64) for f in found])
+    row_a = np.concatenate([f[1] for f in found])
+    score_a = np.concatenate([f[2] for f in found])
     order = np.lexsort((row_a, unit_a, -score_a))[:k]
     return TextHits(unit_a[order], row_a[order], score_a[order])
 
@@ -140,7 +142,7 @@ def search(
 def _score_unit(
     unit: PostingsUnit,
     postings: list[TermPostings],
-    idf: np.ndarray,
+    weight: list[float],
     k1: float,
     b: float,
     avgdl: float,
@@ -148,36 +150,50 @@ def _score_unit(
     k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The top ``k`` (rows i64, scores f64) among allowed live rows of ``unit`` with a
-    positive score, best first, ties by row."""
-    sizes = [len(p[0]) for p in postings]
-    if not sum(sizes):
+    positive score, best first, ties by row. ``weight[t]`` is ``idf(t) * (k1 + 1)``."""
+    used = [(p, w) for p, w in zip(postings, weight, strict=True) if len(p[0])]
+    if not used:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    rows = np.concatenate([p[0] for p in postings])
-    tf = np.concatenate([p[1] for p in postings]).astype(np.float64)
-    # tf * (k1 + 1) * idf / (tf + k1 * (1 - b + b * len / avgdl)) (float64)
-    denom = unit.lengths[rows].astype(np.float64)
-    denom *= k1 * b / avgdl
+    if len(used) == 1:
+        rows, tf_u = used[0][0]
+        sizes: list[int] | None = None
+    else:
+        rows = np.concatenate([p[0] for p, _ in used])
+        tf_u = np.concatenate([p[1] for p, _ in used])
+        sizes = [len(p[0]) for p, _ in used]
+    # idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl)), in float64
+    denom = unit.lengths[rows] * (k1 * b / avgdl)
+    denom += tf_u
     denom += k1 * (1.0 - b)
-    denom += tf
-    tf *= np.repeat(idf * (k1 + 1.0), sizes)
-    tf /= denom
+    part = tf_u * (np.repeat(weight_of(used), sizes) if sizes is not None else used[0][1])
+    part /= denom
     # Term-at-a-time accumulation into a dense accumulator; each posting then reads its
     # row's total, so no pass over all n rows is needed to find the candidates.
-    totals = np.bincount(rows, weights=tf, minlength=unit.rows)[rows]
+    totals = np.bincount(rows, weights=part, minlength=unit.rows)[rows]
     keep = ~unit.dead[rows] if unit.dead_count else None
     if allowed is not None:
         keep = allowed[rows] if keep is None else keep & allowed[rows]
     if keep is not None:
         rows, totals = rows[keep], totals[keep]
-    # A row occurs at most once per term, so the best len(postings) * k postings hold
-    # the best k distinct rows; take every posting scoring at least as much as the
-    # m-th best so that rows tied at the boundary are all considered.
-    m = min(len(rows), k * len(postings))
+    # A row occurs at most once per term, so the best len(used) * k postings hold the
+    # best k distinct rows; take every posting scoring at least as much as the m-th best
+    # so that rows tied at the boundary are all considered.
+    m = min(len(rows), k * len(used))
     if m < len(rows):
         threshold = np.partition(totals, len(totals) - m)[len(totals) - m]
         sel = totals >= threshold
         rows, totals = rows[sel], totals[sel]
-    cand, first = np.unique(rows, return_index=True)
-    scores = totals[first]
-    order = np.lexsort((cand, -scores))[:k]
-    return cand[order].astype(np.int64), scores[order]
+    # Sorted by (score desc, row asc), a row's postings (equal totals) are adjacent.
+    order = np.lexsort((rows, -totals))
+    rows, totals = rows[order], totals[order]
+    if sizes is not None and len(rows) > 1:
+        first = np.empty(len(rows), dtype=bool)
+        first[0] = True
+        np.not_equal(rows[1:], rows[:-1], out=first[1:])
+        rows, totals = rows[first], totals[first]
+    return rows[:k].astype(np.int64), totals[:k]
+
+
+def weight_of(used: list[tuple[TermPostings, float]]) -> list[float]:
+    """The per-term weights of ``used`` (term postings, weight) pairs."""
+    return [w for _, w in used]

@@ -22,7 +22,7 @@ __all__ = ["build_postings", "load_or_rebuild", "load_postings", "save_postings"
 
 def build_postings(documents: Sequence[str | None], analyzer: Analyzer) -> SealedPostings:
     """Postings of ``documents`` (row i = documents[i]; None = no document)."""
-    return SealedPostings.build(analyzer.tokenize_many([d or "" for d in documents]))
+    return SealedPostings.build(analyzer.tokenize_batch([d or "" for d in documents]))
 
 
 def save_postings(

@@ -19,6 +19,7 @@ Within a unit a term's postings are sorted by row and hold each row at most once
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from itertools import chain, islice
 from typing import Protocol
 
 import numpy as np
+
+from keeldb.text.analyzer import TokenBatch
 
 __all__ = [
     "MemPostings",
@@ -71,27 +74,32 @@ class PostingsUnit(Protocol):
 
 
 def coo_from_tokens(
-    token_lists: Sequence[Sequence[str]], vocab: dict[str, int], first_row: int = 0
+    token_lists: Sequence[Sequence[str]] | TokenBatch, vocab: dict[str, int], first_row: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Postings of rows ``first_row + i`` holding ``token_lists[i]``.
+    """Postings of rows ``first_row + i`` holding ``token_lists[i]`` (a list of terms per
+    row, or a :class:`~keeldb.text.analyzer.TokenBatch`).
 
     New terms are added to ``vocab`` (term -> id, ids dense from ``len(vocab)``). Returns
     ``(term_ids i64, rows u32, tf u32, lengths u32)``; the triples are sorted by
     (term id, row) and unique.
     """
-    lengths = np.fromiter(map(len, token_lists), dtype=np.uint32, count=len(token_lists))
-    total = int(lengths.sum(dtype=np.int64))
+    if isinstance(token_lists, TokenBatch):
+        flat: Sequence[str] = token_lists.terms
+        counts = token_lists.counts
+    else:
+        counts = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        flat = list(chain.from_iterable(token_lists))
+    lengths = counts.astype(np.uint32)
+    total = len(flat)
     if total == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, _EMPTY_U32, _EMPTY_U32, lengths
     # Term ids through C-level iteration (dict.fromkeys, map): no Python code per token.
     # (Per distinct term of the batch, in first-seen order; never a pass over ``vocab``.)
-    for t in [t for t in dict.fromkeys(chain.from_iterable(token_lists)) if t not in vocab]:
+    for t in [t for t in dict.fromkeys(flat) if t not in vocab]:
         vocab[t] = len(vocab)
-    tids = np.fromiter(
-        map(vocab.__getitem__, chain.from_iterable(token_lists)), dtype=np.int64, count=total
-    )
-    rows = np.repeat(np.arange(first_row, first_row + len(token_lists), dtype=np.int64), lengths)
+    tids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=total)
+    rows = np.repeat(np.arange(first_row, first_row + len(counts), dtype=np.int64), counts)
     keys, tf = np.unique((tids << 32) | rows, return_counts=True)
     return keys >> 32, (keys & 0xFFFFFFFF).astype(np.uint32), tf.astype(np.uint32), lengths
 
@@ -168,6 +176,7 @@ class SealedPostings:
         self._vocab_lock = threading.Lock()
         self._dead = _DeadRows(arrays.lengths, len(arrays.lengths))
         self.keepalive: object = None  # e.g. the memory map the arrays view
+        self._terms_bytes: int | None = None
 
     @classmethod
     def from_arrays(cls, arrays: PostingsArrays) -> SealedPostings:
@@ -175,7 +184,7 @@ class SealedPostings:
         return cls(arrays)
 
     @classmethod
-    def build(cls, token_lists: Sequence[Sequence[str]]) -> SealedPostings:
+    def build(cls, token_lists: Sequence[Sequence[str]] | TokenBatch) -> SealedPostings:
         """Postings of rows ``0..len(token_lists)-1`` holding the given terms."""
         vocab: dict[str, int] = {}
         tids, rows, tf, lengths = coo_from_tokens(token_lists, vocab)
@@ -278,6 +287,29 @@ class SealedPostings:
         """Mark ``rows`` dead (idempotent; already-dead rows are ignored)."""
         self._dead.kill(rows, self._lengths, self.rows)
 
+    @property
+    def postings(self) -> int:
+        """Postings held (one per distinct term of each row)."""
+        return len(self.arrays.post_rows)
+
+    def array_bytes(self) -> int:
+        """Bytes of the postings arrays (offsets, rows, tf, lengths): memory-mapped from
+        the segment's ``.post`` file when :attr:`keepalive` holds the map."""
+        a = self.arrays
+        return int(a.term_offsets.nbytes + a.post_rows.nbytes + a.post_tf.nbytes + a.lengths.nbytes)
+
+    def memory_bytes(self) -> int:
+        """Estimated bytes on the heap: the vocabulary (its strings, and the term -> id
+        table once a query built it), the dead-row mask, and the arrays unless they are
+        mapped from a file."""
+        if self._terms_bytes is None:  # immutable: counted once
+            terms = self.arrays.terms
+            self._terms_bytes = sys.getsizeof(terms) + sum(map(sys.getsizeof, terms))
+        vocab = self._vocab
+        table = sys.getsizeof(vocab) if vocab is not None else 0
+        arrays = 0 if self.keepalive is not None else self.array_bytes()
+        return int(self._terms_bytes + table + self._dead.dead.nbytes + arrays)
+
     def _vocabulary(self) -> dict[str, int]:
         vocab = self._vocab
         if vocab is None:
@@ -376,6 +408,7 @@ class MemPostings:
     def __init__(self) -> None:
         self._vocab: dict[str, int] = {}
         self._terms: list[str] = []
+        self._terms_bytes = 0  # of the strings in _terms
         e64 = np.zeros(1, dtype=np.int64)
         self._state = _MemState(
             0, np.zeros(1024, np.uint32), e64, _EMPTY_U32, _EMPTY_U32,
@@ -385,7 +418,7 @@ class MemPostings:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def append(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+    def append(self, token_lists: Sequence[Sequence[str]] | TokenBatch) -> np.ndarray:
         """Add one row per token list; returns their row numbers (i64). A row with no
         terms (no document, or only stop words) gets length 0 and no postings."""
         s = self._state
@@ -393,7 +426,9 @@ class MemPostings:
         tids, rows, tf, lens = coo_from_tokens(token_lists, self._vocab, first)
         n_new = len(self._vocab) - len(self._terms)
         if n_new:  # the newest keys, without walking the whole vocabulary
-            self._terms.extend(list(islice(reversed(self._vocab), n_new))[::-1])
+            new_terms = list(islice(reversed(self._vocab), n_new))[::-1]
+            self._terms.extend(new_terms)
+            self._terms_bytes += sum(map(sys.getsizeof, new_terms))
         n_rows = first + len(lens)
         lengths = _ensure(s.lengths, n_rows)
         lengths[first:n_rows] = lens
@@ -429,6 +464,26 @@ class MemPostings:
         """Mark ``rows`` dead (idempotent)."""
         s = self._state
         self._dead.kill(rows, s.lengths, s.n_rows)
+
+    @property
+    def postings(self) -> int:
+        """Postings held (one per distinct term of each row)."""
+        s = self._state
+        return len(s.base_rows) + s.tail_n
+
+    @property
+    def terms(self) -> int:
+        """Distinct terms seen."""
+        return len(self._terms)
+
+    def memory_bytes(self) -> int:
+        """Estimated bytes on the heap: the postings buffers (capacity), lengths and dead
+        mask, and the vocabulary (strings, list and term -> id table)."""
+        s = self._state
+        buffers = (s.lengths, s.base_off, s.base_rows, s.base_tf, s.tail_tid, s.tail_row,
+                   s.tail_tf, self._dead.dead)  # fmt: skip
+        vocab = self._terms_bytes + sys.getsizeof(self._terms) + sys.getsizeof(self._vocab)
+        return int(sum(b.nbytes for b in buffers) + vocab)
 
     # --- PostingsUnit ----------------------------------------------------------------------
 
