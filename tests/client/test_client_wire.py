@@ -99,7 +99,7 @@ def test_stats_from_a_newer_server_ignore_fields_this_client_does_not_know() -> 
 def test_stats_text_round_trips_and_is_none_from_an_older_server() -> None:
     seg = SegmentStats(0, "hnsw", 9, 9, 0, 100, 200, {0: 9}, 7.5)
     text = TextIndexStats(documents=8, terms=30, postings=55, memory_bytes=4096, disk_bytes=900)
-    stats = CollectionStats("c", "w", 9, 0, [seg], "hnsw", {0: 9}, 7.5, 200, 100, 64, text)
+    stats = CollectionStats("c", "w", 9, 0, [seg], "hnsw", {0: 9}, 7.5, 200, 100, 64, text=text)
     obj = json.loads(json.dumps(wire.stats_to_wire(stats)))
     assert wire.stats_from_wire(obj) == stats
     del obj["text"]  # a server from before the field
