@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from keeldb.errors import RemoteError
 from keeldb.protocol import calls
 from keeldb.protocol.api import collection_path
-from keeldb.protocol.calls import Call
+from keeldb.protocol.calls import Call, analyzer_of_info
 from keeldb.transport import CONNECT_RETRIES
+
+if TYPE_CHECKING:
+    from keeldb.embeddings.base import EmbeddingFunction
 from keeldb.types import (
     BackupReport,
     CollectionInfo,
@@ -99,7 +102,7 @@ class AsyncClient:
     async def create_collection(
         self,
         name: str,
-        dim: int,
+        dim: int | None = None,
         metric: str = "cosine",
         *,
         workspace: str = "default",
@@ -107,11 +110,23 @@ class AsyncClient:
         ef_construction: int = 200,
         ef_search: int = 64,
         exist_ok: bool = False,
+        embedding: EmbeddingFunction | None = None,
+        text: Any = None,
         quantization: str | None = None,
     ) -> AsyncRemoteCollection:
         """As :meth:`keeldb.Client.create_collection`."""
         call = calls.create_collection(
-            name, dim, metric, workspace, m, ef_construction, ef_search, exist_ok, quantization
+            name,
+            dim,
+            metric,
+            workspace,
+            m,
+            ef_construction,
+            ef_search,
+            exist_ok,
+            embedding,
+            text,
+            quantization,
         )
         return AsyncRemoteCollection(self, await self._run(call))
 
@@ -166,12 +181,14 @@ class AsyncRemoteCollection:
         self.workspace = info.workspace
         self.dim = info.dim
         self.metric = info.metric
+        self.embedding_name = info.embedding  # the server's embedding function, if any
+        self.analyzer = analyzer_of_info(info.analyzer)  # the full-text analyser
         self._path = collection_path(info.name, info.workspace)
 
     async def upsert(
         self,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         metadata: Sequence[dict[str, Any] | None] | None = None,
         *,
         documents: Sequence[str | None] | None = None,

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from keeldb.protocol import calls
 from keeldb.protocol.api import collection_path
-from keeldb.protocol.calls import Call
+from keeldb.protocol.calls import Call, analyzer_of_info
 from keeldb.transport import HttpxTransport, PooledTransport, Transport
+
+if TYPE_CHECKING:
+    from keeldb.embeddings.base import EmbeddingFunction
 from keeldb.types import (
     BackupReport,
     CollectionInfo,
@@ -91,7 +94,7 @@ class Client:
     def create_collection(
         self,
         name: str,
-        dim: int,
+        dim: int | None = None,
         metric: str = "cosine",
         *,
         workspace: str = "default",
@@ -99,16 +102,34 @@ class Client:
         ef_construction: int = 200,
         ef_search: int = 64,
         exist_ok: bool = False,
+        embedding: EmbeddingFunction | None = None,
+        text: Any = None,
         quantization: str | None = None,
     ) -> RemoteCollection:
         """Create a collection (as ``Database.create_collection``) and return it.
+
+        ``embedding`` (an :class:`~keeldb.embeddings.EmbeddingFunction`) is sent as its
+        name and config: the server re-creates it through its registry (400
+        ``EmbeddingFunctionError``/``InvalidArgumentError`` when the server does not know
+        the name or cannot create it); ``dim`` may then be omitted. ``text``: the
+        full-text analyser (an :class:`~keeldb.text.Analyzer` or a dict of its options).
 
         Raises :class:`~keeldb.errors.AlreadyExistsError` when it exists and ``exist_ok``
         is false (or its parameters differ), :class:`InvalidArgumentError` for bad
         parameters or names (names are checked before sending, with the engine's rule).
         """
         call = calls.create_collection(
-            name, dim, metric, workspace, m, ef_construction, ef_search, exist_ok, quantization
+            name,
+            dim,
+            metric,
+            workspace,
+            m,
+            ef_construction,
+            ef_search,
+            exist_ok,
+            embedding,
+            text,
+            quantization,
         )
         return RemoteCollection(self, self._run(call))
 
@@ -170,12 +191,14 @@ class RemoteCollection:
         self.workspace = info.workspace
         self.dim = info.dim
         self.metric = info.metric
+        self.embedding_name = info.embedding  # the server's embedding function, if any
+        self.analyzer = analyzer_of_info(info.analyzer)  # the full-text analyser
         self._path = collection_path(info.name, info.workspace)
 
     def upsert(
         self,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         metadata: Sequence[dict[str, Any] | None] | None = None,
         *,
         documents: Sequence[str | None] | None = None,
@@ -183,6 +206,8 @@ class RemoteCollection:
         """Insert or replace records ``ids[i] -> vectors[i]`` with ``metadata[i]`` and
         ``documents[i]`` (the record's text, indexed for :meth:`text_search`; None, for
         the whole list or an entry, keeps an existing record's document, as metadata).
+        ``vectors`` None: the collection's embedding function (on the server) computes
+        them from the documents, every record needing a str document.
 
         Returns once the server acknowledged them (durable per its durability mode). The
         batch is applied entirely or not at all; raises ``InvalidArgumentError`` /
@@ -235,7 +260,9 @@ class RemoteCollection:
         with_documents: bool = True,
     ) -> list[Hit]:
         """The ``k`` nearest records to ``vector``, closest first (see the embedded
-        ``Collection.search``); ``with_documents=False`` leaves each hit's document None."""
+        ``Collection.search``); ``with_documents=False`` leaves each hit's document None.
+        ``vector`` may be a string when the collection has an embedding function (the
+        server embeds it; 400 when it has none)."""
         call = calls.search(self._path, vector, k, ef, filter, exact, with_metadata, with_documents)
         return self._client._run(call)
 
@@ -250,7 +277,8 @@ class RemoteCollection:
         with_metadata: bool = True,
         with_documents: bool = True,
     ) -> list[list[Hit]]:
-        """:meth:`search` for each row of ``vectors``, in one request."""
+        """:meth:`search` for each row of ``vectors`` (or each string of a list of
+        strings, embedded by the server), in one request."""
         call = calls.search_batch(
             self._path, vectors, k, ef, filter, exact, with_metadata, with_documents
         )

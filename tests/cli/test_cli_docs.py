@@ -35,6 +35,7 @@ def test_the_expected_commands_exist() -> None:
         "stats",
         "text-search",
         "hybrid-search",
+        "search",
         "check",
         "compact",
         "backup",

@@ -111,8 +111,9 @@ def test_hybrid_search_with_a_vector_or_like_a_record(
     assert code == 1 and "no record 'nope'" in err
     code, _, err = run(capsys, "hybrid-search", db, "docs", "dog", "--vector", "[0, 1")
     assert code == 2 and "--vector" in err
-    with pytest.raises(SystemExit):  # one of --vector / --like is required
-        main(["hybrid-search", db, "docs", "dog"])
+    # neither --vector nor --like: only a collection with an embedding function can
+    code, _, err = run(capsys, "hybrid-search", db, "docs", "dog")
+    assert code == 1 and "needs vector=" in err
 
 
 def test_text_and_hybrid_search_on_a_server_url(

@@ -42,11 +42,16 @@ def test_create_refuses_values_of_the_wrong_json_type(api: Any, field: str, valu
     assert api.get("/v1/collections").json() == {"collections": []}
 
 
-def test_openapi_says_dim_is_required_without_a_default(api: Any) -> None:
+def test_dim_is_an_integer_required_unless_an_embedding_function_gives_it(api: Any) -> None:
+    # Issue 14: dim may be omitted when an embedding function is named (it has a dim);
+    # without one, leaving it out is a 400 (never a default dimension).
     schema = api.get("/openapi.json").json()["components"]["schemas"]["CreateCollectionRequest"]
-    assert "dim" in schema["required"]
-    assert "default" not in schema["properties"]["dim"]
-    assert schema["properties"]["dim"]["type"] == "integer"
+    types = {t.get("type") for t in schema["properties"]["dim"]["anyOf"]}
+    assert types == {"integer", "null"}
+    assert "required unless embedding" in schema["properties"]["dim"]["description"]
+    message = assert_error(api.put(f"{COL}/y", json={}), 400, "invalid_argument")["message"]
+    assert "needs dim" in message
+    assert api.get("/v1/collections").json() == {"collections": []}
 
 
 def test_a_403_says_in_words_what_the_key_may_not_do(make_api: Any) -> None:

@@ -127,3 +127,41 @@ def test_malformed_text_requests_are_400(
     resp = api_docs.post(f"{COL}/c/{route}", json=body)
     err = assert_error(resp, 400, "invalid_argument")
     assert message in err["message"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        {"min_token_len": "a"},  # a ValueError from int()
+        {"name": "standard", "options": 5},  # was a TypeError: a 500
+        {"foo": 1},
+    ],
+)
+def test_a_bad_analyser_config_is_a_400_and_creates_nothing(api: Any, text: Any) -> None:
+    resp = api.put(f"{COL}/t", json={"dim": 2, "text": text})
+    assert_error(resp, 400, "invalid_argument")
+    assert api.get("/v1/collections").json() == {"collections": []}
+
+
+def test_an_unknown_embedding_function_is_a_400_naming_it(api: Any) -> None:
+    resp = api.put(f"{COL}/t", json={"embedding": {"name": "nope", "config": {}}})
+    message = assert_error(resp, 400, "invalid_argument")["message"]
+    assert "unknown embedding function 'nope'" in message and "minilm" in message
+    bad = api.put(f"{COL}/t", json={"embedding": {"name": "minilm", "config": {"bogus": 1}}})
+    assert (
+        "embedding function 'minilm' is unavailable"
+        in assert_error(bad, 400, "invalid_argument")["message"]
+    )
+    assert api.get("/v1/collections").json() == {"collections": []}
+
+
+def test_string_queries_on_a_collection_without_an_embedding_function_are_400(
+    api_docs: Any,
+) -> None:
+    for route, body in (
+        ("search", {"vector": "words"}),
+        ("explain", {"vector": "words"}),
+        ("search_batch", {"vectors": ["words"]}),
+        ("upsert", {"ids": ["z"], "documents": ["words"]}),
+    ):
+        assert_error(api_docs.post(f"{COL}/c/{route}", json=body), 400, "invalid_argument")

@@ -68,7 +68,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
         )
     )
     args = ["--keys-file", str(keys), "--backup-dir", str(root / "backups")]
-    with ServerProcess(root / "db", args=args) as server:
+    # The test embedding function (test-word-hash) of tests/client, for the text
+    # (embedding) search: the server imports its module.
+    args += ["--embeddings-module", "wordhash_embedding"]
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "client")}
+    with ServerProcess(root / "db", args=args, env=env) as server:
         yield server, fill(server.url)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))  # wordhash_embedding
 
 from ui_util import (  # noqa: E402  (importlib mode: this directory is put on sys.path)
     ADMIN_KEY,
@@ -30,6 +31,7 @@ from ui_util import (  # noqa: E402  (importlib mode: this directory is put on s
     XSS_SCRIPT,
     Dataset,
 )
+from wordhash_embedding import WordHash  # noqa: E402
 
 import keeldb  # noqa: E402
 from keeldb.server.testing import ServerProcess  # noqa: E402
@@ -331,6 +333,68 @@ def test_full_text_and_hybrid_search_show_the_expected_top_hit(
     assert set(hybrid[:2]) == {"p07", "p13"}  # the dense and the text side's winners
     assert "reciprocal-rank fusion" in by_id(browser, "search-stats").text
     screenshot("collection-hybrid-search")
+
+
+ARTICLES = [
+    "the quick brown fox jumps",
+    "lazy dogs sleep all day",
+    "a quick dog runs home",
+    "vector databases store embeddings",
+    "full text search finds rare terms",
+]
+
+
+def test_text_search_through_the_embedding_function_shows_the_expected_top_hit(
+    browser: Any, live: Live, screenshot: Any
+) -> None:
+    """A collection with an embedding function: the overview and the collection page name
+    it and the analyser; "text (embedding)" searches by meaning, and hybrid search needs
+    no vector (the server embeds the words)."""
+    from selenium.webdriver.common.by import By
+
+    server, _ = live
+    client = keeldb.Client(server.url, api_key=ADMIN_KEY)
+    col = client.create_collection("articles", embedding=WordHash())
+    try:
+        ids = [f"a{i}" for i in range(len(ARTICLES))]
+        col.upsert(ids, documents=ARTICLES)
+        expected = col.search("quick fox", k=5)
+        expected_hybrid = col.hybrid_search("quick dog", 5)
+        assert expected[0].id == "a0" and expected_hybrid[0].id == "a2"
+
+        sign_in(browser, server.url, READ_ONLY_KEY)
+        overview_rows(browser)
+        row = browser.find_element(
+            By.CSS_SELECTOR, '#collections tr[data-collection="default/articles"]'
+        )
+        assert row.find_element(By.CSS_SELECTOR, "td.embedding").text == "test-word-hash"
+        assert row.find_element(By.CSS_SELECTOR, "td.analyzer").text == "standard (english)"
+        other = browser.find_element(
+            By.CSS_SELECTOR, '#collections tr[data-collection="default/products"]'
+        )
+        assert other.find_element(By.CSS_SELECTOR, "td.embedding").text == "—"
+        screenshot("overview-embedding")
+
+        open_collection(browser, server.url, "default", "articles")
+        assert "test-word-hash" in by_id(browser, "col-facts").text
+        choose_mode(browser, "embedding")
+        assert by_id(browser, "search-ef").is_enabled()  # a dense search: HNSW steering applies
+        by_id(browser, "mode-embedding-query").send_keys("quick fox")
+        by_id(browser, "search-button").click()
+        found = wait_for_hits(browser)
+        assert found == [h.id for h in expected] and found[0] == "a0"
+        assert hit_documents(browser)[0] == ARTICLES[0]
+        screenshot("collection-embedding-search")
+
+        choose_mode(browser, "hybrid")
+        by_id(browser, "mode-hybrid-query").send_keys("quick dog")
+        by_id(browser, "search-button").click()
+        hybrid = wait_for_hits(browser, found)
+        assert hybrid == [h.id for h in expected_hybrid] and hybrid[0] == "a2"
+        assert by_id(browser, "search-error").text == ""
+    finally:
+        client.drop_collection("articles")
+        client.close()
 
 
 def test_markup_in_a_document_renders_as_text_and_runs_nothing(

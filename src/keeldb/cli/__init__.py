@@ -1,7 +1,7 @@
 """The ``keeldb`` command: a thin layer over the library (see docs/cli.md).
 
 Subcommands: ``serve``, ``import``, ``export``, ``info``, ``stats``, ``text-search``,
-``hybrid-search``, ``check``, ``compact``, ``backup``, ``restore``, ``repair``. Only
+``hybrid-search``, ``search``, ``check``, ``compact``, ``backup``, ``restore``, ``repair``. Only
 ``serve`` needs FastAPI/uvicorn (imported when it runs); every other command, including
 one aimed at a server URL (through :class:`keeldb.Client`, which needs no extra), works
 with the base install.

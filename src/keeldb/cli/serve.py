@@ -8,7 +8,7 @@ from typing import Any
 from keeldb.cli.common import CliError, positive_int
 from keeldb.errors import InvalidArgumentError
 
-__all__ = ["add_parser", "run_serve"]
+__all__ = ["add_parser", "import_embedding_modules", "run_serve"]
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -31,6 +31,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ) from exc
     from keeldb.server.runner import serve
 
+    import_embedding_modules(args.embeddings_module or [])
     database = _open_sharded(args)
     config = ServerConfig(
         keys=ServerConfig.collect_keys(args.api_key, args.keys_file),
@@ -66,6 +67,23 @@ def run_serve(args: argparse.Namespace) -> int:
         if database is not None:
             database.close()  # idempotent: normally the server's shutdown closed it
     return 0
+
+
+def import_embedding_modules(modules: list[str]) -> None:
+    """Import each module named by ``--embeddings-module`` so the embedding functions it
+    registers (``keeldb.embeddings.register``) are in the server's registry: collections
+    created over HTTP name a function, and the server re-creates it from its registry.
+    A module that cannot be imported is a usage error (exit status 2)."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any failure of the user's module: report it, do not serve
+            raise CliError(
+                f"--embeddings-module {module}: cannot import it: {type(exc).__name__}: {exc}",
+                exit_code=2,
+            ) from exc
 
 
 def _open_sharded(args: argparse.Namespace) -> Any:
@@ -214,6 +232,14 @@ def _add_process_options(p: Any) -> None:
         help="log level (default: info)",
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--embeddings-module",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE (repeatable) before serving, so the embedding functions it "
+        "registers with keeldb.embeddings.register can be named by collections (the "
+        "shipped ones, e.g. minilm, are always registered)",
+    )
     p.add_argument(
         "--ray",
         action="store_true",

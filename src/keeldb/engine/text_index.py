@@ -162,9 +162,13 @@ def analyzer_option(text: Any) -> Analyzer:
     if isinstance(text, Analyzer):
         return text
     if isinstance(text, dict):
-        if "name" in text:
-            return Analyzer.from_config(text)
-        return Analyzer.from_config({"name": "standard", "options": text})
+        config = text if "name" in text else {"name": "standard", "options": text}
+        try:
+            return Analyzer.from_config(config)
+        except InvalidArgumentError:
+            raise
+        except (TypeError, ValueError, AttributeError) as exc:  # e.g. "options": 5
+            raise InvalidArgumentError(f"invalid analyser config {text!r}: {exc}") from exc
     raise InvalidArgumentError(
         f"text must be a keeldb.text.Analyzer, a dict of its options, or None; got "
         f"{type(text).__name__}"

@@ -26,7 +26,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
+from keeldb.embeddings.base import EmbeddingFunction
+from keeldb.engine.embedder import is_text_batch
 from keeldb.engine.hybrid import check_fusion
+from keeldb.engine.text_index import analyzer_option
 from keeldb.engine.validation import check_name, validate_documents
 from keeldb.errors import (
     ClosedError,
@@ -45,6 +48,7 @@ from keeldb.protocol.api import (
     collection_path,
     workspace_path,
 )
+from keeldb.text.analyzer import Analyzer
 from keeldb.types import (
     BackupReport,
     CollectionInfo,
@@ -241,28 +245,67 @@ def metrics() -> Call[str]:
 
 def create_collection(
     name: str,
-    dim: int,
+    dim: int | None,
     metric: str,
     workspace: str,
     m: int,
     ef_construction: int,
     ef_search: int,
     exist_ok: bool,
+    embedding: Any = None,
+    text: Any = None,
     quantization: str | None = None,
 ) -> Call[CollectionInfo]:
-    """``PUT`` the collection with its parameters; the answer is its info
-    (``quantization`` is sent only when given, so older servers still accept the call)."""
+    """``PUT`` the collection with its parameters; the answer is its info.
+
+    ``embedding`` (an :class:`~keeldb.embeddings.EmbeddingFunction`) goes on the wire as
+    its ``{"name", "config"}``: the server re-creates it through its own registry.
+    ``dim`` None is sent only with an embedding function (the server takes its dim).
+    ``text`` (an :class:`~keeldb.text.Analyzer` or a dict of its options) goes as a dict.
+    ``quantization`` is sent only when given, so older servers still accept the call.
+    """
     body: dict[str, Any] = {
-        "dim": dim,
         "metric": metric,
         "m": m,
         "ef_construction": ef_construction,
         "ef_search": ef_search,
         "exist_ok": exist_ok,
     }
+    if embedding is not None:
+        body["embedding"] = _embedding_spec(embedding)
+        if dim is not None and dim != embedding.dim:
+            raise InvalidArgumentError(
+                f"dim {dim!r} differs from the embedding function's dim {embedding.dim}"
+            )
+    elif dim is None:
+        raise InvalidArgumentError("create_collection needs dim (or an embedding function)")
+    if dim is not None:
+        body["dim"] = dim
+    if text is not None:
+        body["text"] = analyzer_option(text).config()
     if quantization is not None:
         body["quantization"] = quantization
     return Call("PUT", _path(name, workspace), body, wire.info_from_wire)
+
+
+def analyzer_of_info(config: dict[str, Any] | None) -> Analyzer:
+    """A remote collection's analyser from its info's ``analyzer`` config (the default
+    analyser when a server does not send one)."""
+    return Analyzer() if config is None else Analyzer.from_config(config)
+
+
+def _embedding_spec(fn: Any) -> dict[str, Any]:
+    """``{"name", "config"}`` of an embedding function, for the server's registry (the
+    name need not be registered in the client's process: the server's registry decides,
+    answering 400 for an unknown one)."""
+    if not isinstance(fn, EmbeddingFunction):
+        raise InvalidArgumentError(
+            f"embedding must be a keeldb.embeddings.EmbeddingFunction, got {type(fn).__name__}"
+        )
+    config = fn.config()
+    if not isinstance(config, dict):
+        raise InvalidArgumentError(f"config() of embedding function {fn.name!r} is not a dict")
+    return {"name": fn.name, "config": config}
 
 
 def get_collection(name: str, workspace: str) -> Call[CollectionInfo]:
@@ -324,8 +367,20 @@ def _upsert_body(
     metadata: Sequence[dict[str, Any] | None] | None,
     documents: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
+    """The body of an upsert; ``vectors`` None (the server's embedding function computes
+    them from the documents) leaves the field out, and then every record needs a
+    document (checked before sending, as embedded)."""
     id_list = list(ids)
-    body: dict[str, Any] = {"ids": id_list, "vectors": wire.encode_array(_as_matrix(vectors))}
+    body: dict[str, Any] = {"ids": id_list}
+    if vectors is None:
+        docs = validate_documents(documents, len(id_list))
+        if id_list and (docs is None or any(d is None for d in docs)):
+            raise InvalidArgumentError(
+                "upsert without vectors needs a str document for every record "
+                "(the collection's embedding function computes the vectors from them)"
+            )
+    else:
+        body["vectors"] = wire.encode_array(_as_matrix(vectors))
     if metadata is not None:
         body["metadata"] = list(metadata)
     if documents is not None:
@@ -376,9 +431,11 @@ def search(
     with_metadata: bool,
     with_documents: bool = True,
 ) -> Call[list[Hit]]:
-    """The ``k`` nearest records to one vector."""
+    """The ``k`` nearest records to one vector, or to a string query (sent as is: the
+    server's embedding function embeds it)."""
+    query = vector if isinstance(vector, str) else wire.encode_array(_as_matrix(vector).reshape(-1))
     body = {
-        "vector": wire.encode_array(_as_matrix(vector).reshape(-1)),
+        "vector": query,
         "k": k,
         "ef": ef,
         "filter": filter,
@@ -405,8 +462,10 @@ def search_batch(
     with_metadata: bool,
     with_documents: bool = True,
 ) -> Call[list[list[Hit]]]:
-    """One hit list per row of ``vectors``, in one request."""
-    body = {"vectors": wire.encode_array(_as_matrix(vectors)), "k": k, "ef": ef, "filter": filter}
+    """One hit list per row of ``vectors`` (or per string of a non-empty list of
+    strings, sent as is for the server's embedding function), in one request."""
+    queries = list(vectors) if is_text_batch(vectors) else wire.encode_array(_as_matrix(vectors))
+    body = {"vectors": queries, "k": k, "ef": ef, "filter": filter}
     return collection_call(
         path,
         "search_batch",
@@ -510,14 +569,22 @@ class StagedTransaction:
     def upsert(
         self,
         ids: Sequence[str],
-        vectors: Any,
+        vectors: Any = None,
         metadata: Sequence[dict[str, Any] | None] | None = None,
         *,
         documents: Sequence[str | None] | None = None,
     ) -> None:
-        """Stage an upsert (same contract as :meth:`Collection.upsert`)."""
+        """Stage an upsert (same contract as :meth:`Collection.upsert`; ``vectors`` None:
+        the server's embedding function computes them from ``documents``)."""
         self._check()
         id_list = _id_list(ids)
+        if vectors is None:  # computed on the server from the documents
+            if metadata is not None and len(metadata) != len(id_list):
+                raise InvalidArgumentError(f"got {len(id_list)} ids but {len(metadata)} metadata")
+            if not id_list:
+                return
+            self._stage({"op": "upsert", **_upsert_body(id_list, None, metadata, documents)})
+            return
         matrix = _as_matrix(vectors)
         if matrix.size == 0 and not id_list:
             matrix = matrix.reshape(0, self._dim)
@@ -538,7 +605,9 @@ class StagedTransaction:
         validate_documents(documents, len(id_list))
         if not id_list:
             return  # an empty batch is a no-op, as embedded
-        op = {"op": "upsert", **_upsert_body(id_list, matrix, metadata, documents)}
+        self._stage({"op": "upsert", **_upsert_body(id_list, matrix, metadata, documents)})
+
+    def _stage(self, op: dict[str, Any]) -> None:
         encode_body(Call("POST", "", op, _ignore))  # not JSON: refused now, not at commit
         self._ops.append(op)
 

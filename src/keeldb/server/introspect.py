@@ -130,7 +130,8 @@ def add_introspection_routes(router: APIRouter, state: ServerState) -> None:
     @requires("read")
     @collection_body(SearchRequest)
     async def explain(ws: str, name: str, body: SearchRequest) -> Response:
-        """A ``search`` (same body, same limits) answered with its hits and the engine's
+        """A ``search`` (same body, same limits; ``vector`` may be a string for a
+        collection with an embedding function) answered with its hits and the engine's
         stats for it: the plan in each segment, engine time, distance computations."""
         check_k(body.k, cfg)
         check_ef(body.ef, cfg)
@@ -148,7 +149,8 @@ def add_introspection_routes(router: APIRouter, state: ServerState) -> None:
             options["with_documents"] = False
 
         def work() -> dict[str, Any]:
-            vector = wire.decode_vector(plain)
+            # a string is a text query, embedded by the collection's embedding function
+            vector = plain if isinstance(plain, str) else wire.decode_vector(plain)
             return _search_with_stats(db.get_collection(name, workspace=ws), vector, options)
 
         return await state.run_json(work)

@@ -22,6 +22,7 @@ __all__ = [
     "DeleteRequest",
     "DeleteResponse",
     "DroppedResponse",
+    "EmbeddingSpec",
     "EncodedArray",
     "ErrorResponse",
     "GetRequest",
@@ -86,6 +87,13 @@ class HealthResponse(BaseModel):
     version: str
 
 
+class EmbeddingSpec(_Request):
+    """An embedding function as the manifest records it."""
+
+    name: StrictStr = Field(description="its registered name, e.g. minilm")
+    config: dict[str, Any] = Field(default_factory=dict, description="its constructor's options")
+
+
 class CreateCollectionRequest(_Request):
     """Parameters of ``create_collection``; the name and workspace come from the path.
 
@@ -93,7 +101,9 @@ class CreateCollectionRequest(_Request):
     and booleans: ``"3"`` or ``3.0`` for ``dim`` is a 400, never coerced (issue 17).
     """
 
-    dim: StrictInt = Field(description="vector length (required)")
+    dim: StrictInt | None = Field(
+        None, description="vector length (required unless embedding is given)"
+    )
     metric: Metric = "cosine"
     m: StrictInt = 16
     ef_construction: StrictInt = 200
@@ -101,6 +111,16 @@ class CreateCollectionRequest(_Request):
     exist_ok: StrictBool = False
     quantization: Literal["none", "fp16", "sq8"] | None = Field(
         default=None, description="graph vector storage; null: fp16 under cosine, else none"
+    )
+    embedding: EmbeddingSpec | None = Field(
+        None,
+        description="an embedding function by its registered name and config, re-created "
+        "by the server's registry (400 when unknown); dim may then be omitted",
+    )
+    text: dict[str, Any] | None = Field(
+        None,
+        description='the full-text analyser: its options (e.g. {"language": null}) or its '
+        "config; null: the default (English)",
     )
 
 
@@ -116,6 +136,8 @@ class CollectionInfoModel(BaseModel):
     created_at: float
     index_type: str
     quantization: str = ""
+    embedding: str | None = Field(None, description="the embedding function's name, if any")
+    analyzer: dict[str, Any] | None = Field(None, description="the full-text analyser's config")
 
 
 class ListCollectionsResponse(BaseModel):
@@ -136,7 +158,11 @@ class OkResponse(BaseModel):
 
 class UpsertRequest(_Request):
     ids: list[str]
-    vectors: Vectors
+    vectors: Vectors | None = Field(
+        None,
+        description="one per id; omitted: computed from the documents by the collection's "
+        "embedding function (every record then needs a document)",
+    )
     metadata: list[dict[str, Any] | None] | None = Field(
         None, description="one object (or null: keep existing) per id"
     )
@@ -185,7 +211,10 @@ class CountResponse(BaseModel):
 
 
 class SearchRequest(_Request):
-    vector: Vector
+    vector: Vector | StrictStr = Field(
+        description="the query vector, or a string embedded by the collection's embedding "
+        "function (400 when it has none)"
+    )
     k: int = 10
     ef: int | None = None
     filter: Filter | None = None
@@ -211,7 +240,10 @@ class SearchResponse(BaseModel):
 
 
 class SearchBatchRequest(_Request):
-    vectors: Vectors
+    vectors: Vectors | list[StrictStr] = Field(
+        description="the query vectors, or a non-empty list of strings embedded by the "
+        "collection's embedding function (400 when it has none)"
+    )
     k: int = 10
     ef: int | None = None
     filter: Filter | None = None
@@ -299,6 +331,8 @@ class StatsModel(BaseModel):
     disk_bytes: int
     wal_bytes: int
     text: TextIndexStatsModel | None = None
+    embedding: str | None = Field(None, description="the embedding function's name, if any")
+    analyzer: dict[str, Any] | None = Field(None, description="the full-text analyser's config")
 
 
 class CompactionReportModel(BaseModel):
@@ -325,7 +359,11 @@ class UpdateResponse(BaseModel):
 class TransactionUpsert(_Request):
     op: Literal["upsert"]
     ids: list[str]
-    vectors: Vectors
+    vectors: Vectors | None = Field(
+        None,
+        description="one per id; omitted: computed from the documents by the collection's "
+        "embedding function (every record then needs a document)",
+    )
     metadata: list[dict[str, Any] | None] | None = Field(
         None, description="one object (or null: keep existing) per id"
     )

@@ -7,6 +7,7 @@ vectors, the engine call, encoding the answer — in one worker-pool hop.
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
 import time
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from keeldb._version import __version__
+from keeldb.embeddings.base import from_config
 from keeldb.engine.validation import check_name
 from keeldb.errors import (
     AlreadyExistsError,
@@ -115,7 +117,8 @@ def _search(router: APIRouter, state: ServerState) -> None:
         check_filter(body.filter, cfg)
 
         def work() -> dict[str, Any]:
-            vector = wire.decode_vector(_plain(body.vector))
+            query = body.vector
+            vector = query if isinstance(query, str) else wire.decode_vector(_plain(query))
             col = state.collection(ws, name)
             hits = col.search(vector, **_search_options(body, col))
             return {"hits": [wire.hit_to_wire(h) for h in hits]}
@@ -140,8 +143,13 @@ def _search_batch(router: APIRouter, state: ServerState) -> None:
         check_filter(body.filter, cfg)
 
         def work() -> dict[str, Any]:
-            vectors = wire.decode_vectors(_plain(body.vectors))
-            check_query_batch(vectors.shape[0], cfg)
+            queries = body.vectors
+            if _is_text_batch(queries):
+                vectors: Any = list(queries)  # the collection's embedding function embeds them
+                check_query_batch(len(vectors), cfg)
+            else:
+                vectors = wire.decode_vectors(_plain(queries))
+                check_query_batch(vectors.shape[0], cfg)
             col = state.collection(ws, name)
             results = col.search_batch(vectors, **_search_options(body, col))
             return {"results": [[wire.hit_to_wire(h) for h in hits] for hits in results]}
@@ -230,12 +238,16 @@ def _upsert(router: APIRouter, state: ServerState) -> None:
 
 
 def _upsert_vectors(body: UpsertRequest | TransactionUpsert) -> Any:
-    """The decoded vectors of an upsert, once they and the metadata match the ids."""
-    vectors = wire.decode_vectors(_plain(body.vectors))
+    """The decoded vectors of an upsert, once they and the metadata match the ids (None
+    when the request has none: the collection's embedding function computes them from
+    the documents)."""
     if body.metadata is not None and len(body.metadata) != len(body.ids):
         raise InvalidArgumentError(
             f"metadata has {len(body.metadata)} entries for {len(body.ids)} ids"
         )
+    if body.vectors is None:
+        return None
+    vectors = wire.decode_vectors(_plain(body.vectors))
     if vectors.shape[0] != len(body.ids):
         raise InvalidArgumentError(f"vectors has {vectors.shape[0]} rows for {len(body.ids)} ids")
     return vectors
@@ -429,12 +441,15 @@ def _create_collection(router: APIRouter, state: ServerState) -> None:
     @requires("write")
     async def create_collection(ws: str, name: str, body: CreateCollectionRequest) -> Response:
         """Create collection ``name`` (``exist_ok``: return the existing one when its
-        parameters match; 409 ``already_exists`` otherwise)."""
+        parameters match; 409 ``already_exists`` otherwise). ``embedding`` names an
+        embedding function of the server's registry (400 when unknown or unavailable);
+        ``text`` is the full-text analyser's options."""
 
         def work() -> dict[str, Any]:
             col = state.db.create_collection(
                 name,
                 dim=body.dim,
+                **_text_options(state.db, body),
                 metric=body.metric,
                 workspace=ws,
                 m=body.m,
@@ -600,6 +615,25 @@ def add_open_routes(router: APIRouter, state: ServerState) -> None:
         return PlainTextResponse(
             render(state.metrics, gauges), media_type="text/plain; version=0.0.4"
         )
+
+
+def _text_options(db: Any, body: CreateCollectionRequest) -> dict[str, Any]:
+    """The ``embedding=`` / ``text=`` keywords of ``create_collection`` in ``body`` (only
+    those given: a sharded database takes neither, and answers 400 when asked), the
+    embedding function re-created by the server's registry."""
+    options: dict[str, Any] = {}
+    if body.embedding is not None:
+        options["embedding"] = from_config(body.embedding.name, body.embedding.config)
+    if body.text is not None:
+        options["text"] = body.text
+    if options and "embedding" not in inspect.signature(db.create_collection).parameters:
+        raise _no_documents("embedding and text")
+    return options
+
+
+def _is_text_batch(queries: Any) -> bool:
+    """Whether a search_batch request's ``vectors`` is a list of string queries."""
+    return isinstance(queries, list) and len(queries) > 0 and isinstance(queries[0], str)
 
 
 def _plain(value: Any) -> Any:

@@ -242,19 +242,29 @@
 
   // Columns shown only when some collection's info carries the field: "damaged" (the
   // error of a collection that failed verification), and what the engine does not report
-  // yet (embedding function, text index sizes) — left out until then rather than faked.
+  // yet (text index sizes) — left out until then rather than faked.
   const OPTIONAL_COLUMNS = [
     { field: "damaged", title: "damaged" },
-    { field: "embedding_function", title: "embedding function" },
     { field: "text_index", title: "text index" },
   ];
+
+  // The full-text analyser in a few words: its name, language (stop words and stemming)
+  // and any option set otherwise than by default.
+  function analyzerText(analyzer) {
+    if (!analyzer) return "—";
+    const o = analyzer.options || {};
+    const parts = [o.language ? o.language : "no language"];
+    if (o.lowercase === false) parts.push("case-sensitive");
+    if (o.min_token_len !== undefined && o.min_token_len !== 2) parts.push("tokens ≥ " + o.min_token_len);
+    return analyzer.name + " (" + parts.join(", ") + ")";
+  }
 
   function renderCollectionsTable(collections, stats) {
     const table = clear($("collections"));
     $("collections-empty").hidden = collections.length > 0;
     table.hidden = collections.length === 0;
     const optional = OPTIONAL_COLUMNS.filter((col) => collections.some((c) => c[col.field] !== undefined));
-    const head = ["workspace", "collection", "rows", "dim", "metric", "index", "segments", "deleted", "on disk", "resident", "WAL"];
+    const head = ["workspace", "collection", "rows", "dim", "metric", "index", "embedding function", "analyzer", "segments", "deleted", "on disk", "resident", "WAL"];
     const numeric = new Set(["rows", "dim", "segments", "deleted", "on disk", "resident", "WAL"]);
     table.append(el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { class: numeric.has(h) ? "num" : null }, h)), ...optional.map((o) => el("th", {}, o.title)))));
     const body = el("tbody");
@@ -270,6 +280,8 @@
         el("td", { class: "num" }, String(c.dim)),
         el("td", {}, c.metric),
         el("td", {}, c.index_type),
+        el("td", { class: "embedding" }, c.embedding || "—"),
+        el("td", { class: "analyzer" }, analyzerText(c.analyzer)),
         el("td", { class: "num" }, s ? String(s.segments.length) : "—"),
         el("td", { class: "num" }, s ? fmtInt(s.deleted_count) : "—"),
         el("td", { class: "num" }, s ? fmtBytes(s.disk_bytes) : "—"),
@@ -565,6 +577,8 @@
     fact(facts, "dimension", String(info.dim));
     fact(facts, "metric", info.metric);
     fact(facts, "index", info.index_type);
+    fact(facts, "embedding function", info.embedding || "none (vectors only)");
+    fact(facts, "analyzer", analyzerText(info.analyzer));
     fact(facts, "segments", String(stats.segments.length));
     fact(facts, "deleted", fmtInt(stats.deleted_count));
     fact(facts, "on disk", fmtBytes(stats.disk_bytes));
@@ -681,14 +695,16 @@
   // A search mode turns its inputs into a request. Dense modes ("kind: dense") give the
   // query vector, sent to `explain` (hits plus the engine's plan and timing); the full-text
   // and hybrid modes give the body of `text_search` / `hybrid_search` (no ef, no exact, no
-  // engine stats). A search by text through an embedding function slots in here with an
-  // `available(info)` test once collections report one.
+  // engine stats). The search by text through the collection's embedding function is a
+  // dense mode whose "vector" is the text (the server embeds it), offered only when the
+  // collection has one; hybrid search then needs no vector either.
   function denseFromInputs(recordInput, vectorInput) {
     const id = $(recordInput).value.trim();
     const pasted = $(vectorInput).value.trim();
     if (id && pasted) throw new Error("Give a record id or a vector, not both.");
     if (id) return fetchRecord(id).then((r) => r.vector);
     if (pasted) return Promise.resolve(parseVector(pasted));
+    if (page.info.embedding) return Promise.resolve(null); // the embedding function embeds the words
     throw new Error("Hybrid search needs a vector: a record id (more like this) or a pasted vector.");
   }
 
@@ -710,6 +726,18 @@
   }
 
   const SEARCH_MODES = [
+    {
+      id: "embedding",
+      kind: "dense",
+      label: "text (embedding)",
+      available: (info) => Boolean(info.embedding),
+      inputs() {
+        return el("div", { class: "row" }, el("label", { for: "mode-embedding-query" }, "Text (embedded by " + page.info.embedding + ")"), el("input", { id: "mode-embedding-query", type: "search", class: "wide", placeholder: "what you are looking for, in words" }));
+      },
+      async vector() {
+        return wordsFrom("mode-embedding-query");
+      },
+    },
     {
       id: "record",
       kind: "dense",
@@ -763,13 +791,14 @@
           el("div", { class: "row" }, el("label", { for: "mode-hybrid-record" }, "Vector of record"), el("input", { id: "mode-hybrid-record", type: "text", spellcheck: "false", placeholder: "record id (more like this)" }),
             el("label", { for: "mode-hybrid-fusion" }, "Fusion"),
             el("select", { id: "mode-hybrid-fusion" }, el("option", { value: "rrf" }, "reciprocal rank"), el("option", { value: "weighted" }, "weighted scores"))),
-          el("label", { for: "mode-hybrid-vector" }, "or a vector (" + page.info.dim + " numbers)"),
+          el("label", { for: "mode-hybrid-vector" }, "or a vector (" + page.info.dim + " numbers)" + (page.info.embedding ? "; neither: the words embedded by " + page.info.embedding : "")),
           el("textarea", { id: "mode-hybrid-vector", spellcheck: "false", placeholder: "[0.1, 0.2, …]" }),
         );
       },
       async body() {
         const query = wordsFrom("mode-hybrid-query");
-        return { query, vector: await denseFromInputs("mode-hybrid-record", "mode-hybrid-vector"), fusion: $("mode-hybrid-fusion").value };
+        const vector = await denseFromInputs("mode-hybrid-record", "mode-hybrid-vector");
+        return { query, ...(vector === null ? {} : { vector }), fusion: $("mode-hybrid-fusion").value };
       },
     },
   ];
