@@ -369,6 +369,9 @@ def test_text_search_through_the_embedding_function_shows_the_expected_top_hit(
         )
         assert row.find_element(By.CSS_SELECTOR, "td.embedding").text == "test-word-hash"
         assert row.find_element(By.CSS_SELECTOR, "td.analyzer").text == "standard (english)"
+        # the full-text index from stats().text: its live documents, then its bytes
+        text_cell = row.find_element(By.CSS_SELECTOR, "td.text-index").text
+        assert text_cell.startswith(f"{len(ARTICLES)} docs, "), text_cell
         other = browser.find_element(
             By.CSS_SELECTOR, '#collections tr[data-collection="default/products"]'
         )

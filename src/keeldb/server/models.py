@@ -298,6 +298,11 @@ class ScanResponse(BaseModel):
     next_cursor: str | None
 
 
+class PartBytesModel(BaseModel):
+    resident_bytes: int = Field(description="held in the server process's memory now")
+    disk_bytes: int = Field(description="bytes of the part's files")
+
+
 class SegmentStatsModel(BaseModel):
     segment_id: int
     kind: str
@@ -308,6 +313,8 @@ class SegmentStatsModel(BaseModel):
     memory_bytes: int
     hnsw_levels: dict[str, int]
     hnsw_avg_edges: float
+    parts: dict[str, PartBytesModel] = Field(default_factory=dict, description="bytes per part")
+    resident_bytes: int = 0
 
 
 class TextIndexStatsModel(BaseModel):
@@ -330,6 +337,10 @@ class StatsModel(BaseModel):
     memory_bytes: int
     disk_bytes: int
     wal_bytes: int
+    parts: dict[str, PartBytesModel] = Field(
+        default_factory=dict, description="bytes per part, summed over units"
+    )
+    resident_bytes: int = 0
     text: TextIndexStatsModel | None = None
     embedding: str | None = Field(None, description="the embedding function's name, if any")
     analyzer: dict[str, Any] | None = Field(None, description="the full-text analyser's config")

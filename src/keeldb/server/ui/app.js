@@ -241,12 +241,14 @@
   }
 
   // Columns shown only when some collection's info carries the field: "damaged" (the
-  // error of a collection that failed verification), and what the engine does not report
-  // yet (text index sizes) — left out until then rather than faked.
-  const OPTIONAL_COLUMNS = [
-    { field: "damaged", title: "damaged" },
-    { field: "text_index", title: "text index" },
-  ];
+  // error of a collection that failed verification).
+  const OPTIONAL_COLUMNS = [{ field: "damaged", title: "damaged" }];
+
+  // The full-text index from stats().text: documents and its memory, or "—" without one.
+  function textIndexText(s) {
+    if (!s || !s.text || !s.text.documents) return "—";
+    return fmtInt(s.text.documents) + " docs, " + fmtBytes(s.text.memory_bytes + s.text.disk_bytes);
+  }
 
   // The full-text analyser in a few words: its name, language (stop words and stemming)
   // and any option set otherwise than by default.
@@ -264,7 +266,7 @@
     $("collections-empty").hidden = collections.length > 0;
     table.hidden = collections.length === 0;
     const optional = OPTIONAL_COLUMNS.filter((col) => collections.some((c) => c[col.field] !== undefined));
-    const head = ["workspace", "collection", "rows", "dim", "metric", "index", "embedding function", "analyzer", "segments", "deleted", "on disk", "resident", "WAL"];
+    const head = ["workspace", "collection", "rows", "dim", "metric", "index", "embedding function", "analyzer", "text index", "segments", "deleted", "on disk", "resident", "WAL"];
     const numeric = new Set(["rows", "dim", "segments", "deleted", "on disk", "resident", "WAL"]);
     table.append(el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { class: numeric.has(h) ? "num" : null }, h)), ...optional.map((o) => el("th", {}, o.title)))));
     const body = el("tbody");
@@ -282,10 +284,11 @@
         el("td", {}, c.index_type),
         el("td", { class: "embedding" }, c.embedding || "—"),
         el("td", { class: "analyzer" }, analyzerText(c.analyzer)),
+        el("td", { class: "text-index" }, textIndexText(s)),
         el("td", { class: "num" }, s ? String(s.segments.length) : "—"),
         el("td", { class: "num" }, s ? fmtInt(s.deleted_count) : "—"),
         el("td", { class: "num" }, s ? fmtBytes(s.disk_bytes) : "—"),
-        el("td", { class: "num" }, s ? fmtBytes(s.memory_bytes) : "—"),
+        el("td", { class: "num" }, s ? fmtBytes(s.resident_bytes ?? s.memory_bytes) : "—"),
         el("td", { class: "num" }, s ? fmtBytes(s.wal_bytes) : "—"),
       );
       for (const o of optional) row.append(el("td", {}, c[o.field] === undefined || c[o.field] === null ? "—" : String(c[o.field])));
