@@ -420,7 +420,10 @@ def test_markup_in_a_document_renders_as_text_and_runs_nothing(
     screenshot("xss-document-as-text")
     assert browser.find_elements(By.CSS_SELECTOR, "img") == []
     scripts = browser.find_elements(By.CSS_SELECTOR, "script")
-    assert [s.get_attribute("src").split("/ui/")[1] for s in scripts] == ["assets/app.js"]
+    assert [s.get_attribute("src").split("/ui/")[1] for s in scripts] == [
+        "assets/widgets.js",
+        "assets/app.js",
+    ]
     assert_no_alert(browser)
     assert console_errors(browser) == []
 
@@ -556,7 +559,10 @@ def test_markup_in_metadata_renders_as_text_and_runs_nothing(
     # No element was made from the data, and nothing ran.
     assert browser.find_elements(By.CSS_SELECTOR, "img") == []
     scripts = browser.find_elements(By.CSS_SELECTOR, "script")
-    assert [s.get_attribute("src").split("/ui/")[1] for s in scripts] == ["assets/app.js"]
+    assert [s.get_attribute("src").split("/ui/")[1] for s in scripts] == [
+        "assets/widgets.js",
+        "assets/app.js",
+    ]
     assert_no_alert(browser)
 
 
