@@ -17,26 +17,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from keeldb.engine.derived_kinds import indexes_for
 from keeldb.engine.embedder import CollectionEmbedding, is_text_batch, is_text_query
 from keeldb.engine.filter_cache import KeyedFilter, compile_keyed
 from keeldb.engine.search import run_search
 from keeldb.engine.state import Options, State
-from keeldb.engine.stats import collection_stats, index_type
+from keeldb.engine.stats import collection_info, collection_stats
 from keeldb.engine.text_index import analyzer_of
 from keeldb.engine.validation import (
     check_k,
-    validate_documents,
     validate_ids,
-    validate_metadata,
     validate_query,
-    validate_vectors,
 )
 from keeldb.engine.writer import WritePath, locate
 from keeldb.errors import ClosedError, InvalidArgumentError, KeelError, StorageError
-from keeldb.storage.records import Batch, DeleteOp, UpsertOp
+from keeldb.storage.records import Batch, DeleteOp
 from keeldb.types import (
     CollectionInfo,
     CollectionStats,
@@ -159,22 +154,7 @@ class Collection:
     def info(self) -> CollectionInfo:
         """Name, workspace, parameters, live count, current index type, embedding
         function name and analyser configuration."""
-        c = self.config
-        return CollectionInfo(
-            c.name,
-            c.workspace,
-            c.dim,
-            c.metric,
-            self.count(),
-            c.m,
-            c.ef_construction,
-            c.ef_search,
-            c.created_at,
-            index_type(self._state),
-            quantization=c.graph_quantization,
-            embedding=self.embedding_name,
-            analyzer=self.analyzer.config(),
-        )
+        return collection_info(self)
 
     # --- guards -----------------------------------------------------------------------------
 
@@ -217,25 +197,11 @@ class Collection:
         under cosine, JSON metadata): on error nothing is written. Returns once the batch
         is durable per the database's durability mode.
         """
-        op = self._upsert_op(ids, vectors, metadata, documents)
+        op = self.writes.upsert_op(ids, vectors, metadata, documents)
         if not op.ids:  # an empty batch is a no-op: no WAL record (issue 17)
             self._check_writable()
             return
         self._write([op])
-
-    def _upsert_op(self, ids: Any, vectors: Any, metadata: Any, documents: Any = None) -> UpsertOp:
-        id_list = validate_ids(ids)
-        if vectors is None:
-            if not id_list:
-                vectors = np.empty((0, self.dim), dtype=np.float32)
-            else:
-                validate_metadata(metadata, len(id_list))  # fail before embedding
-                validate_documents(documents, len(id_list))
-                vectors = self.embedder.embed_documents(documents, len(id_list))
-        vecs = validate_vectors(vectors, len(id_list), self.dim, self.metric)
-        metas, meta_json = validate_metadata(metadata, len(id_list))
-        docs = validate_documents(documents, len(id_list))
-        return UpsertOp(id_list, vecs, metas, meta_json, docs)
 
     def delete(self, ids: Sequence[str] | None = None, *, filter: Any = None) -> int:
         """Delete records by ``ids`` or by ``filter`` (exactly one); returns how many

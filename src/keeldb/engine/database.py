@@ -216,17 +216,7 @@ class Database:
         self._check_open()
         check_name(workspace, "workspace")
         check_name(name, "collection")
-        spec = None
-        if embedding is not None:
-            spec = embedding_spec(embedding)
-            if dim is None:
-                dim = embedding.dim
-            elif dim != embedding.dim:
-                raise InvalidArgumentError(
-                    f"dim {dim!r} differs from the embedding function's dim {embedding.dim}"
-                )
-        elif dim is None:
-            raise InvalidArgumentError("create_collection needs dim (or an embedding function)")
+        dim, spec = _dim_and_spec(dim, embedding)
         check_index_params(dim, metric, m, ef_construction, ef_search)
         analyzer = analyzer_option(text)
         asked = {
@@ -405,3 +395,21 @@ class Database:
 
     def __repr__(self) -> str:
         return f"<keeldb.Database {self.path}>"
+
+
+def _dim_and_spec(
+    dim: int | None, embedding: EmbeddingFunction | None
+) -> tuple[int, dict[str, Any] | None]:
+    """The collection's dim (given, or the embedding function's) and the function's
+    manifest spec (None without one); InvalidArgumentError when neither gives a dim or
+    they differ."""
+    if embedding is None:
+        if dim is None:
+            raise InvalidArgumentError("create_collection needs dim (or an embedding function)")
+        return dim, None
+    spec = embedding_spec(embedding)  # first: checks that it is an embedding function
+    if dim is not None and dim != embedding.dim:
+        raise InvalidArgumentError(
+            f"dim {dim!r} differs from the embedding function's dim {embedding.dim}"
+        )
+    return embedding.dim, spec

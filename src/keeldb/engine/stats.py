@@ -7,12 +7,32 @@ from typing import TYPE_CHECKING
 from keeldb.engine.footprint import mapped_resident, memtable_parts, segment_parts, total_parts
 from keeldb.engine.state import State
 from keeldb.engine.text_index import text_stats
-from keeldb.types import CollectionStats, SegmentStats
+from keeldb.types import CollectionInfo, CollectionStats, SegmentStats
 
 if TYPE_CHECKING:
     from keeldb.engine.collection import Collection
 
-__all__ = ["collection_stats", "index_type"]
+__all__ = ["collection_info", "collection_stats", "index_type"]
+
+
+def collection_info(col: Collection) -> CollectionInfo:
+    """:meth:`keeldb.Collection.info` of ``col``."""
+    c = col.config
+    return CollectionInfo(
+        c.name,
+        c.workspace,
+        c.dim,
+        c.metric,
+        col.count(),
+        c.m,
+        c.ef_construction,
+        c.ef_search,
+        c.created_at,
+        index_type(col.versions.state),
+        quantization=c.graph_quantization,
+        embedding=col.embedding_name,
+        analyzer=col.analyzer.config(),
+    )
 
 
 def collection_stats(col: Collection) -> CollectionStats:

@@ -46,7 +46,7 @@ class Transaction:
         """Stage an upsert (same contract as :meth:`Collection.upsert`; without vectors
         the documents are embedded now, at the call)."""
         self._check()
-        self._ops.append(self._col._upsert_op(ids, vectors, metadata, documents))
+        self._ops.append(self._col.writes.upsert_op(ids, vectors, metadata, documents))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Stage a delete by ids."""

@@ -19,7 +19,12 @@ from keeldb.engine.memtable import Memtable
 from keeldb.engine.resolve import resolve_kept
 from keeldb.engine.state import State, make_memtable
 from keeldb.engine.unit import Unit
-from keeldb.engine.validation import validate_ids, validate_metadata
+from keeldb.engine.validation import (
+    validate_documents,
+    validate_ids,
+    validate_metadata,
+    validate_vectors,
+)
 from keeldb.errors import BusyError
 from keeldb.storage.records import Batch, UpsertOp, encode_batch
 from keeldb.storage.segment_files import id_hashes
@@ -101,6 +106,24 @@ class WritePath:
                 versions.install(State((*state.memtables, self.new_memtable()), state.segments))
 
     # --- writes -----------------------------------------------------------------------------
+
+    def upsert_op(self, ids: Any, vectors: Any, metadata: Any, documents: Any = None) -> UpsertOp:
+        """Validate an upsert's arguments (any shape) into an :class:`UpsertOp`; vectors
+        None are computed from the documents by the collection's embedding function
+        (after ids, metadata and documents are checked, so a bad batch embeds nothing)."""
+        col = self.col
+        id_list = validate_ids(ids)
+        if vectors is None:
+            if not id_list:
+                vectors = np.empty((0, col.dim), dtype=np.float32)
+            else:
+                validate_metadata(metadata, len(id_list))  # fail before embedding
+                validate_documents(documents, len(id_list))
+                vectors = col.embedder.embed_documents(documents, len(id_list))
+        vecs = validate_vectors(vectors, len(id_list), col.dim, col.metric)
+        metas, meta_json = validate_metadata(metadata, len(id_list))
+        docs = validate_documents(documents, len(id_list))
+        return UpsertOp(id_list, vecs, metas, meta_json, docs)
 
     def write(self, batch: Batch, *, locked: bool = False) -> dict[str, int]:
         """Log and apply ``batch`` (validated), then make it durable per the durability
