@@ -22,6 +22,7 @@ from keeldb.engine.doc_filter import MemtableDocuments
 from keeldb.engine.unit import UnitResult
 from keeldb.index.base import Allowed
 from keeldb.index.exact import ExactIndex
+from keeldb.masks import read_only, with_dead
 
 __all__ = ["Memtable"]
 
@@ -39,7 +40,8 @@ class Memtable:
         # costs nothing for a small collection and saves the growth copies for a big one.
         self.vectors = np.empty((capacity, dim), dtype=np.float32)
         self.sq_norms = np.empty(capacity, dtype=np.float32)
-        self.dead = np.zeros(capacity, dtype=bool)
+        # Copy-on-write (see kill): readers index with the mask they took, lock-free.
+        self.dead = read_only(np.zeros(capacity, dtype=bool))
         self.hashes = np.empty(capacity, dtype=np.uint64)  # id_hashes of ids, for the seal
         self.ids: list[str] = []
         self.metadata: list[dict[str, Any]] = []
@@ -61,7 +63,9 @@ class Memtable:
         assert self.n == 0
         self.vectors.fill(0)
         self.sq_norms.fill(0)
-        self.dead.fill(False)
+        dead = np.zeros(len(self.dead), dtype=bool)
+        dead.fill(False)
+        self.dead = read_only(dead)
         self.hashes.fill(0)
 
     def __len__(self) -> int:
@@ -83,12 +87,16 @@ class Memtable:
 
     def kill(self, rows: np.ndarray) -> int:
         """Mark ``rows`` dead (negative entries and dead rows skipped); returns how many
-        died. Caller holds the collection's write lock."""
+        died. Caller holds the collection's write lock.
+
+        The mask is copy-on-write: a new read-only mask is published and the count follows
+        it, so a mask a reader took never changes (see :func:`keeldb.masks.with_dead`).
+        """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         rows = rows[rows >= 0]
         fresh = np.unique(rows[~self.dead[rows]])
         if len(fresh):
-            self.dead[fresh] = True
+            self.dead = with_dead(self.dead, fresh)
             self.dead_count += len(fresh)
             for part in self.parts.values():
                 part.kill(fresh)
@@ -105,7 +113,7 @@ class Memtable:
             old = getattr(self, name)
             new = (np.zeros if name == "dead" else np.empty)((cap, *old.shape[1:]), dtype=old.dtype)
             new[: self.n] = old[: self.n]
-            setattr(self, name, new)
+            setattr(self, name, read_only(new) if name == "dead" else new)
 
     def append(
         self,

@@ -31,6 +31,7 @@ from keeldb.errors import CorruptionError
 from keeldb.index.base import Allowed
 from keeldb.index.exact import ExactIndex
 from keeldb.index.hnsw import HnswIndex
+from keeldb.masks import read_only, with_dead
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import SEGMENT_EXTENSIONS, TMP_SUFFIX, segment_file_name
 from keeldb.storage.manifest import CollectionConfig, SegmentEntry
@@ -142,10 +143,12 @@ class Segment:
             self.docs: DocumentsTable | None = (
                 DocumentsTable(directory, self.segment_id, self.rows) if entry.documents else None
             )
+            # Copy-on-write (see kill): readers index with the mask they took, lock-free.
             if entry.tombstones:
-                self.dead = read_tombstones(fs, directory, entry.tombstones, self.rows)
+                dead = read_tombstones(fs, directory, entry.tombstones, self.rows)
             else:
-                self.dead = np.zeros(self.rows, dtype=bool)
+                dead = np.zeros(self.rows, dtype=bool)
+            self.dead = read_only(dead)
         except BaseException:
             # The vector array still views the map: it is unmapped when the array goes.
             # (Closing it here raised BufferError, hiding the real error.)
@@ -248,12 +251,16 @@ class Segment:
 
     def kill(self, rows: np.ndarray) -> int:
         """Mark ``rows`` dead (negative entries and dead rows skipped); returns how many
-        died. Caller holds the collection's write lock."""
+        died. Caller holds the collection's write lock.
+
+        The mask is copy-on-write: a new read-only mask is published, then the count and
+        version follow, so a mask a reader took never changes (see
+        :func:`keeldb.masks.with_dead`)."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         rows = rows[rows >= 0]
         fresh = np.unique(rows[~self.dead[rows]])
         if len(fresh):
-            self.dead[fresh] = True
+            self.dead = with_dead(self.dead, fresh)
             self.dead_count += len(fresh)
             self.dead_version += 1
             for part in self.parts.values():

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
+from keeldb.masks import read_only, with_dead
 from keeldb.text.analyzer import TokenBatch
 
 __all__ = [
@@ -113,10 +114,12 @@ def _csr(term_ids: np.ndarray, n_terms: int) -> np.ndarray:
 
 
 class _DeadRows:
-    """A unit's dead-row mask with the live statistics it implies."""
+    """A unit's dead-row mask with the live statistics it implies. The mask is
+    copy-on-write (a new read-only array per kill or growth): readers index with the mask
+    they took, lock-free (see :func:`keeldb.masks.with_dead`)."""
 
     def __init__(self, lengths: np.ndarray, capacity: int) -> None:
-        self.dead = np.zeros(capacity, dtype=bool)
+        self.dead = read_only(np.zeros(capacity, dtype=bool))
         self.dead_count = 0
         self.live_docs = int(np.count_nonzero(lengths))
         self.live_total_len = int(lengths.sum(dtype=np.int64))
@@ -128,7 +131,7 @@ class _DeadRows:
         fresh = rows[~self.dead[rows]]
         if not len(fresh):
             return
-        self.dead[fresh] = True
+        self.dead = with_dead(self.dead, fresh)
         self.dead_count += len(fresh)
         lens = lengths[fresh]
         self.live_docs -= int(np.count_nonzero(lens))
@@ -137,7 +140,7 @@ class _DeadRows:
     def grow(self, capacity: int) -> None:
         bigger = np.zeros(capacity, dtype=bool)
         bigger[: len(self.dead)] = self.dead
-        self.dead = bigger
+        self.dead = read_only(bigger)
 
 
 # --- sealed ------------------------------------------------------------------------------
