@@ -59,7 +59,7 @@ def test_seal_adopts_the_memtable_columns_a_filtered_search_built(db_path: str) 
         mem = col._state.active
         built = mem.columns_if_built()
         assert built is not None and len(built) == 100
-        with col._locked_for_write():
+        with col.versions.locked():
             col.writes.freeze()
         col._maintainer.seal_once()  # type: ignore[union-attr]
         segs = col._state.segments
@@ -76,7 +76,7 @@ def test_seal_after_deletes_builds_fresh_columns(db_path: str) -> None:
         _fill(col, 100)
         _filtered_ids(col)
         col.delete(["1", "4", "50"])
-        with col._locked_for_write():
+        with col.versions.locked():
             col.writes.freeze()
         col._maintainer.seal_once()  # type: ignore[union-attr]
         seg = col._state.segments[0]

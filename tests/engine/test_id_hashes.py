@@ -50,6 +50,7 @@ def test_ids_whose_hashes_collide_are_told_apart(
 ) -> None:
     """Only three distinct hash values: every lookup walks a run of equal hashes and must
     compare the ids themselves (get, replace and delete across memtable and segments)."""
+    from keeldb.engine import state as state_mod
     from keeldb.engine import writer as writer_mod
     from keeldb.storage import segment_files
 
@@ -57,6 +58,7 @@ def test_ids_whose_hashes_collide_are_told_apart(
         return np.array([len(i) % 3 for i in ids], dtype=np.uint64)
 
     monkeypatch.setattr(writer_mod, "id_hashes", colliding)
+    monkeypatch.setattr(state_mod, "id_hashes", colliding)  # locate()
     monkeypatch.setattr(segment_files, "id_hashes", colliding)
     rng = np.random.default_rng(8)
     n, dim = 1500, 4

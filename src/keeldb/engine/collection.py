@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from keeldb.engine.derived_kinds import indexes_for
 from keeldb.engine.embedder import CollectionEmbedding, is_text_batch, is_text_query
-from keeldb.engine.filter_cache import KeyedFilter, compile_keyed
+from keeldb.engine.filter_cache import compile_keyed
+from keeldb.engine.scan import records_by_id, scan_page
 from keeldb.engine.search import run_search
 from keeldb.engine.state import Options, State
 from keeldb.engine.stats import collection_info, collection_stats
@@ -29,7 +30,7 @@ from keeldb.engine.validation import (
     validate_ids,
     validate_query,
 )
-from keeldb.engine.writer import WritePath, locate
+from keeldb.engine.writer import WritePath
 from keeldb.errors import ClosedError, InvalidArgumentError, KeelError, StorageError
 from keeldb.storage.records import Batch, DeleteOp
 from keeldb.types import (
@@ -95,7 +96,7 @@ class Collection:
         with maintainer.lock:  # the worker may start a seal: not before this cleanup
             self.versions.remove_obsolete(at_open=True)
         if self._state.active.n >= self.options.memtable_rows:
-            with self._locked_for_write():
+            with self.versions.locked():
                 self.writes.freeze()
 
     @contextmanager
@@ -214,12 +215,7 @@ class Collection:
                 self._check_writable()
                 return 0
             return self._write([DeleteOp(list(dict.fromkeys(id_list)))])["deleted"]
-        flt = self._compile(filter)
-        with self._locked_for_write():
-            matched = self._matching_ids(self._state, flt)
-            if not matched:
-                return 0
-            return self._write([DeleteOp(matched)], locked=True)["deleted"]
+        return self.writes.delete_matching(compile_keyed(filter))
 
     def update(
         self,
@@ -245,9 +241,6 @@ class Collection:
         self._check_writable()
         return Transaction(self)
 
-    def _locked_for_write(self) -> AbstractContextManager[None]:
-        return self.versions.locked()
-
     def _write(self, batch: Batch, *, locked: bool = False) -> dict[str, int]:
         """Log, apply and acknowledge a validated batch (:meth:`WritePath.write`)."""
         return self.writes.write(batch, locked=locked)
@@ -258,18 +251,7 @@ class Collection:
         """Records for ``ids`` (None where absent), aligned with ``ids``. Vectors and
         metadata are copies."""
         self._check_open()
-        id_list = validate_ids(ids, unique=False)
-        with self._locked_for_write():
-            locations = locate(self._state, id_list)
-            out: list[Record | None] = []
-            for id_, loc in zip(id_list, locations, strict=True):
-                if loc is None:
-                    out.append(None)
-                    continue
-                unit, row = loc
-                vec, meta = unit.record(row)
-                out.append(Record(id_, vec, meta, unit.documents_of([row])[0]))
-        return out
+        return records_by_id(self, validate_ids(ids, unique=False))
 
     def count(self, filter: Any = None) -> int:
         """Live records (matching ``filter`` when given)."""
@@ -279,17 +261,8 @@ class Collection:
             return sum(m.live_count for m in state.memtables) + sum(
                 s.live_count for s in state.segments
             )
-        flt = self._compile(filter)
+        flt = compile_keyed(filter)
         return sum(unit.live_matching(flt).count for unit in state.units())
-
-    def _compile(self, filter: Any) -> KeyedFilter:
-        return compile_keyed(filter)
-
-    def _matching_ids(self, state: State, flt: Any) -> list[str]:
-        ids: list[str] = []
-        for unit in state.units():
-            ids.extend(unit.ids_of(unit.live_matching(flt).rows()))
-        return ids
 
     def search(
         self,
@@ -410,8 +383,6 @@ class Collection:
         Each record that exists for the whole scan is returned exactly once, even while
         writes happen (the cursor is the last id returned).
         """
-        from keeldb.engine.scan import scan_page
-
         self._check_open()
         return scan_page(self, filter, limit, cursor)
 

@@ -1,4 +1,6 @@
-"""Paging through a collection in id order (``Collection.scan``).
+"""Reads of records by id: paging through a collection in id order
+(``Collection.scan``), records of given ids (``Collection.get``) and the ids matching a
+filter (delete by filter).
 
 The cursor is the last id returned, so a page is "the ``limit`` smallest live matching ids
 greater than the cursor". Rows move between units when memtables are sealed and segments
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from keeldb.engine.filter_cache import compile_keyed
-from keeldb.engine.state import State
+from keeldb.engine.state import State, locate
 from keeldb.engine.unit import Unit
 from keeldb.errors import InvalidArgumentError
 from keeldb.types import Page, Record
@@ -21,7 +23,30 @@ from keeldb.types import Page, Record
 if TYPE_CHECKING:
     from keeldb.engine.collection import Collection
 
-__all__ = ["scan_page"]
+__all__ = ["matching_ids", "records_by_id", "scan_page"]
+
+
+def records_by_id(col: Collection, ids: list[str]) -> list[Record | None]:
+    """:meth:`keeldb.Collection.get` of validated ``ids``: each id's live record (copies
+    of its vector and metadata, and its document) or None, aligned with ``ids``."""
+    with col.versions.locked():
+        out: list[Record | None] = []
+        for id_, loc in zip(ids, locate(col.versions.state, ids), strict=True):
+            if loc is None:
+                out.append(None)
+                continue
+            unit, row = loc
+            vec, meta = unit.record(row)
+            out.append(Record(id_, vec, meta, unit.documents_of([row])[0]))
+    return out
+
+
+def matching_ids(state: State, flt: Any) -> list[str]:
+    """Ids of the live records of ``state`` matching the compiled filter ``flt``."""
+    ids: list[str] = []
+    for unit in state.units():
+        ids.extend(unit.ids_of(unit.live_matching(flt).rows()))
+    return ids
 
 
 def scan_page(col: Collection, filter: Any, limit: Any, cursor: Any) -> Page:

@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from keeldb.engine.derived import DerivedIndex
 from keeldb.engine.memtable import Memtable
 from keeldb.engine.segment import Segment
 from keeldb.engine.unit import Unit
 from keeldb.storage.fileio import FileSystem, OsFileSystem
 from keeldb.storage.manifest import CollectionConfig
+from keeldb.storage.segment_files import id_hashes
 
-__all__ = ["DURABILITY_MODES", "Options", "State", "make_memtable"]
+__all__ = ["DURABILITY_MODES", "Location", "Options", "State", "locate", "make_memtable"]
+
+Location = tuple[Unit, int]  # a unit and a row of it
 
 DURABILITY_MODES = ("fsync", "flush", "none")
 
@@ -82,3 +87,27 @@ def make_memtable(
     mem = Memtable(config.dim, config.metric, capacity=cap)
     mem.parts = {index.name: index.new_memtable_part() for index in derived}
     return mem
+
+
+def locate(state: State, ids: list[str], hashes: np.ndarray | None = None) -> list[Location | None]:
+    """Where each id currently lives in ``state`` (live rows only; newest unit first);
+    ``hashes`` are ``id_hashes(ids)`` when the caller has them."""
+    found: list[Location | None] = [None] * len(ids)
+    missing = list(range(len(ids)))
+    for mem in reversed(state.memtables):
+        if not missing:
+            break
+        sub = ids if len(missing) == len(ids) else [ids[i] for i in missing]
+        rows = mem.locate(sub, None)
+        if rows:
+            for j, row in rows.items():
+                found[missing[j]] = (mem, row)
+            missing = [i for j, i in enumerate(missing) if j not in rows]
+    if missing and state.segments:
+        sub = [ids[i] for i in missing]
+        sub_hashes = id_hashes(sub) if hashes is None else hashes[missing]
+        for seg in reversed(state.segments):
+            for j, row in seg.locate(sub, sub_hashes).items():
+                if found[missing[j]] is None:
+                    found[missing[j]] = (seg, row)
+    return found

@@ -81,7 +81,7 @@ def bm25_top(
     Runs under the collection's write lock: the memtable's postings and its published
     rows then agree, and no row dies half-way through the scoring. The winners' payloads
     may be read after it (rows only ever go from live to dead)."""
-    with col._locked_for_write():
+    with col.versions.locked():
         units = tuple(u for u in col._state.units() if u.rows)
         postings = [_postings(u) for u in units]
         allowed: list[np.ndarray | None] | None = None

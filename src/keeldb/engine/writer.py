@@ -17,7 +17,7 @@ import numpy as np
 
 from keeldb.engine.memtable import Memtable
 from keeldb.engine.resolve import resolve_kept
-from keeldb.engine.state import State, make_memtable
+from keeldb.engine.state import Location, State, locate, make_memtable
 from keeldb.engine.unit import Unit
 from keeldb.engine.validation import (
     validate_documents,
@@ -26,16 +26,14 @@ from keeldb.engine.validation import (
     validate_vectors,
 )
 from keeldb.errors import BusyError
-from keeldb.storage.records import Batch, UpsertOp, encode_batch
+from keeldb.storage.records import Batch, DeleteOp, UpsertOp, encode_batch
 from keeldb.storage.segment_files import id_hashes
 from keeldb.types import InsertStats, Record
 
 if TYPE_CHECKING:
     from keeldb.engine.collection import Collection
 
-__all__ = ["Location", "WritePath", "locate"]
-
-Location = tuple[Unit, int]
+__all__ = ["WritePath"]
 # Per upsert op with documents (by ``id(op)``): the documents as given and each derived
 # index's ``prepare`` of them, made before the write lock.
 Early = dict[int, tuple[list[str | None], dict[str, Any]]]
@@ -221,6 +219,17 @@ class WritePath:
                 counts["deleted"] += kill(locate(state, op.ids))
         return counts
 
+    def delete_matching(self, flt: Any) -> int:
+        """Delete the live records matching the compiled filter ``flt``, logged as their
+        resolved ids (one WAL record, under the write lock); returns how many."""
+        from keeldb.engine.scan import matching_ids
+
+        with self.col.versions.locked():
+            matched = matching_ids(self.col.versions.state, flt)
+            if not matched:
+                return 0
+            return self.write([DeleteOp(matched)], locked=True)["deleted"]
+
     def update_metadata(
         self, ids: Sequence[str], metadata: Sequence[dict[str, Any]], mode: str
     ) -> list[str]:
@@ -257,30 +266,6 @@ class WritePath:
             )
             self.write([op], locked=True)
         return missing
-
-
-def locate(state: State, ids: list[str], hashes: np.ndarray | None = None) -> list[Location | None]:
-    """Where each id currently lives in ``state`` (live rows only; newest unit first);
-    ``hashes`` are ``id_hashes(ids)`` when the caller has them."""
-    found: list[Location | None] = [None] * len(ids)
-    missing = list(range(len(ids)))
-    for mem in reversed(state.memtables):
-        if not missing:
-            break
-        sub = ids if len(missing) == len(ids) else [ids[i] for i in missing]
-        rows = mem.locate(sub, None)
-        if rows:
-            for j, row in rows.items():
-                found[missing[j]] = (mem, row)
-            missing = [i for j, i in enumerate(missing) if j not in rows]
-    if missing and state.segments:
-        sub = [ids[i] for i in missing]
-        sub_hashes = id_hashes(sub) if hashes is None else hashes[missing]
-        for seg in reversed(state.segments):
-            for j, row in seg.locate(sub, sub_hashes).items():
-                if found[missing[j]] is None:
-                    found[missing[j]] = (seg, row)
-    return found
 
 
 def kill(locations: list[Location | None]) -> int:
