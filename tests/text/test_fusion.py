@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from keeldb.errors import InvalidArgumentError
 from keeldb.text import rrf, weighted
+from keeldb.text.fusion import fuse_arrays
 
 
 def test_rrf_formula_and_order() -> None:
@@ -51,3 +53,30 @@ def test_bad_arguments() -> None:
         weighted([[]], higher_is_better=[])
     with pytest.raises(InvalidArgumentError):
         rrf([[]], weights=[-1.0])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fuse_arrays_equals_the_list_functions(seed: int) -> None:
+    """The array fusion hybrid_search uses gives the list functions' keys, scores (bit
+    for bit) and tie order, on lists with repeated keys, tied scores and varied depths."""
+    rng = np.random.default_rng(seed)
+    n_lists = int(rng.integers(1, 4))
+    keys = [rng.integers(0, 40, size=int(rng.integers(0, 60))) for _ in range(n_lists)]
+    # few distinct score values: ties in the inputs and in the fused scores
+    scores = [rng.integers(0, 5, size=len(k)).astype(np.float64) / 4 for k in keys]
+    pairs = zip(keys, scores, strict=True)
+    lists = [list(zip(k.tolist(), s.tolist(), strict=True)) for k, s in pairs]
+    depth = int(rng.integers(1, 70))
+    k = None if rng.random() < 0.3 else int(rng.integers(1, 30))
+    weights = None if rng.random() < 0.5 else rng.integers(0, 4, size=n_lists).tolist()
+    rrf_k = float(rng.choice([0, 2, 10, 60]))
+    want = rrf(lists, rrf_k=rrf_k, depth=depth, weights=weights, k=k)
+    got_k, got_s = fuse_arrays(keys, scores, rrf_k=rrf_k, depth=depth, weights=weights, k=k)
+    assert list(zip(got_k.tolist(), got_s.tolist(), strict=True)) == want
+    hib = rng.random(n_lists) < 0.5
+    want = weighted(lists, higher_is_better=hib.tolist(), depth=depth, weights=weights, k=k)
+    got_k, got_s = fuse_arrays(
+        keys, scores, fusion="weighted", higher_is_better=hib.tolist(), depth=depth,
+        weights=weights, k=k,
+    )  # fmt: skip
+    assert list(zip(got_k.tolist(), got_s.tolist(), strict=True)) == want

@@ -1,9 +1,10 @@
 """Hybrid search: dense (vector) and BM25 candidates fused into one ranking.
 
 Both sides run with the same filter, each to ``depth`` candidates (``DEFAULT_DEPTH`` =
-100, measured in ``docs/text.md``), and are fused with
+100, measured in ``docs/text.md``), and are fused as
 :func:`keeldb.text.rrf` (default, ``rrf_k`` = ``DEFAULT_RRF_K`` = 10) or
-:func:`keeldb.text.weighted` (min-max normalised scores, distances flipped).
+:func:`keeldb.text.weighted` (min-max normalised scores, distances flipped) do, in numpy
+(:func:`keeldb.text.fusion.fuse_arrays`).
 Both sides run on one snapshot of the collection's units (the BM25 side under the
 write lock, as :func:`keeldb.engine.text_search.bm25_top`), candidates are fused by
 (unit, row), and the winners' ids, metadata and documents are read from their units
@@ -12,7 +13,7 @@ directly: no second lookup by id.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from keeldb.engine.text_search import bm25_top, text_index_of
 from keeldb.engine.unit import Unit
 from keeldb.engine.validation import check_k, validate_query
 from keeldb.errors import InvalidArgumentError
-from keeldb.text.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, rrf, weighted
+from keeldb.text.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, fuse_arrays
 from keeldb.types import Hit
 
 if TYPE_CHECKING:
@@ -87,27 +88,37 @@ def hybrid_search(
         units, text = tuple(u for u in col._state.units() if u.rows), None
     # Both sides on one snapshot of units; candidates are keyed (unit, row): a live id
     # has one row in a snapshot, so this fuses exactly as fusing by id would.
-    dense = _dense_top(units, queries, width, col.config.ef_search, flt)
-    lists: list[list[tuple[Hashable, float]]] = [dense, []]
+    dense_keys, dense_dist = _dense_top(units, queries, width, col.config.ef_search, flt)
+    text_keys, text_scores = np.zeros(0, np.int64), np.zeros(0, np.float64)
     if text is not None:
-        keys = zip(text.unit.tolist(), text.row.tolist(), strict=True)
-        lists[1] = list(zip(keys, text.score.tolist(), strict=True))
-    if fusion == "rrf":
-        k_rrf = DEFAULT_RRF_K if rrf_k is None else rrf_k
-        fused = rrf(lists, rrf_k=k_rrf, depth=width, weights=weights, k=k)
-    else:
-        fused = weighted(lists, higher_is_better=[False, True], weights=weights, depth=width, k=k)
-    return _fused_hits(units, fused)
+        text_keys, text_scores = _key(text.unit, text.row), text.score
+    fused, scores = fuse_arrays(
+        [dense_keys, text_keys],
+        [dense_dist, text_scores],
+        fusion=fusion,
+        rrf_k=DEFAULT_RRF_K if rrf_k is None else rrf_k,
+        higher_is_better=[False, True],
+        weights=weights,
+        depth=width,
+        k=k,
+    )
+    return _fused_hits(units, fused, scores)
+
+
+def _key(unit: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """(unit, row) pairs packed in one int64 each (unit in the high 32 bits)."""
+    return (np.asarray(unit, dtype=np.int64) << 32) | np.asarray(row, dtype=np.int64)
 
 
 def _dense_top(
     units: Sequence[Unit], queries: np.ndarray, width: int, ef: int, flt: Any
-) -> list[tuple[Hashable, float]]:
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``width`` nearest live (matching) rows across ``units`` for the one query in
-    ``queries``: ``[((unit, row), distance)]``, closest first (ties by unit, then row)."""
+    ``queries``: (keys (:func:`_key` of unit and row), distances), closest first (ties by
+    unit, then row)."""
     results = [u.search(queries, width, ef, flt) for u in units]
     if not results:
-        return []
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
     dist = np.concatenate([r.distances[0] for r in results])
     rows = np.concatenate([r.rows[0] for r in results])
     unit_of = np.concatenate(
@@ -116,24 +127,26 @@ def _dense_top(
     ok = (rows >= 0) & np.isfinite(dist)
     dist, rows, unit_of = dist[ok], rows[ok], unit_of[ok]
     order = np.lexsort((rows, unit_of, dist))[:width]
-    keys = zip(unit_of[order].tolist(), rows[order].tolist(), strict=True)
-    return list(zip(keys, dist[order].tolist(), strict=True))
+    return _key(unit_of[order], rows[order]), dist[order]
 
 
-def _fused_hits(units: Sequence[Unit], fused: list[tuple[Hashable, float]]) -> list[Hit]:
-    """Hits for fused ``((unit, row), score)`` pairs, best first: ids, metadata and
-    documents read from the units directly (one pass per unit). A record replaced while
-    the search ran could surface under two rows; only its best is kept."""
+def _fused_hits(units: Sequence[Unit], keys: np.ndarray, scores: np.ndarray) -> list[Hit]:
+    """Hits for fused keys (:func:`_key`) with their scores, best first: ids, metadata
+    and documents read from the units directly (one pass per unit). A record replaced
+    while the search ran could surface under two rows; only its best is kept."""
+    unit_of = (keys >> 32).tolist()
+    row_of = (keys & 0xFFFFFFFF).tolist()
+    score_of = scores.tolist()
     by_unit: dict[int, list[int]] = {}
-    for pos, (key, _) in enumerate(fused):
-        by_unit.setdefault(key[0], []).append(pos)  # type: ignore[index]
-    out: list[Hit | None] = [None] * len(fused)
+    for pos, ui in enumerate(unit_of):
+        by_unit.setdefault(ui, []).append(pos)
+    out: list[Hit | None] = [None] * len(unit_of)
     for ui, slots in by_unit.items():
-        rows = [fused[i][0][1] for i in slots]  # type: ignore[index]
+        rows = [row_of[i] for i in slots]
         ids, metas = units[ui].payload(rows, True)
         docs = units[ui].documents_of(rows)
         for i, id_, meta, doc in zip(slots, ids, metas, docs, strict=True):
-            score = fused[i][1]
+            score = score_of[i]
             out[i] = Hit(id_, -score, meta, doc, score)
     seen: set[str] = set()
     hits: list[Hit] = []

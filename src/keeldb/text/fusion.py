@@ -12,15 +12,22 @@ scores order: BM25 scores grow with relevance, vector distances shrink.
 Both cut each list to ``depth`` before fusing and return ``[(key, fused_score)]`` best
 first, ties broken by the order of first appearance (list 0 first). Defaults are
 documented in ``docs/text.md`` with the measurements that chose them.
+
+:func:`fuse_arrays` is either fusion over lists given as numpy arrays of int64 keys (what
+``hybrid_search`` fuses: a unit and row packed in one integer): the same keys, scores and
+order as :func:`rrf` / :func:`weighted`, bit for bit, without a Python step per
+candidate (a tenth of the time at depth 100).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
+import numpy as np
+
 from keeldb.errors import InvalidArgumentError
 
-__all__ = ["DEFAULT_DEPTH", "DEFAULT_RRF_K", "RankedList", "rrf", "weighted"]
+__all__ = ["DEFAULT_DEPTH", "DEFAULT_RRF_K", "RankedList", "fuse_arrays", "rrf", "weighted"]
 
 # Chosen by bench/text_eval.py (docs/text.md, "Hybrid defaults").
 DEFAULT_RRF_K = 10
@@ -29,7 +36,7 @@ DEFAULT_DEPTH = 100
 RankedList = Sequence[tuple[Hashable, float]]
 
 
-def _check(lists: Sequence[RankedList], weights: Sequence[float] | None, depth: int) -> list[float]:
+def _check(lists: Sequence[object], weights: Sequence[float] | None, depth: int) -> list[float]:
     if not isinstance(depth, int) or depth < 1:
         raise InvalidArgumentError("depth must be a positive integer")
     if weights is None:
@@ -115,3 +122,62 @@ def weighted(
             norm = (v - lo) / span if span > 0 else 1.0
             scores[key] = scores.get(key, 0.0) + w[li] * norm
     return _ranked(scores, first, k)
+
+
+def fuse_arrays(
+    keys: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+    *,
+    fusion: str = "rrf",
+    rrf_k: float = DEFAULT_RRF_K,
+    higher_is_better: Sequence[bool] | None = None,
+    weights: Sequence[float] | None = None,
+    depth: int = DEFAULT_DEPTH,
+    k: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rrf` (``fusion="rrf"``) or :func:`weighted` (``"weighted"``, which needs
+    ``higher_is_better``) of lists given as arrays: ``keys[i]`` (int64, best first) with
+    ``scores[i]`` (same length; read by weighted fusion only). Returns (keys, fused
+    scores) of the top ``k`` (all if None), best first: the same keys, scores (bit for
+    bit: the contributions are summed in the same order) and tie order as the list
+    functions give for ``list(zip(keys[i], scores[i]))``."""
+    w = _check(keys, weights, depth)
+    if fusion == "rrf":
+        if not rrf_k >= 0:
+            raise InvalidArgumentError("rrf_k must be >= 0")
+    elif fusion == "weighted":
+        if higher_is_better is None or len(higher_is_better) != len(keys):
+            raise InvalidArgumentError("higher_is_better needs one flag per list")
+    else:
+        raise InvalidArgumentError(f"unknown fusion {fusion!r}")
+    parts_k, parts_c, parts_f = [], [], []
+    for li, (kk, ss) in enumerate(zip(keys, scores, strict=True)):
+        kk = np.asarray(kk, dtype=np.int64)[:depth]
+        if not len(kk):
+            continue
+        ranks = np.arange(1, len(kk) + 1, dtype=np.int64)
+        if fusion == "rrf":
+            contrib = w[li] / (rrf_k + ranks.astype(np.float64))
+        else:
+            assert higher_is_better is not None
+            vals = np.asarray(ss, dtype=np.float64)[:depth]
+            vals = vals if higher_is_better[li] else -vals
+            span = float(vals.max()) - float(vals.min())
+            norm = (vals - vals.min()) / span if span > 0 else np.ones(len(vals))
+            contrib = w[li] * norm
+        # a key twice in one list counts at its best (first) rank
+        first = np.sort(np.unique(kk, return_index=True)[1])
+        parts_k.append(kk[first])
+        parts_c.append(contrib[first])
+        parts_f.append(li * depth + ranks[first])
+    if not parts_k:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    every = np.concatenate(parts_k)
+    uniq, inverse = np.unique(every, return_inverse=True)
+    fused = np.bincount(inverse, weights=np.concatenate(parts_c), minlength=len(uniq))
+    appear = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(appear, inverse, np.concatenate(parts_f))
+    order = np.lexsort((appear, -fused))
+    if k is not None:
+        order = order[:k]
+    return uniq[order], fused[order]
