@@ -61,6 +61,17 @@ def top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     kk = min(k, n)
     if kk == 0:
         return np.empty((q, 0), np.float32), np.empty((q, 0), np.int64)
+    if q == 1:
+        # one query (the common call): 1-d selection, no along-axis index building (a
+        # third of this function's time); the same partition and stable sort
+        row = dist[0]
+        part1 = np.argpartition(row, kk - 1)[:kk] if kk < n else np.arange(n)
+        pd1 = row[part1]
+        order1 = np.argsort(pd1, kind="stable")
+        labels1 = part1[order1].astype(np.int64)
+        out1 = pd1[order1]
+        labels1[~np.isfinite(out1)] = -1
+        return out1.astype(np.float32, copy=False)[None, :], labels1[None, :]
     if kk < n:
         part = np.argpartition(dist, kk - 1, axis=1)[:, :kk]
     else:

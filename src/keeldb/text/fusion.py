@@ -165,19 +165,28 @@ def fuse_arrays(
             span = float(vals.max()) - float(vals.min())
             norm = (vals - vals.min()) / span if span > 0 else np.ones(len(vals))
             contrib = w[li] * norm
-        # a key twice in one list counts at its best (first) rank
-        first = np.sort(np.unique(kk, return_index=True)[1])
-        parts_k.append(kk[first])
-        parts_c.append(contrib[first])
-        parts_f.append(li * depth + ranks[first])
+        if len(kk) > 1 and not _distinct(kk):
+            # a key twice in one list counts at its best (first) rank
+            first = np.sort(np.unique(kk, return_index=True)[1])
+            kk, contrib, ranks = kk[first], contrib[first], ranks[first]
+        parts_k.append(kk)
+        parts_c.append(contrib)
+        parts_f.append(li * depth + ranks)
     if not parts_k:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
     every = np.concatenate(parts_k)
-    uniq, inverse = np.unique(every, return_inverse=True)
+    uniq, where, inverse = np.unique(every, return_index=True, return_inverse=True)
     fused = np.bincount(inverse, weights=np.concatenate(parts_c), minlength=len(uniq))
-    appear = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(appear, inverse, np.concatenate(parts_f))
+    # first appearances grow along ``every`` (list by list, rank by rank), so a key's
+    # first occurrence there is its first appearance
+    appear = np.concatenate(parts_f)[where]
     order = np.lexsort((appear, -fused))
     if k is not None:
         order = order[:k]
     return uniq[order], fused[order]
+
+
+def _distinct(keys: np.ndarray) -> bool:
+    """Whether ``keys`` holds no key twice (hybrid search's lists never do)."""
+    ordered = np.sort(keys)
+    return not bool(np.any(ordered[1:] == ordered[:-1]))
