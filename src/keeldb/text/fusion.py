@@ -13,15 +13,16 @@ Both cut each list to ``depth`` before fusing and return ``[(key, fused_score)]`
 first, ties broken by the order of first appearance (list 0 first). Defaults are
 documented in ``docs/text.md`` with the measurements that chose them.
 
-:func:`fuse_arrays` is either fusion over lists given as numpy arrays of int64 keys (what
-``hybrid_search`` fuses: a unit and row packed in one integer): the same keys, scores and
-order as :func:`rrf` / :func:`weighted`, bit for bit, without a Python step per
-candidate (a tenth of the time at depth 100).
+:func:`fuse_arrays` is the one implementation of both, over lists given as numpy arrays
+of int64 keys (what ``hybrid_search`` fuses: a unit and row packed in one integer), with
+no Python step per candidate; :func:`rrf` and :func:`weighted` code their keys as
+integers and call it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,15 +50,6 @@ def _check(lists: Sequence[object], weights: Sequence[float] | None, depth: int)
     return out
 
 
-def _ranked(
-    scores: dict[Hashable, float], first: dict[Hashable, int], k: int | None
-) -> list[tuple[Hashable, float]]:
-    keys = sorted(scores, key=lambda key: (-scores[key], first[key]))
-    if k is not None:
-        keys = keys[:k]
-    return [(key, scores[key]) for key in keys]
-
-
 def rrf(
     lists: Sequence[RankedList],
     *,
@@ -71,20 +63,7 @@ def rrf(
     ``rrf_k`` >= 0 damps the head of each list (60 in the original paper, Chroma and
     Milvus; 2 in Qdrant). A key appearing twice in one list counts at its best rank.
     """
-    w = _check(lists, weights, depth)
-    if not rrf_k >= 0:
-        raise InvalidArgumentError("rrf_k must be >= 0")
-    scores: dict[Hashable, float] = {}
-    first: dict[Hashable, int] = {}
-    for li, items in enumerate(lists):
-        seen: set[Hashable] = set()
-        for rank, (key, _score) in enumerate(items[:depth], start=1):
-            if key in seen:
-                continue
-            seen.add(key)
-            first.setdefault(key, li * depth + rank)
-            scores[key] = scores.get(key, 0.0) + w[li] / (rrf_k + rank)
-    return _ranked(scores, first, k)
+    return _fuse_lists(lists, k, fusion="rrf", rrf_k=rrf_k, depth=depth, weights=weights)
 
 
 def weighted(
@@ -101,27 +80,28 @@ def weighted(
     item gets 1 and its worst 0 (all 1 when they are equal); a list whose scores are
     distances (``higher_is_better[i]`` False) is flipped first.
     """
-    w = _check(lists, weights, depth)
-    if len(higher_is_better) != len(lists):
-        raise InvalidArgumentError("higher_is_better needs one flag per list")
-    scores: dict[Hashable, float] = {}
-    first: dict[Hashable, int] = {}
-    for li, items in enumerate(lists):
-        cut = list(items[:depth])
-        if not cut:
-            continue
-        vals = [float(s) if higher_is_better[li] else -float(s) for _, s in cut]
-        lo, hi = min(vals), max(vals)
-        span = hi - lo
-        seen: set[Hashable] = set()
-        for rank, ((key, _), v) in enumerate(zip(cut, vals, strict=True), start=1):
-            if key in seen:
-                continue
-            seen.add(key)
-            first.setdefault(key, li * depth + rank)
-            norm = (v - lo) / span if span > 0 else 1.0
-            scores[key] = scores.get(key, 0.0) + w[li] * norm
-    return _ranked(scores, first, k)
+    return _fuse_lists(
+        lists, k, fusion="weighted", higher_is_better=higher_is_better, depth=depth,
+        weights=weights,
+    )  # fmt: skip
+
+
+def _fuse_lists(
+    lists: Sequence[RankedList], k: int | None, **how: Any
+) -> list[tuple[Hashable, float]]:
+    """:func:`fuse_arrays` over lists of (key, score) pairs: each key is coded as an
+    integer (in order of first appearance) and decoded again in the result."""
+    code: dict[Hashable, int] = {}
+    keys, scores = [], []
+    for items in lists:
+        keys.append(np.array([code.setdefault(key, len(code)) for key, _ in items], np.int64))
+        if how["fusion"] == "weighted":
+            scores.append(np.array([float(score) for _, score in items], np.float64))
+        else:  # scores are not read
+            scores.append(np.zeros(len(items), np.float64))
+    fused, fused_scores = fuse_arrays(keys, scores, k=k, **how)
+    back = list(code)
+    return [(back[c], s) for c, s in zip(fused.tolist(), fused_scores.tolist(), strict=True)]
 
 
 def fuse_arrays(
@@ -138,9 +118,8 @@ def fuse_arrays(
     """:func:`rrf` (``fusion="rrf"``) or :func:`weighted` (``"weighted"``, which needs
     ``higher_is_better``) of lists given as arrays: ``keys[i]`` (int64, best first) with
     ``scores[i]`` (same length; read by weighted fusion only). Returns (keys, fused
-    scores) of the top ``k`` (all if None), best first: the same keys, scores (bit for
-    bit: the contributions are summed in the same order) and tie order as the list
-    functions give for ``list(zip(keys[i], scores[i]))``."""
+    scores) of the top ``k`` (all if None), best first, ties in order of first
+    appearance (see the module docstring for the formulas)."""
     w = _check(keys, weights, depth)
     if fusion == "rrf":
         if not rrf_k >= 0:
