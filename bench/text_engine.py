@@ -87,6 +87,30 @@ def _ingest(
     return rate, fresh
 
 
+def _ingest_pairs(
+    ids: list[str], vecs: np.ndarray, texts: list[str], batch: int, repeats: int
+) -> tuple[list[float], list[float], bool]:
+    """Ingest rates with documents and without (the baseline), interleaved ``repeats``
+    times, and whether every fresh document was found right after its upsert."""
+    with_docs, without, fresh_all = [], [], True
+    for _ in range(repeats):
+        r, fresh = _ingest(ids, vecs, texts, batch)
+        with_docs.append(r)
+        fresh_all &= fresh
+        without.append(_ingest(ids, vecs, None, batch)[0])
+    return with_docs, without, fresh_all
+
+
+def _loaded(
+    db: Any, name: str, ids: list[str], vecs: np.ndarray, texts: list[str], batch: int
+) -> Any:
+    """A new collection ``name`` of ``db`` holding every record with its document."""
+    col = db.create_collection(name, dim=vecs.shape[1])
+    for s in range(0, len(ids), batch):
+        col.upsert(ids[s : s + batch], vecs[s : s + batch], documents=texts[s : s + batch])
+    return col
+
+
 def _median(xs: list[float]) -> float:
     return float(np.median(xs))
 
@@ -100,16 +124,9 @@ def scifact(out: dict[str, Any], repeats: int, batch: int) -> None:
     ids, texts, queries = data["ids"], data["texts"], data["queries"]
     vecs, qvecs = data["doc_vecs"], data["query_vecs"]
     every = list(range(len(queries)))
-    with_docs, without, fresh_all = [], [], True
-    for _ in range(repeats):  # interleaved
-        r, fresh = _ingest(ids, vecs, texts, batch)
-        with_docs.append(r)
-        fresh_all &= fresh
-        without.append(_ingest(ids, vecs, None, batch)[0])
+    with_docs, without, fresh_all = _ingest_pairs(ids, vecs, texts, batch, repeats)
     with tempfile.TemporaryDirectory() as d, keeldb.open(d) as db:
-        col = db.create_collection("scifact", dim=vecs.shape[1])
-        for s in range(0, len(ids), batch):
-            col.upsert(ids[s : s + batch], vecs[s : s + batch], documents=texts[s : s + batch])
+        col = _loaded(db, "scifact", ids, vecs, texts, batch)
         col.compact()
         runs = [[h.id for h in col.text_search(x, 10)] for x in queries]
         pairs = list(zip(queries, qvecs, strict=True))
@@ -164,16 +181,9 @@ def pypi(out: dict[str, Any], repeats: int, batch: int) -> None:
     queries = [json.loads(line)["text"] for line in gzip.open(root / "queries.jsonl.gz")]
     vecs = np.load(root / "base.f16.npy").astype(np.float32)
     ids = [f"p{i}" for i in range(len(texts))]
-    with_docs, without, fresh_all = [], [], True
-    for _ in range(repeats):  # interleaved
-        r, fresh = _ingest(ids, vecs, texts, batch)
-        with_docs.append(r)
-        fresh_all &= fresh
-        without.append(_ingest(ids, vecs, None, batch)[0])
+    with_docs, without, fresh_all = _ingest_pairs(ids, vecs, texts, batch, repeats)
     with tempfile.TemporaryDirectory() as d, keeldb.open(d) as db:
-        col = db.create_collection("pypi", dim=vecs.shape[1])
-        for s in range(0, len(ids), batch):
-            col.upsert(ids[s : s + batch], vecs[s : s + batch], documents=texts[s : s + batch])
+        col = _loaded(db, "pypi", ids, vecs, texts, batch)
         col.flush()
         units = len(col.stats().segments)
         live_q = _qps(lambda x: col.text_search(x, 10), queries, "pypi text_search (ingested)")
