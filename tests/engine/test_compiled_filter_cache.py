@@ -74,3 +74,14 @@ def test_search_results_are_unchanged_by_reuse(tmp_path: object) -> None:
         b = col.search(vecs[0], k=20, filter={"g": {"$ne": 1}})
         assert [h.id for h in a] == [h.id for h in b]
         assert all(h.metadata["g"] != 1 for h in b)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"x": 2**64}, {"x": -(2**63) - 1}, {"x": {"$in": [1, 2**70]}}, {"x": {"$gt": 2**63}}],
+)
+def test_integers_past_64_bits_are_invalid_arguments(spec: object) -> None:
+    """The cache key (canonical JSON) cannot hold them; the filter's own validation must
+    answer (found by the server's schemathesis run: a TypeError, HTTP 500)."""
+    with pytest.raises(InvalidArgumentError, match="64-bit"):
+        compile_keyed(spec)

@@ -168,13 +168,15 @@ COMPILED_CACHE_ENTRIES = 256
 COMPILED_CACHE_MAX_KEY_BYTES = 64 << 10
 _compiled_lock = threading.Lock()
 _compiled: OrderedDict[bytes, KeyedFilter] = OrderedDict()
-_SCALARS = (str, int, bool, type(None))
+_SCALARS = (str, bool, type(None))
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 
 def _plain_json(spec: Any) -> bool:
-    """Whether ``spec`` is made of exactly dict (str keys), list, str, int, bool, None and
-    finite float: values whose canonical JSON text identifies them (orjson writes NaN as
-    null, a tuple as a list, a str subclass as a str: such specs are never cached)."""
+    """Whether ``spec`` is made of exactly dict (str keys), list, str, signed 64-bit int,
+    bool, None and finite float: values whose canonical JSON text identifies them (orjson
+    writes NaN as null, a tuple as a list, a str subclass as a str, and no integer past 64
+    bits: such specs are never cached; the filter's validation judges them)."""
     stack = [spec]
     while stack:
         v = stack.pop()
@@ -188,6 +190,9 @@ def _plain_json(spec: Any) -> bool:
             stack.extend(v)
         elif t is float:
             if not math.isfinite(v):
+                return False
+        elif t is int:
+            if not _I64_MIN <= v <= _I64_MAX:  # not JSON orjson writes; the filter refuses it
                 return False
         elif t not in _SCALARS:
             return False
