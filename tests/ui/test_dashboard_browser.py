@@ -46,6 +46,12 @@ def by_id(browser: Any, element_id: str) -> Any:
     return browser.find_element(By.ID, element_id)
 
 
+def displayed(browser: Any, element_id: str) -> Any:
+    """The element once it is displayed (a user can type into it), else False."""
+    element = by_id(browser, element_id)
+    return element if element.is_displayed() else False
+
+
 def present(browser: Any, element_id: str) -> bool:
     from selenium.webdriver.common.by import By
 
@@ -532,6 +538,45 @@ def test_paging_walks_every_record(browser: Any, live: Live) -> None:
     wait_for(browser, lambda b: by_id(b, "page-label").text == f"page {page - 1}", "back")
 
 
+def shown_ids(browser: Any) -> list[str]:
+    """The ids in the records table, read in one call (no stale rows)."""
+    ids: list[str] = browser.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'#records tbody tr[data-id]')).map(r => r.dataset.id)"
+    )
+    return ids
+
+
+def test_a_filter_typed_while_the_collection_opens_is_kept_and_wins(
+    browser: Any, live: Live, screenshot: Any
+) -> None:
+    """Regression: opening a collection reset the filter editors and ran its first
+    (unfiltered) scan only after the collection's details arrived. A filter typed and
+    scanned in that time was wiped, and the late unfiltered page replaced the filtered
+    one. A slow network makes that window wide, as a distant server does."""
+    import time
+
+    server, data = live
+    sign_in(browser, server.url, ADMIN_KEY)
+    latency_ms = 400
+    browser.set_network_conditions(
+        offline=False, latency=latency_ms, download_throughput=-1, upload_throughput=-1
+    )
+    try:
+        browser.get(f"{server.url}/ui#/c/default/products")
+        field = wait_for(browser, lambda b: displayed(b, "browse-filter-input"), "the filter")
+        text = '{"title": {"$exists": true}}'
+        field.send_keys(text)
+        by_id(browser, "scan-button").click()
+        wait_for(browser, lambda b: shown_ids(b) == ["xss"], "the filtered page")
+        # Every request still in flight has landed well before this.
+        time.sleep(8 * latency_ms / 1000)
+        assert shown_ids(browser) == ["xss"]
+        assert by_id(browser, "browse-filter-input").get_attribute("value") == text
+    finally:
+        browser.delete_network_conditions()
+
+
 def test_markup_in_metadata_renders_as_text_and_runs_nothing(
     browser: Any, live: Live, screenshot: Any
 ) -> None:
@@ -540,7 +585,7 @@ def test_markup_in_metadata_renders_as_text_and_runs_nothing(
     server, data = live
     sign_in(browser, server.url, ADMIN_KEY)
     browser.get(f"{server.url}/ui#/c/default/products")
-    field = wait_for(browser, lambda b: by_id(b, "browse-filter-input"), "the filter")
+    field = wait_for(browser, lambda b: displayed(b, "browse-filter-input"), "the filter")
     field.send_keys('{"title": {"$exists": true}}')
     by_id(browser, "scan-button").click()
     row = wait_for(

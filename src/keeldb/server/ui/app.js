@@ -321,6 +321,8 @@
     next: null,
     record: null,
     filters: {},
+    scanSeq: 0, // number of the latest scan started
+    searchSeq: 0, // number of the latest search started
   };
 
   function setupCollectionPage() {
@@ -373,9 +375,33 @@
     crumbs({ text: "Overview", href: "#/" }, { text: ws }, { text: name });
     const changed = page.ws !== ws || page.name !== name;
     Object.assign(page, { ws, name });
-    const [info, stats] = await Promise.all([api("GET", colPath(ws, name)), api("GET", colPath(ws, name) + "/stats")]);
-    page.info = info;
     $("col-title").textContent = ws + " / " + name;
+    let scansAtOpen = null;
+    if (changed) {
+      // Everything that belongs to the previous collection goes before the first await:
+      // a filter the user types once the page shows is never wiped. The first page is
+      // loaded once the collection's details are in, unless the user started a scan of
+      // their own meanwhile (theirs is the one to show).
+      page.info = null;
+      clear($("col-facts"));
+      unmountAdmin();
+      if (session.mayWrite(ws)) mountAdmin();
+      for (const f of Object.values(page.filters)) f.reset();
+      $("record-panel").hidden = true;
+      $("search-results").hidden = true;
+      $("search-error").textContent = "";
+      clear($("search-mode"));
+      clear($("mode-inputs"));
+      $("search-button").disabled = true; // until the collection's search modes are known
+      clear($("records"));
+      $("page-label").textContent = "";
+      $("prev-page").disabled = $("next-page").disabled = true;
+      selectTab("browse");
+      scansAtOpen = ++page.scanSeq; // drops a scan of the previous collection still in flight
+    }
+    const [info, stats] = await Promise.all([api("GET", colPath(ws, name)), api("GET", colPath(ws, name) + "/stats")]);
+    if (page.ws !== ws || page.name !== name) return; // the user went elsewhere meanwhile
+    page.info = info;
     const facts = clear($("col-facts"));
     fact(facts, "rows", fmtInt(info.count));
     fact(facts, "dimension", String(info.dim));
@@ -389,24 +415,20 @@
     fact(facts, "resident", fmtBytes(stats.memory_bytes));
     fact(facts, "m / ef_construction / ef_search", info.m + " / " + info.ef_construction + " / " + info.ef_search);
     for (const o of OPTIONAL_COLUMNS) if (info[o.field] !== undefined) fact(facts, o.title, info[o.field] === null ? "—" : String(info[o.field]));
-
-    // Write controls exist in the page only for keys that may write here.
     if (changed) {
-      unmountAdmin();
-      if (session.mayWrite(ws)) mountAdmin();
-      for (const f of Object.values(page.filters)) f.reset();
-      $("record-panel").hidden = true;
-      $("search-results").hidden = true;
-      $("search-error").textContent = "";
       renderModes();
-      selectTab("browse");
-      await scan(true);
+      $("search-button").disabled = false;
+      if (page.scanSeq === scansAtOpen) await scan(true);
     }
   }
 
+  // Only the latest scan draws its page: an earlier one that answers late (the first page
+  // of a collection, a double click, the collection left meanwhile) is dropped.
   async function scan(fromStart) {
+    const mine = ++page.scanSeq;
     const filter = page.filters.browse;
     const state = await filter.validate();
+    if (mine !== page.scanSeq) return;
     $("scan-error").textContent = "";
     if (!state.valid) {
       $("scan-error").textContent = "Fix the filter first.";
@@ -421,9 +443,10 @@
     try {
       result = await api("POST", colPath(page.ws, page.name) + "/scan", body);
     } catch (err) {
-      $("scan-error").textContent = err.message;
+      if (mine === page.scanSeq) $("scan-error").textContent = err.message;
       return;
     }
+    if (mine !== page.scanSeq) return;
     page.next = result.next_cursor;
     renderRecords(result.records);
     $("prev-page").disabled = page.cursors.length <= 1;
@@ -615,12 +638,14 @@
 
   function renderModeInputs() {
     const mode = SEARCH_MODES.find((m) => m.id === $("search-mode").value);
+    if (!mode) return; // the collection's details (and so its modes) are not in yet
     clear($("mode-inputs")).append(mode.inputs());
     // ef and exact steer the HNSW walk of a vector search only.
     for (const id of ["search-ef", "search-exact"]) $(id).disabled = mode.kind !== "dense";
   }
 
   function moreLikeThis(id) {
+    if (!page.info) return; // the search modes are not known yet
     selectTab("search");
     $("search-mode").value = "record";
     renderModeInputs();
@@ -632,9 +657,13 @@
     $("search-error").textContent = err instanceof ApiError ? err.code + ": " + err.message : err.message;
   }
 
+  // Like scan(), only the latest search draws its hits; an earlier one answering late is
+  // dropped (its error too).
   async function runSearch() {
+    const mine = ++page.searchSeq;
     $("search-error").textContent = "";
     const filter = await page.filters.search.validate();
+    if (mine !== page.searchSeq) return;
     if (!filter.valid) throw new Error("Fix the filter first.");
     const mode = SEARCH_MODES.find((m) => m.id === $("search-mode").value);
     const k = Number($("search-k").value) || 10;
@@ -650,7 +679,14 @@
     }
     if (filter.value !== null) body.filter = filter.value;
     const t0 = performance.now();
-    const result = await api("POST", colPath(page.ws, page.name) + "/" + route, body);
+    let result;
+    try {
+      result = await api("POST", colPath(page.ws, page.name) + "/" + route, body);
+    } catch (err) {
+      if (mine === page.searchSeq) throw err;
+      return;
+    }
+    if (mine !== page.searchSeq) return;
     const roundTripS = (performance.now() - t0) / 1000;
     renderHits(result.hits, mode.kind);
     if (mode.kind === "dense") renderSearchStats(result.stats, roundTripS);
