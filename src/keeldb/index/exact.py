@@ -33,6 +33,10 @@ SUBSET_IN_PLACE_MAX_QUERIES = 32
 EXACT_BLOCK_SCORES = 1 << 24
 # At most this many bytes of chosen rows are gathered (copied) at once.
 EXACT_GATHER_BYTES = 64 << 20
+# faiss's ``knn_*_by_idx`` go parallel only past 100 queries (``#pragma omp parallel for
+# if (nx > 100)`` in faiss/utils/distances.cpp): up to this many, the thread policy's
+# set-up (a lock and two OpenMP calls) is skipped, as it would change nothing.
+BY_IDX_SERIAL_MAX = 100
 
 
 def similarity_to_distance(metric: str, sim: np.ndarray) -> np.ndarray:
@@ -305,20 +309,24 @@ def _by_index(
     vals = np.empty((nq, kk), dtype=np.float32)
     ids = np.empty((nq, kk), dtype=np.int64)
     fn = faiss.knn_L2sqr_by_idx if metric == "l2" else faiss.knn_inner_products_by_idx
-    with search_threads(nq):
-        fn(
-            faiss.swig_ptr(xq),
-            faiss.swig_ptr(vectors),
-            faiss.swig_ptr(subset),
-            dim,
-            nq,
-            len(vectors),
-            width,
-            kk,
-            faiss.swig_ptr(vals),
-            faiss.swig_ptr(ids),
-            stride,
-        )
+    args = (
+        faiss.swig_ptr(xq),
+        faiss.swig_ptr(vectors),
+        faiss.swig_ptr(subset),
+        dim,
+        nq,
+        len(vectors),
+        width,
+        kk,
+        faiss.swig_ptr(vals),
+        faiss.swig_ptr(ids),
+        stride,
+    )
+    if nq <= BY_IDX_SERIAL_MAX:
+        fn(*args)  # faiss runs these on the calling thread: no thread policy to apply
+    else:
+        with search_threads(nq):
+            fn(*args)
     dist = similarity_to_distance(metric, vals)
     dist[ids < 0] = np.inf
     return dist, ids

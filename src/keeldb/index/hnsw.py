@@ -133,7 +133,7 @@ class HnswIndex:
     metric, so it is not read from the file). Thread-safe for searches.
     """
 
-    __slots__ = ("_stats", "header", "index", "metric", "path")
+    __slots__ = ("_quantization", "_stats", "header", "index", "metric", "path")
 
     def __init__(
         self,
@@ -147,6 +147,7 @@ class HnswIndex:
         self.header = header
         self.path = path
         self._stats: HnswStats | None = None
+        self._quantization: str | None = None  # read from the index at first use
 
     # --- making ---------------------------------------------------------------------------
 
@@ -284,7 +285,14 @@ class HnswIndex:
 
     @property
     def quantization(self) -> str:
-        """How the graph keeps its vectors: ``none`` (float32), ``fp16`` or ``sq8``."""
+        """How the graph keeps its vectors: ``none`` (float32), ``fp16`` or ``sq8``.
+        Read from the index once (a search asks for it; the index kind never changes)."""
+        found = self._quantization
+        if found is None:
+            found = self._quantization = self._read_quantization()
+        return found
+
+    def _read_quantization(self) -> str:
         index = self.index
         if isinstance(index, faiss.IndexHNSWFlat):
             return "none"
