@@ -21,6 +21,7 @@ class _Handler(BaseHTTPRequestHandler):
     peers: list[int] = []
     close_after = False
     drop_silently = False
+    closed: threading.Event
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -44,14 +45,28 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    """Sets its handler class's ``closed`` event each time it has closed a connection."""
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        self.RequestHandlerClass.closed.set()  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def http_server() -> Iterator[tuple[ThreadingHTTPServer, type[_Handler]]]:
     handler = type(
         "Handler",
         (_Handler,),
-        {"requests": [], "peers": [], "close_after": False, "drop_silently": False},
+        {
+            "requests": [],
+            "peers": [],
+            "close_after": False,
+            "drop_silently": False,
+            "closed": threading.Event(),
+        },
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -96,7 +111,8 @@ def test_an_idle_connection_dropped_by_the_server_is_not_used(http_server: Any) 
     t = PooledTransport(_url(server), {}, 5.0)
     assert t.request("GET", "/first", None)[0] == 200
     assert t.idle_connections() == 1
-    time.sleep(0.2)  # let the server's FIN arrive
+    assert handler.closed.wait(30)  # the server has closed its end (its FIN is sent)
+    time.sleep(0.05)  # and the FIN has crossed the loopback
     assert t.request("POST", "/second", b"{}")[0] == 200
     assert [r[1] for r in handler.requests] == ["/first", "/second"]
     t.close()

@@ -125,7 +125,10 @@ def test_backup_while_four_threads_write_holds_each_writers_acknowledged_prefix(
     threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
     for th in threads:
         th.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60  # every writer has something acknowledged
+    while min(acked) == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
     before = list(acked)  # acknowledged before backup() is called
     db.backup(tmp_path / "bk")
     stop.set()

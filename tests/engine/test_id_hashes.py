@@ -25,22 +25,33 @@ def test_sealed_and_merged_segments_index_the_hashes_of_their_ids(db_path: str) 
     rng = np.random.default_rng(5)
     n, dim = 2500, 8
     ids = [f"id-{i}-é" if i % 7 == 0 else str(i) for i in range(n)]
-    with keeldb.open(db_path, memtable_rows=500, hnsw_min_rows=1000) as db:
+    kinds: set[str] = set()
+
+    def check(col: keeldb.Collection) -> None:
+        for seg in col._state.segments:
+            kinds.add(seg.kind)
+            rows = np.arange(seg.rows)
+            seg_ids = seg.ids.ids_at(rows)
+            assert seg.ids.row_hashes(rows).tolist() == id_hashes(seg_ids).tolist()
+
+    # No background maintenance (its merge, about 0.5 s after the last write, could turn
+    # the flat segments into an HNSW one before they are checked on a slow machine): the
+    # first flush seals a flat segment, the last one merges into an HNSW one.
+    with keeldb.open(db_path, memtable_rows=500, hnsw_min_rows=1000, background=False) as db:
         col = db.create_collection("c", dim=dim, m=4, ef_construction=16)
         for s in range(0, n, 250):
             col.upsert(ids[s : s + 250], rng.normal(size=(250, dim)).astype(np.float32))
+            if s == 250:
+                col.flush()
+                check(col)
         col.delete(ids[:40])
         col.upsert(ids[40:60], rng.normal(size=(20, dim)).astype(np.float32))  # replaced
         col.flush()
-        kinds = set()
         for _ in range(2):
-            for seg in col._state.segments:
-                kinds.add(seg.kind)
-                rows = np.arange(seg.rows)
-                seg_ids = seg.ids.ids_at(rows)
-                assert seg.ids.row_hashes(rows).tolist() == id_hashes(seg_ids).tolist()
+            check(col)
             col.compact()
-        assert {"flat", "hnsw"} <= kinds | {s.kind for s in col._state.segments}
+        check(col)
+        assert {"flat", "hnsw"} <= kinds
         got = col.get(ids)
         assert [r is None for r in got] == [i < 40 for i in range(n)]
 

@@ -390,16 +390,23 @@ def test_a_slow_shard_is_not_mistaken_for_a_dead_one(
     import time
 
     shard_set = pair[0]._sdb.shard_set
-    monkeypatch.setattr(shard_set, "unavailable_timeout_s", 1.0)
+    # 2 s: four liveness probes (one per 0.5 s) fit in it, so a shard is never declared
+    # down for one probe answered late on a busy machine.
+    monkeypatch.setattr(shard_set, "unavailable_timeout_s", 2.0)
 
     @ray.remote(num_cpus=0)
     def slow(seconds: float) -> float:
         time.sleep(seconds)
         return seconds
 
+    # Start the worker processes first: their start is a CPU burst on a small machine.
+    ray.get([slow.remote(0.0) for _ in range(2)])
+
     def make(actor: Any, i: int, attempt: int) -> Any:
         # Slow answers from live shards: each shard still answers its liveness probe.
-        return slow.remote([2.0, 4.5][i]) if i < 2 else actor.ping.remote()
+        # Shard 0 takes longer than the limit; shard 1, awaited after it, longer than
+        # shard 0 plus the limit.
+        return slow.remote([3.0, 6.0][i]) if i < 2 else actor.ping.remote()
 
     results, missing = shard_set.call(range(3), make)
-    assert (results[0], results[1], missing) == (2.0, 4.5, [])
+    assert (results[0], results[1], missing) == (3.0, 6.0, [])

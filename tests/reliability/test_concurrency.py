@@ -181,15 +181,17 @@ def test_search_latency_while_compacting(fast_tmp: Path) -> None:
     durations: list[float] = []
 
     def compactor() -> None:
-        for r in range(3):
-            col.upsert([f"b{r}-{i}" for i in range(2000)], rng.normal(size=(2000, DIM)))
-            time.sleep(0.3)
-            compacting.set()
-            t0 = time.monotonic()
-            col.compact()
-            durations.append(time.monotonic() - t0)
-            compacting.clear()
-        done.set()
+        try:
+            for r in range(3):
+                col.upsert([f"b{r}-{i}" for i in range(2000)], rng.normal(size=(2000, DIM)))
+                time.sleep(0.3)
+                compacting.set()
+                t0 = time.monotonic()
+                col.compact()
+                durations.append(time.monotonic() - t0)
+                compacting.clear()
+        finally:
+            done.set()  # a failed compaction ends the readers' loop too (and fails below)
 
     t = threading.Thread(target=compactor)
     t.start()
@@ -204,6 +206,7 @@ def test_search_latency_while_compacting(fast_tmp: Path) -> None:
         i += 1
     t.join()
     db.close()
+    assert len(durations) == 3, "a compaction failed (see the thread's traceback)"
     busy.sort()
     idle.sort()
     res = {

@@ -66,18 +66,27 @@ def test_a_writer_whose_driver_died_stops(tmp_path: Path) -> None:
         f"p = subprocess.Popen([sys.executable, {str(SOAK)!r}, '--writer', "
         f"{str(tmp_path / 'db')!r}, '1', '0', {str(tmp_path / 'acks.log')!r}])\n"
         "print(p.pid, flush=True)\n"
-        "time.sleep(1.5)\n"  # the writer is up and writing; then the driver just ends
+        # the writer is up and writing (its first acknowledgement is logged); then the
+        # driver just ends
+        f"acks = {str(tmp_path / 'acks.log')!r}\n"
+        "deadline = time.monotonic() + 60\n"
+        "while time.monotonic() < deadline:\n"
+        "    try:\n"
+        "        if open(acks).read().strip(): break\n"
+        "    except FileNotFoundError: pass\n"
+        "    time.sleep(0.05)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     pid = int(out.stdout.split()[0])
-    deadline = time.monotonic() + 20
+    assert (tmp_path / "acks.log").read_text().strip(), "the writer never acknowledged a write"
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-            return  # exited; a zombie until init reaps it
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                return  # exited; a zombie until init reaps it
+        except (ProcessLookupError, FileNotFoundError):
+            return  # exited and reaped (maybe between the two checks)
         time.sleep(0.1)
     os.kill(pid, 9)
     raise AssertionError("the writer kept running after its driver died")

@@ -19,10 +19,12 @@ from keeldb.server.testing import ServerProcess
 KEY = "live-test-key-1"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 COL = "/v1/workspaces/default/collections"
+# httpx's default (5 s) is short for a first request or an fsync on a loaded machine.
+TIMEOUT_S = 30
 
 
 def _in_flight(url: str) -> int:
-    text = httpx.get(f"{url}/metrics", headers=AUTH).text
+    text = httpx.get(f"{url}/metrics", headers=AUTH, timeout=TIMEOUT_S).text
     line = next(x for x in text.splitlines() if x.startswith("keeldb_http_requests_in_flight "))
     return int(float(line.split()[1]))
 
@@ -31,7 +33,7 @@ def test_serves_over_tcp_with_auth_and_limits(tmp_path: Path) -> None:
     with ServerProcess(
         tmp_path / "db", args=["--api-key", KEY, "--max-body-bytes", "100000"]
     ) as srv:
-        with httpx.Client(base_url=srv.url) as http:
+        with httpx.Client(base_url=srv.url, timeout=TIMEOUT_S) as http:
             assert http.get("/healthz").json()["status"] == "ok"
             assert http.get(f"{COL}").status_code == 401
             assert http.put(f"{COL}/c", json={"dim": 2}, headers=AUTH).status_code == 200
@@ -54,7 +56,7 @@ def test_sigterm_finishes_in_flight_requests_then_flushes_and_closes(tmp_path: P
     result: dict[str, object] = {}
     srv = ServerProcess(tmp_path / "db", args=["--durability", "none"]).start()
     try:
-        httpx.put(f"{srv.url}{COL}/c", json={"dim": dim}).raise_for_status()
+        httpx.put(f"{srv.url}{COL}/c", json={"dim": dim}, timeout=TIMEOUT_S).raise_for_status()
 
         def slow_upsert() -> None:
             resp = httpx.post(f"{srv.url}{COL}/c/upsert", json=body, timeout=60)
@@ -78,14 +80,16 @@ def test_sigterm_finishes_in_flight_requests_then_flushes_and_closes(tmp_path: P
 
 def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "db") as srv:
-        httpx.put(f"{srv.url}{COL}/c", json={"dim": 3}).raise_for_status()
+        httpx.put(f"{srv.url}{COL}/c", json={"dim": 3}, timeout=TIMEOUT_S).raise_for_status()
         for i in range(20):
             httpx.post(
-                f"{srv.url}{COL}/c/upsert", json={"ids": [f"k{i}"], "vectors": [[1, i, 0]]}
+                f"{srv.url}{COL}/c/upsert",
+                json={"ids": [f"k{i}"], "vectors": [[1, i, 0]]},
+                timeout=TIMEOUT_S,
             ).raise_for_status()
         srv.kill()
     with ServerProcess(tmp_path / "db") as srv2:
-        count = httpx.post(f"{srv2.url}{COL}/c/count").json()
+        count = httpx.post(f"{srv2.url}{COL}/c/count", timeout=TIMEOUT_S).json()
     assert count == {"count": 20}
 
 

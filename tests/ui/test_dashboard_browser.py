@@ -228,7 +228,9 @@ def test_sign_in_overview_lists_collections_with_counts(
     # Admin key: the live charts draw /metrics between polls. 60 searches (a route whose
     # template holds braces) must show as a rate of several per second.
     wait_for(browser, lambda b: "max" in by_id(b, "chart-rate").text, "the first rate")
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+    ) as c:
         for _ in range(60):
             c.post(
                 "/v1/workspaces/default/collections/products/search", json={"vector": [0.0] * 8}
