@@ -217,13 +217,31 @@ def section(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def _subsections(body: str) -> dict[str, str]:
+    """The ``### 9.x.`` subsections of a section body, by their number ("9.1." ...)."""
+    out: dict[str, str] = {}
+    parts = body.split("\n### ")
+    for part in parts[1:]:
+        out[part.split(" ", 1)[0]] = "### " + part.rstrip("\n") + "\n"
+    return out
+
+
 def splice(doc: Path = DOC, results: Path = RESULTS) -> None:
-    """Replace (or insert before "## Failures and gaps") this section of ``doc``."""
+    """Replace (or insert before "## Failures and gaps") this section of ``doc``.
+
+    A subsection whose result file is absent here (each benchmark is run on its own, and
+    results are not committed) keeps its text from ``doc``."""
     text = doc.read_text()
     new = section(results)
     if HEAD in text:
         start = text.index(HEAD)
         end = text.index("\n## ", start + len(HEAD))
+        old_subs = _subsections(text[start:end])
+        new_subs = _subsections(new)
+        if old_subs.keys() - new_subs.keys():
+            merged = {**old_subs, **new_subs}
+            intro = new.split("\n### ", 1)[0].replace("No results yet: run the commands above.", "")
+            new = intro.rstrip("\n") + "\n\n" + "\n".join(merged[n] for n in sorted(merged))
         text = text[:start] + new + text[end:]
     else:
         at = text.index("## Failures and gaps")

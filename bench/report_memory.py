@@ -137,15 +137,20 @@ def section_past_ram(path: Path) -> str:
     return "\n".join(lines)
 
 
-def splice(doc: Path = DOC) -> None:
-    """Replace (or add, before "## Failures and gaps") the two sections in ``doc``."""
+def splice(doc: Path = DOC, results: Path = RESULTS) -> None:
+    """Replace (or add, before "## Failures and gaps") the two sections in ``doc``. A
+    section whose result files are absent here (results are not committed) keeps its text
+    from ``doc``."""
     text = doc.read_text()
-    paths = sorted(RESULTS.glob("quantization*.json"))
-    for head, body in (
-        (QUANT_HEAD, section_quantization(paths)),
-        (PAST_RAM_HEAD, section_past_ram(RESULTS / "past_ram.json")),
+    paths = sorted(results.glob("quantization*.json"))
+    past_ram = results / "past_ram.json"
+    for head, body, have in (
+        (QUANT_HEAD, section_quantization(paths), bool(paths)),
+        (PAST_RAM_HEAD, section_past_ram(past_ram), past_ram.exists()),
     ):
         start = text.find(head)
+        if start >= 0 and not have:
+            continue
         if start >= 0:
             end = text.find("\n## ", start + len(head))
             text = text[:start] + body + ("\n" + text[end + 1 :] if end >= 0 else "")
