@@ -565,6 +565,8 @@ class Segment:
         """Answer exactly the queries the graph left with fewer than ``min(k, count)``
         hits (heavy filtering or deletes), so k hits come back whenever k rows qualify."""
         dist, labels = result.distances, result.rows
+        if labels.size <= 256 and min(labels.ravel().tolist(), default=0) >= 0:
+            return result  # every slot filled (one query's hits: Python is cheaper here)
         missing = labels < 0
         if not missing.any():
             return result

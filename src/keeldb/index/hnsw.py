@@ -482,10 +482,14 @@ def _search_c(
     n = xq.shape[0]
     scores = np.empty((n, k), dtype=np.float32)
     labels = np.empty((n, k), dtype=np.int64)
-    with search_threads(n):
-        index.search_c(
-            n, faiss.swig_ptr(xq), k, faiss.swig_ptr(scores), faiss.swig_ptr(labels), params
-        )
+    args = (n, faiss.swig_ptr(xq), k, faiss.swig_ptr(scores), faiss.swig_ptr(labels), params)
+    if n == 1:
+        # faiss walks a graph for one query on the calling thread (``omp parallel if
+        # (i1 - i0 > 1)`` in IndexHNSW.cpp): no thread policy to apply
+        index.search_c(*args)
+    else:
+        with search_threads(n):
+            index.search_c(*args)
     return scores, labels
 
 
