@@ -205,8 +205,9 @@ class WritePath:
                     if loc is not None and meta is None:
                         meta = loc[0].metadata_at(loc[1])
                     metas.append({} if meta is None else meta)
-                # Old rows die before the new ones are published: a concurrent search may
-                # miss a record being replaced, but never sees it twice.
+                # Old rows die before the new ones are published, and searches read the
+                # active memtable before older units: a concurrent search may miss a
+                # record being replaced, but never sees it twice.
                 counts["replaced"] += kill(locations)
                 pre = None if early is None else early.get(id(op))
                 if pre is not None and pre[0] == op.documents:
