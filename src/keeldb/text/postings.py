@@ -531,7 +531,9 @@ class MemPostings:
         if s.tail_n:
             wanted = np.asarray([t for t in tids if t >= 0], dtype=np.int64)
             tail = s.tail_tid[: s.tail_n]
-            idx = np.flatnonzero(np.isin(tail, wanted)) if len(wanted) else None
+            # kind="sort": numpy's default picks a lookup table spanning the term-id range
+            # here (the whole vocabulary), 8x slower on a 19k-posting tail of pypi
+            idx = np.flatnonzero(np.isin(tail, wanted, kind="sort")) if len(wanted) else None
             hits = (idx, tail[idx]) if idx is not None and len(idx) else None
         out: list[TermPostings] = []
         for tid in tids:
