@@ -64,7 +64,7 @@ class Memtable:
         self.vectors.fill(0)
         self.sq_norms.fill(0)
         dead = np.zeros(len(self.dead), dtype=bool)
-        dead.fill(False)
+        dead.fill(False)  # np.zeros maps untouched pages: write them now
         self.dead = read_only(dead)
         self.hashes.fill(0)
 

@@ -46,18 +46,19 @@ def run_search(
     ef_used = ef if ef is not None else col.config.ef_search
     state = col.versions.state
     mems: list[Unit] = [u for u in state.memtables if u.rows]  # an empty one has no rows
-    units: list[Unit] = [*mems, *(u for u in state.segments if u.rows)]
+    segs: list[Unit] = [u for u in state.segments if u.rows]
+    units = [*mems, *segs]
     want_stats = bool(col._search_callbacks)
+
+    def one(u: Unit) -> UnitResult:
+        return u.search(queries, k, ef_used, flt, want_stats=want_stats, exact=exact)
+
     # Read newest first (the active memtable, older memtables, then segments): a writer
     # replacing an id kills the old row, then appends the new one to the active memtable,
     # so a reader that read the active memtable's rows before an older unit's dead mask
     # never sees both rows (tests/engine/test_search_duplicates.py). Merged in the units'
     # own order, as before.
-    found = {
-        id(u): u.search(queries, k, ef_used, flt, want_stats=want_stats, exact=exact)
-        for u in (*reversed(mems), *units[len(mems) :])
-    }
-    results: list[UnitResult] = [found[id(u)] for u in units]
+    results = [one(u) for u in reversed(mems)][::-1] + [one(u) for u in segs]
     hits = merge_hits(queries.shape[0], k, units, results, with_metadata, with_documents)
     if col._search_callbacks:
         matched = sum(r.matched for r in results)

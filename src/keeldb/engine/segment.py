@@ -29,7 +29,7 @@ from keeldb.engine.planner import PLAN_COSTS, Plan, plan_search
 from keeldb.engine.unit import UnitResult
 from keeldb.errors import CorruptionError
 from keeldb.index.base import Allowed
-from keeldb.index.exact import ExactIndex
+from keeldb.index.exact import ExactIndex, every_row_found
 from keeldb.index.hnsw import HnswIndex
 from keeldb.masks import read_only, with_dead
 from keeldb.storage.fileio import FileSystem
@@ -565,11 +565,9 @@ class Segment:
         """Answer exactly the queries the graph left with fewer than ``min(k, count)``
         hits (heavy filtering or deletes), so k hits come back whenever k rows qualify."""
         dist, labels = result.distances, result.rows
-        if labels.size <= 256 and min(labels.ravel().tolist(), default=0) >= 0:
-            return result  # every slot filled (one query's hits: Python is cheaper here)
-        missing = labels < 0
-        if not missing.any():
+        if every_row_found(labels):
             return result
+        missing = labels < 0
         dist[missing] = np.inf
         want = min(k, count)
         short = np.flatnonzero((~missing).sum(axis=1) < want)

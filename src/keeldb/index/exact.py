@@ -12,10 +12,11 @@ import faiss
 import numpy as np
 
 from keeldb.index.base import Allowed
-from keeldb.index.threads import search_threads
+from keeldb.index.threads import run_searching
 
 __all__ = [
     "ExactIndex",
+    "every_row_found",
     "exact_rerank",
     "exact_search",
     "rescore",
@@ -55,6 +56,15 @@ def similarity_to_distance(metric: str, sim: np.ndarray) -> np.ndarray:
     else:
         out = np.sqrt(np.maximum(sim, 0.0), dtype=np.float32)
     return out
+
+
+def every_row_found(labels: np.ndarray) -> bool:
+    """Whether ``labels`` (row numbers, -1 for a missing hit) holds no -1. A few labels
+    (one query's walk) are checked with Python's ``min`` over a list, a fraction of
+    numpy's reduction set-up (issue 16: fixed cost per query)."""
+    if labels.size <= 256:
+        return min(labels.ravel().tolist(), default=0) >= 0
+    return bool(labels.min() >= 0)
 
 
 def top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -262,9 +272,7 @@ def rescore(
     if labels.size == 0:
         return np.empty((nq, width), np.float32), labels.astype(np.int64)
     ids = np.ascontiguousarray(labels, dtype=np.int64)
-    # a few labels (one query's walk): Python's min over a list is a fraction of numpy's
-    # reduction set-up
-    if (min(ids.ravel().tolist()) if ids.size <= 256 else int(ids.min())) >= 0:
+    if every_row_found(ids):
         # Every query found c rows (the common case): faiss scores and sorts them.
         return exact_rerank(vectors, queries, width, metric, ids)
     # Some queries found fewer (heavy filtering or deletes): faiss scores the found rows
@@ -324,11 +332,7 @@ def _by_index(
         faiss.swig_ptr(ids),
         stride,
     )
-    if nq <= BY_IDX_SERIAL_MAX:
-        fn(*args)  # faiss runs these on the calling thread: no thread policy to apply
-    else:
-        with search_threads(nq):
-            fn(*args)
+    run_searching(fn, args, nq, BY_IDX_SERIAL_MAX)
     dist = similarity_to_distance(metric, vals)
     dist[ids < 0] = np.inf
     return dist, ids

@@ -45,7 +45,7 @@ import numpy as np
 from keeldb.errors import CorruptionError, translate_os_error
 from keeldb.index.base import Allowed, faiss_metric
 from keeldb.index.exact import similarity_to_distance
-from keeldb.index.threads import search_threads
+from keeldb.index.threads import run_searching
 from keeldb.storage.fileio import FileSystem
 from keeldb.storage.format import (
     FORMAT_VERSION,
@@ -483,13 +483,9 @@ def _search_c(
     scores = np.empty((n, k), dtype=np.float32)
     labels = np.empty((n, k), dtype=np.int64)
     args = (n, faiss.swig_ptr(xq), k, faiss.swig_ptr(scores), faiss.swig_ptr(labels), params)
-    if n == 1:
-        # faiss walks a graph for one query on the calling thread (``omp parallel if
-        # (i1 - i0 > 1)`` in IndexHNSW.cpp): no thread policy to apply
-        index.search_c(*args)
-    else:
-        with search_threads(n):
-            index.search_c(*args)
+    # faiss walks the graph for one query on the calling thread (``omp parallel if
+    # (i1 - i0 > 1)`` in IndexHNSW.cpp)
+    run_searching(index.search_c, args, n, 1)
     return scores, labels
 
 

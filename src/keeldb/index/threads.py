@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import faiss
 
-__all__ = ["search_threads", "set_search_threads", "thread_budget"]
+__all__ = ["run_searching", "search_threads", "set_search_threads", "thread_budget"]
 
 _CORES = os.cpu_count() or 1
 _lock = threading.Lock()
@@ -94,3 +96,16 @@ class search_threads:  # noqa: N801 - used as a function: ``with search_threads(
         if self._batch:
             with _lock:
                 _active_batches -= 1
+
+
+def run_searching(
+    call: Callable[..., Any], args: tuple[Any, ...], queries: int, serial_max: int
+) -> Any:
+    """``call(*args)``, a faiss call for ``queries`` queries, under :class:`search_threads`
+    unless ``queries <= serial_max``: faiss runs such a call on the calling thread (its own
+    OpenMP condition, given by the caller), so the policy's set-up (a lock and two OpenMP
+    calls per search) would change nothing (issue 16: fixed cost per query)."""
+    if queries <= serial_max:
+        return call(*args)
+    with search_threads(queries):
+        return call(*args)
