@@ -103,3 +103,31 @@ def test_token_batch_matches_a_reference_analysis() -> None:
         return [stem(w) for w in re.findall(r"\w\w+", t.lower()) if w not in ENGLISH_STOP_WORDS]
 
     assert Analyzer().tokenize_batch(texts).split() == [reference(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    "analyzer",
+    [
+        Analyzer(),
+        Analyzer(language=None),
+        Analyzer(stop_words=("running", "the")),
+        Analyzer(language="english", stem=False, lowercase=False),
+        Analyzer(min_token_len=1, stop_words=()),
+    ],
+)
+def test_one_text_is_analysed_as_in_a_batch(analyzer: Analyzer) -> None:
+    # A query's analysis (__call__) takes its own path: it must give what the batch
+    # path gives each text, for texts with stop words, repeats, case, digits, scripts.
+    import random
+
+    rng = random.Random(7)
+    vocab = ["The", "running", "runs", "Runner", "a", "of", "x", "42", "naïve", "Ünïcode",
+             "東京", "don't", "co-op", "ΑΒΓ", "under_score", "AND", "is", "cells"]  # fmt: skip
+    # words no earlier test has seen, so the single-text path meets them first
+    vocab += ["".join(rng.choice("bcdfgklmnprstvz") for _ in range(6)) + rng.choice(
+        ["ing", "ed", "s", "ation", "ly", ""]) for _ in range(50)]  # fmt: skip
+    texts = ["", "   ", "!!"] + [
+        " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 25))) for _ in range(200)
+    ]
+    singles = [analyzer(t) for t in texts]
+    assert singles == analyzer.tokenize_many(texts)

@@ -143,8 +143,13 @@ class Analyzer:
     # --- tokenising -----------------------------------------------------------------------
 
     def __call__(self, text: str) -> list[str]:
-        """The terms of ``text``, in order, repeats kept."""
-        return self.tokenize_many([text])[0]
+        """The terms of ``text``, in order, repeats kept (as :meth:`tokenize_many` gives
+        them; one text, so no per-batch arrays: a query's analysis)."""
+        words = self._pattern().findall(text.lower() if self.lowercase else text)
+        if not self._stop and not self._stems:
+            return words
+        mapped = self._map_words(words)
+        return list(compress(mapped, mapped))
 
     def tokenize_many(self, texts: Sequence[str]) -> list[list[str]]:
         """The terms of each text (one list per text); :meth:`tokenize_batch` split."""
@@ -162,9 +167,20 @@ class Analyzer:
         words = list(map(findall, map(str.lower, texts) if self.lowercase else texts))
         counts = np.fromiter(map(len, words), dtype=np.int64, count=n)
         flat = list(chain.from_iterable(words))
-        stop = self._stop
-        if not stop and not self._stems:
+        if not self._stop and not self._stems:
             return TokenBatch(flat, counts)
+        mapped = self._map_words(flat)
+        kept = list(compress(mapped, mapped))  # stop words map to "" (falsy)
+        if len(kept) != len(mapped):
+            is_term = np.fromiter(map(bool, mapped), dtype=bool, count=len(mapped))
+            text_of = np.repeat(np.arange(n, dtype=np.int64), counts)
+            counts = np.bincount(text_of[is_term], minlength=n).astype(np.int64)
+        return TokenBatch(kept, counts)
+
+    def _map_words(self, flat: list[str]) -> list[str]:
+        """The term of each word of ``flat`` ("" for a stop word), through the shared
+        per-process table; words missing from it are stemmed in one call and added."""
+        stop = self._stop
         table = _table(self.language if self._stems else None, stop)
         uniq = list(set(flat))
         # Independent of the shared table's state afterwards (another thread may clear
@@ -182,13 +198,7 @@ class Analyzer:
                 if len(table) > _STEM_CACHE_MAX:
                     table.clear()
                 table.update(fresh)
-        mapped = list(map(known.__getitem__, flat))
-        kept = list(compress(mapped, mapped))  # stop words map to "" (falsy)
-        if len(kept) != len(mapped):
-            is_term = np.fromiter(map(bool, mapped), dtype=bool, count=len(mapped))
-            text_of = np.repeat(np.arange(n, dtype=np.int64), counts)
-            counts = np.bincount(text_of[is_term], minlength=n).astype(np.int64)
-        return TokenBatch(kept, counts)
+        return list(map(known.__getitem__, flat))  # type: ignore[arg-type]
 
     # --- persistence ----------------------------------------------------------------------
 
