@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from keeldb.engine.filter_cache import compile_keyed
-from keeldb.engine.text_search import bm25_top, text_index_of
+from keeldb.engine.text_search import bm25_top, scored_hits, text_index_of
 from keeldb.engine.unit import Unit
 from keeldb.engine.validation import check_k, validate_query
 from keeldb.errors import InvalidArgumentError
@@ -102,7 +102,7 @@ def hybrid_search(
         depth=width,
         k=k,
     )
-    return _fused_hits(units, fused, scores)
+    return scored_hits(units, fused >> 32, fused & 0xFFFFFFFF, scores, True, True, distinct=True)
 
 
 def _key(unit: np.ndarray, row: np.ndarray) -> np.ndarray:
@@ -119,39 +119,19 @@ def _dense_top(
     results = [u.search(queries, width, ef, flt) for u in units]
     if not results:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    dist = np.concatenate([r.distances[0] for r in results])
-    rows = np.concatenate([r.rows[0] for r in results])
-    unit_of = np.concatenate(
-        [np.full(r.rows.shape[1], i, dtype=np.int64) for i, r in enumerate(results)]
-    )
+    if len(results) == 1:  # the common case: one unit, nothing to concatenate
+        dist, rows = results[0].distances[0], results[0].rows[0]
+        unit_of = np.zeros(len(rows), dtype=np.int64)
+    else:
+        dist = np.concatenate([r.distances[0] for r in results])
+        rows = np.concatenate([r.rows[0] for r in results])
+        unit_of = np.concatenate(
+            [np.full(r.rows.shape[1], i, dtype=np.int64) for i, r in enumerate(results)]
+        )
     ok = (rows >= 0) & np.isfinite(dist)
     dist, rows, unit_of = dist[ok], rows[ok], unit_of[ok]
-    order = np.lexsort((rows, unit_of, dist))[:width]
-    return _key(unit_of[order], rows[order]), dist[order]
-
-
-def _fused_hits(units: Sequence[Unit], keys: np.ndarray, scores: np.ndarray) -> list[Hit]:
-    """Hits for fused keys (:func:`_key`) with their scores, best first: ids, metadata
-    and documents read from the units directly (one pass per unit). A record replaced
-    while the search ran could surface under two rows; only its best is kept."""
-    unit_of = (keys >> 32).tolist()
-    row_of = (keys & 0xFFFFFFFF).tolist()
-    score_of = scores.tolist()
-    by_unit: dict[int, list[int]] = {}
-    for pos, ui in enumerate(unit_of):
-        by_unit.setdefault(ui, []).append(pos)
-    out: list[Hit | None] = [None] * len(unit_of)
-    for ui, slots in by_unit.items():
-        rows = [row_of[i] for i in slots]
-        ids, metas = units[ui].payload(rows, True)
-        docs = units[ui].documents_of(rows)
-        for i, id_, meta, doc in zip(slots, ids, metas, docs, strict=True):
-            score = score_of[i]
-            out[i] = Hit(id_, -score, meta, doc, score)
-    seen: set[str] = set()
-    hits: list[Hit] = []
-    for h in out:
-        if h is not None and h.id not in seen:
-            seen.add(h.id)
-            hits.append(h)
-    return hits
+    if len(results) > 1 or not bool(np.all(dist[1:] > dist[:-1])):
+        # ties or several units: order by (distance, unit, row)
+        order = np.lexsort((rows, unit_of, dist))[:width]
+        dist, rows, unit_of = dist[order], rows[order], unit_of[order]
+    return _key(unit_of[:width], rows[:width]), dist[:width]

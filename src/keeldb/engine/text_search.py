@@ -14,6 +14,8 @@ memtable's postings and its published rows then agree, and no row dies half-way.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
+from operator import neg
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +33,9 @@ from keeldb.types import Hit
 if TYPE_CHECKING:
     from keeldb.engine.collection import Collection
 
-__all__ = ["bm25_top", "text_index_of", "text_search"]
+__all__ = ["bm25_top", "scored_hits", "text_index_of", "text_search"]
+
+_new_tuple = tuple.__new__
 
 
 def text_index_of(col: Collection) -> TextIndex:
@@ -68,7 +72,7 @@ def text_search(
     if not terms:
         return []
     units, found = bm25_top(col, terms, k, flt)
-    return _hits(units, found.unit, found.row, found.score, with_metadata, with_documents)
+    return scored_hits(units, found.unit, found.row, found.score, with_metadata, with_documents)
 
 
 def bm25_top(
@@ -90,25 +94,44 @@ def bm25_top(
         return units, bm25_search(postings, terms, k, allowed=allowed)
 
 
-def _hits(
+def scored_hits(
     units: Sequence[Unit],
     unit_of: np.ndarray,
     rows: np.ndarray,
     scores: np.ndarray,
     with_metadata: bool,
     with_documents: bool,
+    *,
+    distinct: bool = False,
 ) -> list[Hit]:
-    """Hits for (unit, row, score) triples, best first, decoding per unit in one pass."""
-    out: list[Hit | None] = [None] * len(rows)
+    """Hits for (unit, row, score) triples, best first (``score``, and ``distance =
+    -score``), decoding per unit in one pass. ``distinct``: a record found under two rows
+    (replaced while a search ran) is kept once, at its best."""
+    if not len(rows):
+        return []
     unit_list = unit_of.tolist()
     row_list = rows.tolist()
     score_list = scores.tolist()
-    for ui in dict.fromkeys(unit_list):
-        slots = [i for i, u in enumerate(unit_list) if u == ui]
-        unit_rows = [row_list[i] for i in slots]
-        ids, metas = units[ui].payload(unit_rows, with_metadata)
-        docs = units[ui].documents_of(unit_rows) if with_documents else [None] * len(slots)
-        for i, id_, meta, doc in zip(slots, ids, metas, docs, strict=True):
-            s = score_list[i]
-            out[i] = Hit(id_, -s, meta, doc, s)
-    return [h for h in out if h is not None]
+    first = unit_list[0]
+    if unit_list.count(first) == len(unit_list):  # the common case: one unit
+        ids, metas = units[first].payload(row_list, with_metadata)
+        docs = units[first].documents_of(row_list) if with_documents else [None] * len(ids)
+        # tuple.__new__ straight from C: half the cost of calling Hit(...)
+        dists = list(map(neg, score_list))
+        hits = list(
+            map(_new_tuple, repeat(Hit), zip(ids, dists, metas, docs, score_list, strict=True))
+        )
+    else:
+        slotted: list[Hit | None] = [None] * len(row_list)
+        for ui in dict.fromkeys(unit_list):
+            slots = [i for i, u in enumerate(unit_list) if u == ui]
+            unit_rows = [row_list[i] for i in slots]
+            ids, metas = units[ui].payload(unit_rows, with_metadata)
+            docs = units[ui].documents_of(unit_rows) if with_documents else [None] * len(slots)
+            for i, id_, meta, doc in zip(slots, ids, metas, docs, strict=True):
+                slotted[i] = Hit(id_, -score_list[i], meta, doc, score_list[i])
+        hits = [h for h in slotted if h is not None]
+    if distinct and len({h.id for h in hits}) < len(hits):
+        seen: set[str] = set()
+        hits = [h for h in hits if not (h.id in seen or seen.add(h.id))]  # type: ignore[func-returns-value]
+    return hits
