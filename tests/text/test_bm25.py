@@ -7,12 +7,17 @@ import random
 
 import numpy as np
 import pytest
+from text_util import on_both_paths, split_units
 
 from keeldb.errors import InvalidArgumentError
 from keeldb.text import BM25Params, MemPostings, SealedPostings, bm25_search
+from keeldb.text import bm25 as bm25_mod
 from keeldb.text import postings as postings_mod
 
 WORDS = [f"w{i}" for i in range(40)]
+
+
+scoring_path = on_both_paths(bm25_mod)
 
 
 def _docs(rng: random.Random, n: int) -> list[list[str]]:
@@ -48,16 +53,6 @@ def _oracle(docs, live, allowed, terms, k, k1=1.2, b=0.75):
     return scored[:k]
 
 
-def _split(docs, cut):
-    """A sealed unit for docs[:cut] and a memtable for the rest (appended in batches)."""
-    sealed = SealedPostings.build(docs[:cut])
-    mem = MemPostings()
-    rest = docs[cut:]
-    for s in range(0, len(rest), 7):
-        mem.append(rest[s : s + 7])
-    return sealed, mem
-
-
 def _check(units, docs, cut, live, allowed, terms, k):
     got = bm25_search(
         units, terms, k, allowed=[allowed[:cut], allowed[cut:]] if allowed is not None else None
@@ -74,7 +69,7 @@ def test_matches_oracle_with_deletes_and_filters(seed: int) -> None:
     rng = random.Random(seed)
     docs = _docs(rng, 300)
     cut = 170
-    sealed, mem = _split(docs, cut)
+    sealed, mem = split_units(docs, cut)
     live = np.ones(len(docs), bool)
     for _ in range(4):
         terms = rng.sample(WORDS, rng.randint(1, 4)) + ["unknown"]

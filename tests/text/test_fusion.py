@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from text_util import on_both_paths
 
 from keeldb.errors import InvalidArgumentError
+from keeldb.text import fusion as fusion_mod
 from keeldb.text import rrf, weighted
 from keeldb.text.fusion import fuse_arrays
+
+fusion_path = on_both_paths(fusion_mod)
 
 
 def test_rrf_formula_and_order() -> None:

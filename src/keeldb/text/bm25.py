@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from keeldb.errors import InvalidArgumentError
-from keeldb.text.postings import PostingsUnit, TermPostings
+from keeldb.text.kernels import kernels
+from keeldb.text.postings import PostingsUnit, TermPostings, TermSpans
 
 __all__ = ["BM25Params", "CollectionStats", "TextHits", "collection_stats", "search"]
 
@@ -79,13 +80,16 @@ class TextHits:
         return len(self.row)
 
 
-def _live_df(postings: TermPostings, unit: PostingsUnit) -> int:
-    rows = postings[0]
-    if not len(rows):
-        return 0
+def _live_df(spans: TermSpans, unit: PostingsUnit) -> list[int]:
+    """Each term's live document frequency in ``unit``."""
+    rows, _, starts, ends = spans
     if unit.dead_count == 0:
-        return len(rows)
-    return len(rows) - int(np.count_nonzero(unit.dead[rows]))
+        return (ends - starts).tolist()  # type: ignore[no-any-return]
+    dead = unit.dead
+    return [
+        int(e - s) - int(np.count_nonzero(dead[rows[s:e]]))
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
 
 
 def search(
@@ -112,19 +116,20 @@ def search(
     empty = TextHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
     if not unique_terms or not units:
         return empty
-    per_unit = [u.lookup(unique_terms) for u in units]
+    per_unit = [u.spans(unique_terms) for u in units]
     stats = collection_stats(units)
     n_docs = stats.live_docs
     df = [0] * len(unique_terms)
-    for u, postings in zip(units, per_unit, strict=True):
-        df = [d + _live_df(p, u) for d, p in zip(df, postings, strict=True)]
+    for u, spans in zip(units, per_unit, strict=True):
+        df = [d + n for d, n in zip(df, _live_df(spans, u), strict=True)]
     # A handful of scalars: Python floats are cheaper than numpy here.
     k1, b, avgdl = params.k1, params.b, stats.avgdl
     weight = [math.log1p((n_docs - d + 0.5) / (d + 0.5)) * (k1 + 1.0) for d in df]
     found: list[tuple[int, np.ndarray, np.ndarray]] = []
-    for ui, (unit, postings) in enumerate(zip(units, per_unit, strict=True)):
+    weights = np.asarray(weight, dtype=np.float64)
+    for ui, (unit, spans) in enumerate(zip(units, per_unit, strict=True)):
         mask = None if allowed is None else allowed[ui]
-        rows, scores = _score_unit(unit, postings, weight, k1, b, avgdl, mask, k)
+        rows, scores = _score_unit(unit, spans, weights, k1, b, avgdl, mask, k)
         if len(rows):
             found.append((ui, rows, scores))
     if not found:
@@ -135,14 +140,16 @@ def search(
     unit_a = np.concatenate([np.full(len(f[1]), f[0], dtype=np.int64) for f in found])
     row_a = np.concatenate([f[1] for f in found])
     score_a = np.concatenate([f[2] for f in found])
-    order = np.lexsort((row_a, unit_a, -score_a))[:k]
+    # Each unit's hits are sorted (score desc, row asc) and the units come in order, so a
+    # stable sort by score alone breaks ties by unit, then row.
+    order = np.argsort(-score_a, kind="stable")[:k]
     return TextHits(unit_a[order], row_a[order], score_a[order])
 
 
 def _score_unit(
     unit: PostingsUnit,
-    postings: list[TermPostings],
-    weight: list[float],
+    spans: TermSpans,
+    weight: np.ndarray,
     k1: float,
     b: float,
     avgdl: float,
@@ -150,10 +157,64 @@ def _score_unit(
     k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The top ``k`` (rows i64, scores f64) among allowed live rows of ``unit`` with a
-    positive score, best first, ties by row. ``weight[t]`` is ``idf(t) * (k1 + 1)``."""
-    used = [(p, w) for p, w in zip(postings, weight, strict=True) if len(p[0])]
-    if not used:
+    positive score, best first, ties by row, for the query terms' postings ``spans``.
+    ``weight[t]`` is ``idf(t) * (k1 + 1)``. Runs the compiled kernel
+    (:mod:`keeldb.text.kernels`) when numba is available, else
+    :func:`score_unit_numpy`: the same scores and ranking."""
+    rows, tf, starts, ends = spans
+    if not len(rows) or not bool(np.any(ends > starts)):
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    c_len, c_tf = k1 * b / avgdl, k1 * (1.0 - b)
+    compiled = kernels()
+    if compiled is None:
+        used = [
+            ((rows[s:e], tf[s:e]), w)
+            for s, e, w in zip(starts.tolist(), ends.tolist(), weight.tolist(), strict=True)
+            if e > s
+        ]
+        return score_unit_numpy(unit, used, c_len, c_tf, allowed, k)
+    n = unit.rows
+    lengths = unit.lengths
+    dead = unit.dead if unit.dead_count else _NO_MASK
+    if allowed is not None:
+        allowed = np.ascontiguousarray(allowed, dtype=bool)
+    # The kernel reads these at any row of the postings without bounds checks.
+    if (
+        len(lengths) < n
+        or (len(dead) and len(dead) < n)
+        or (allowed is not None and len(allowed) < n)
+    ):
+        raise InvalidArgumentError("a row mask or the lengths are shorter than the unit's rows")
+    out: tuple[np.ndarray, np.ndarray] = compiled.score_top(
+        rows,
+        tf,
+        starts,
+        ends,
+        weight,
+        lengths if lengths.dtype == np.uint32 else lengths.astype(np.uint32),
+        dead,
+        _NO_MASK if allowed is None else allowed,
+        c_len,
+        c_tf,
+        n,
+        k,
+    )
+    return out
+
+
+_NO_MASK = np.zeros(0, dtype=bool)
+
+
+def score_unit_numpy(
+    unit: PostingsUnit,
+    used: list[tuple[TermPostings, float]],
+    c_len: float,
+    c_tf: float,
+    allowed: np.ndarray | None,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_score_unit` in numpy, over the terms ``used`` (postings, weight) that have
+    postings in ``unit``; ``c_len = k1 * b / avgdl`` and ``c_tf = k1 * (1 - b)``."""
     if len(used) == 1:
         rows, tf_u = used[0][0]
         sizes: list[int] | None = None
@@ -162,36 +223,53 @@ def _score_unit(
         tf_u = np.concatenate([p[1] for p, _ in used])
         sizes = [len(p[0]) for p, _ in used]
     # idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl)), in float64
-    denom = unit.lengths[rows] * (k1 * b / avgdl)
+    denom = unit.lengths[rows] * c_len
     denom += tf_u
-    denom += k1 * (1.0 - b)
+    denom += c_tf
     part = tf_u * (np.repeat(weight_of(used), sizes) if sizes is not None else used[0][1])
     part /= denom
-    # Term-at-a-time accumulation into a dense accumulator; each posting then reads its
-    # row's total, so no pass over all n rows is needed to find the candidates.
-    totals = np.bincount(rows, weights=part, minlength=unit.rows)[rows]
+    # Rows the caller does not allow score 0: every posting of such a row is zeroed, so
+    # its total is 0 and it is never returned (an allowed row's total is > 0).
     keep = ~unit.dead[rows] if unit.dead_count else None
     if allowed is not None:
         keep = allowed[rows] if keep is None else keep & allowed[rows]
     if keep is not None:
-        rows, totals = rows[keep], totals[keep]
-    # A row occurs at most once per term, so the best len(used) * k postings hold the
-    # best k distinct rows; take every posting scoring at least as much as the m-th best
-    # so that rows tied at the boundary are all considered.
-    m = min(len(rows), k * len(used))
-    if m < len(rows):
-        threshold = np.partition(totals, len(totals) - m)[len(totals) - m]
-        sel = totals >= threshold
-        rows, totals = rows[sel], totals[sel]
-    # Sorted by (score desc, row asc), a row's postings (equal totals) are adjacent.
-    order = np.lexsort((rows, -totals))
-    rows, totals = rows[order], totals[order]
-    if sizes is not None and len(rows) > 1:
-        first = np.empty(len(rows), dtype=bool)
-        first[0] = True
-        np.not_equal(rows[1:], rows[:-1], out=first[1:])
-        rows, totals = rows[first], totals[first]
-    return rows[:k].astype(np.int64), totals[:k]
+        part[~keep] = 0.0
+    # Term-at-a-time accumulation into a dense accumulator (one slot per row).
+    totals = np.bincount(rows, weights=part, minlength=unit.rows)
+    return _top_rows(totals, rows, len(used), k)
+
+
+def _top_rows(
+    totals: np.ndarray, rows: np.ndarray, per_row: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` rows by ``totals`` (positive ones only), best first, ties by row.
+
+    ``rows`` are the postings that were accumulated (each row at most ``per_row`` times),
+    so only rows among them can have a positive total; the candidates are found from the
+    postings, never by a pass sorting every row. A row occurs at most ``per_row`` times,
+    so the best ``per_row * k`` postings hold the best k distinct rows; every posting
+    scoring at least as much as the m-th best is a candidate, so rows tied at the
+    boundary are all considered."""
+    at = totals[rows]
+    m = min(len(rows), k * per_row)
+    threshold = np.partition(at, len(at) - m)[len(at) - m] if m < len(at) else 0.0
+    sel = at >= threshold if threshold > 0 else at > 0
+    # Distinct candidate rows, ascending (a mark per row is cheaper than sorting them).
+    mark = np.zeros(len(totals), dtype=bool)
+    mark[rows[sel]] = True
+    cand = np.flatnonzero(mark)
+    score = totals[cand]
+    if len(cand) > k:
+        # The k best, taking the lowest rows among those tied with the k-th best.
+        kth = np.partition(score, len(score) - k)[len(score) - k]
+        above = score > kth
+        tied = np.flatnonzero(score == kth)[: k - int(np.count_nonzero(above))]
+        above[tied] = True
+        cand, score = cand[above], score[above]
+    # cand is ascending, so a stable sort by score breaks ties by row.
+    order = np.argsort(-score, kind="stable")
+    return cand[order], score[order]
 
 
 def weight_of(used: list[tuple[TermPostings, float]]) -> list[float]:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from keeldb.errors import InvalidArgumentError
+from keeldb.text.kernels import kernels
 
 __all__ = ["DEFAULT_DEPTH", "DEFAULT_RRF_K", "RankedList", "fuse_arrays", "rrf", "weighted"]
 
@@ -104,6 +105,9 @@ def _fuse_lists(
     return [(back[c], s) for c, s in zip(fused.tolist(), fused_scores.tolist(), strict=True)]
 
 
+_NO_VALUES = np.zeros(0, dtype=np.float64)
+
+
 def fuse_arrays(
     keys: Sequence[np.ndarray],
     scores: Sequence[np.ndarray],
@@ -129,43 +133,92 @@ def fuse_arrays(
             raise InvalidArgumentError("higher_is_better needs one flag per list")
     else:
         raise InvalidArgumentError(f"unknown fusion {fusion!r}")
-    parts_k, parts_c, parts_f = [], [], []
-    for li, (kk, ss) in enumerate(zip(keys, scores, strict=True)):
-        kk = np.asarray(kk, dtype=np.int64)[:depth]
+    lists = [np.asarray(kk, dtype=np.int64)[:depth] for kk in keys]
+    if fusion == "weighted" and any(
+        len(ss) < len(kk) for kk, ss in zip(lists, scores, strict=True)
+    ):
+        raise InvalidArgumentError("weighted fusion needs a score for every key")
+    flips = [not h for h in higher_is_better] if higher_is_better is not None else None
+    compiled = kernels()
+    if compiled is not None:  # the same contributions, grouping and order, compiled
+        return _fuse_compiled(compiled.fuse_top, lists, scores, fusion, rrf_k, flips, w, k)
+    parts_k, parts_c = [], []
+    for li, (kk, ss) in enumerate(zip(lists, scores, strict=True)):
         if not len(kk):
             continue
-        ranks = np.arange(1, len(kk) + 1, dtype=np.int64)
         if fusion == "rrf":
-            contrib = w[li] / (rrf_k + ranks.astype(np.float64))
+            contrib = w[li] / (rrf_k + np.arange(1, len(kk) + 1, dtype=np.float64))
         else:
-            assert higher_is_better is not None
-            vals = np.asarray(ss, dtype=np.float64)[:depth]
-            vals = vals if higher_is_better[li] else -vals
+            assert flips is not None
+            vals = np.asarray(ss, dtype=np.float64)[: len(kk)]
+            vals = -vals if flips[li] else vals
             span = float(vals.max()) - float(vals.min())
             norm = (vals - vals.min()) / span if span > 0 else np.ones(len(vals))
             contrib = w[li] * norm
-        if len(kk) > 1 and not _distinct(kk):
-            # a key twice in one list counts at its best (first) rank
-            first = np.sort(np.unique(kk, return_index=True)[1])
-            kk, contrib, ranks = kk[first], contrib[first], ranks[first]
         parts_k.append(kk)
         parts_c.append(contrib)
-        parts_f.append(li * depth + ranks)
     if not parts_k:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return _group_and_rank(parts_k, parts_c, k)
+
+
+def _fuse_compiled(
+    fuse_top: Any,
+    lists: list[np.ndarray],
+    scores: Sequence[np.ndarray],
+    fusion: str,
+    rrf_k: float,
+    flips: list[bool] | None,
+    w: list[float],
+    k: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fuse_arrays` through the compiled kernel."""
+    every = np.concatenate(lists)
+    flat_vals = _NO_VALUES
+    if fusion == "weighted":
+        flat_vals = np.concatenate(
+            [
+                np.asarray(ss, dtype=np.float64)[: len(kk)]
+                for kk, ss in zip(lists, scores, strict=True)
+            ]
+        )
+    first, fused = fuse_top(
+        every,
+        flat_vals,
+        np.array([len(kk) for kk in lists], dtype=np.int64),
+        np.array(w, dtype=np.float64),
+        np.array(flips if flips is not None else [False] * len(lists), dtype=bool),
+        float(rrf_k),
+        fusion == "weighted",
+        -1 if k is None else k,
+    )
+    return every[first], fused
+
+
+def _group_and_rank(
+    parts_k: list[np.ndarray], parts_c: list[np.ndarray], k: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy path's grouping of the lists' keys (``parts_k``, with contributions
+    ``parts_c``) and ranking of the top ``k``."""
+    # Positions in ``every`` grow list by list, rank by rank, so a key's first position
+    # is its first appearance, and a stable sort by key keeps each key's entries in
+    # that order (a list's entries for one key adjacent, its best rank first).
     every = np.concatenate(parts_k)
-    uniq, where, inverse = np.unique(every, return_index=True, return_inverse=True)
-    fused = np.bincount(inverse, weights=np.concatenate(parts_c), minlength=len(uniq))
-    # first appearances grow along ``every`` (list by list, rank by rank), so a key's
-    # first occurrence there is its first appearance
-    appear = np.concatenate(parts_f)[where]
-    order = np.lexsort((appear, -fused))
+    list_of = np.repeat(np.arange(len(parts_k), dtype=np.int64), [len(p) for p in parts_k])
+    by_key = np.argsort(every, kind="stable")
+    sk, sl = every[by_key], list_of[by_key]
+    contrib = np.concatenate(parts_c)[by_key]
+    same_key = sk[1:] == sk[:-1]
+    # a key twice in one list counts at its best (first) rank: later entries add nothing
+    contrib[1:][same_key & (sl[1:] == sl[:-1])] = 0.0
+    new_key = np.concatenate(([True], ~same_key))
+    starts = np.flatnonzero(new_key)
+    # bincount adds a key's entries in order (reduceat may pair them differently)
+    fused = np.bincount(np.cumsum(new_key) - 1, weights=contrib)
+    appear = by_key[starts]
+    # best first: by fused score, ties by first appearance
+    by_appear = np.argsort(appear)
+    order = by_appear[np.argsort(-fused[by_appear], kind="stable")]
     if k is not None:
         order = order[:k]
-    return uniq[order], fused[order]
-
-
-def _distinct(keys: np.ndarray) -> bool:
-    """Whether ``keys`` holds no key twice (hybrid search's lists never do)."""
-    ordered = np.sort(keys)
-    return not bool(np.any(ordered[1:] == ordered[:-1]))
+    return sk[starts][order], fused[order]

@@ -36,11 +36,15 @@ __all__ = [
     "PostingsUnit",
     "SealedPostings",
     "TermPostings",
+    "TermSpans",
     "coo_from_tokens",
     "match_mask",
 ]
 
 TermPostings = tuple[np.ndarray, np.ndarray]  # (rows u32, tf u32) of one term in one unit
+# Several terms' postings in one unit: (rows u32, tf u32, starts i64, ends i64); term i's
+# postings are rows[starts[i]:ends[i]] and the same slice of tf (empty for an unknown term).
+TermSpans = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 _EMPTY_U32 = np.zeros(0, dtype=np.uint32)
 _EMPTY: TermPostings = (_EMPTY_U32, _EMPTY_U32)
 
@@ -68,10 +72,21 @@ class PostingsUnit(Protocol):
 
     def lookup(self, terms: Sequence[str]) -> list[TermPostings]: ...
 
+    def spans(self, terms: Sequence[str]) -> TermSpans: ...
+
     def mark_dead(self, rows: np.ndarray) -> None: ...
 
 
 # --- building blocks ---------------------------------------------------------------------
+
+
+def spans_of(postings: Sequence[TermPostings]) -> TermSpans:
+    """Per-term postings concatenated into one :data:`TermSpans`."""
+    sizes = [len(p[0]) for p in postings]
+    ends = np.cumsum(np.asarray(sizes, dtype=np.int64))
+    rows = np.concatenate([p[0] for p in postings], dtype=np.uint32, casting="unsafe")
+    tf = np.concatenate([p[1] for p in postings], dtype=np.uint32, casting="unsafe")
+    return rows, tf, ends - np.asarray(sizes, dtype=np.int64), ends
 
 
 def coo_from_tokens(
@@ -338,6 +353,21 @@ class SealedPostings:
                 out.append((a.post_rows[s:e], a.post_tf[s:e]))
         return out
 
+    def spans(self, terms: Sequence[str]) -> TermSpans:
+        """The postings of ``terms`` as spans of the unit's own arrays (nothing copied)."""
+        vocab = self._vocabulary()
+        tids = [vocab.get(t, -1) for t in terms]
+        off = self._offsets
+        found = np.asarray([t for t in tids if t >= 0], dtype=np.int64)
+        starts = np.zeros(len(tids), dtype=np.int64)
+        ends = np.zeros(len(tids), dtype=np.int64)
+        if len(found):
+            at = np.asarray(tids, dtype=np.int64) >= 0
+            starts[at] = off[found]
+            ends[at] = off[found + 1]
+        a = self.arrays
+        return a.post_rows, a.post_tf, starts, ends
+
 
 def _sorted_arrays(
     terms: list[str], tids: np.ndarray, rows: np.ndarray, tf: np.ndarray, lengths: np.ndarray
@@ -552,6 +582,10 @@ class MemPostings:
                     tf = np.concatenate([tf, s.tail_tf[sel]])
             out.append((rows, tf))
         return out
+
+    def spans(self, terms: Sequence[str]) -> TermSpans:
+        """The postings of ``terms`` (:meth:`lookup`) concatenated, as spans."""
+        return spans_of(self.lookup(terms))
 
     def coo(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """``(terms, term ids, rows, tf)`` of every posting (for sealing via

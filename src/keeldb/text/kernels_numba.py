@@ -1,0 +1,222 @@
+# mypy: disable-error-code="untyped-decorator,no-any-return"
+"""The compiled text-search kernels (numba); :mod:`keeldb.text.kernels` says when they
+run and how they match their numpy twins.
+
+Each public kernel has one explicit signature over read-only arrays (writable ones convert
+to them), so every unit kind runs the same machine code, compiled once and cached beside
+this file (``cache=True``). They release the GIL. The top-k selection both use is a
+k-sized min-heap of (score, position) whose root is the worst kept: better means a higher
+score, then a lower position (a row, or a first appearance).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import types
+
+__all__ = ["fuse_top", "score_top"]
+
+_U32 = types.Array(types.uint32, 1, "C", readonly=True)
+_I64 = types.Array(types.int64, 1, "C", readonly=True)
+_F64 = types.Array(types.float64, 1, "C", readonly=True)
+_BOOL = types.Array(types.bool_, 1, "C", readonly=True)
+_RESULT = types.Tuple((types.int64[::1], types.float64[::1]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _worse(s1: float, p1: int, s2: float, p2: int) -> bool:
+    """Whether (s1, p1) ranks below (s2, p2)."""
+    return s1 < s2 or (s1 == s2 and p1 > p2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _offer(hs: np.ndarray, hp: np.ndarray, h: int, s: float, p: int) -> int:
+    """Offer (s, p) to the heap ``hs``/``hp`` holding ``h`` entries of at most
+    ``len(hs)``; returns its new size."""
+    if len(hs) == 0:
+        return 0
+    if h < len(hs):
+        j = h
+        while j > 0:
+            q = (j - 1) >> 1
+            if not _worse(s, p, hs[q], hp[q]):
+                break
+            hs[j] = hs[q]
+            hp[j] = hp[q]
+            j = q
+        hs[j] = s
+        hp[j] = p
+        return h + 1
+    if not _worse(hs[0], hp[0], s, p):
+        return h
+    j = 0
+    while True:
+        c = 2 * j + 1
+        if c >= h:
+            break
+        d = c + 1
+        if d < h and _worse(hs[d], hp[d], hs[c], hp[c]):
+            c = d
+        if not _worse(hs[c], hp[c], s, p):
+            break
+        hs[j] = hs[c]
+        hp[j] = hp[c]
+        j = c
+    hs[j] = s
+    hp[j] = p
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_first(hs: np.ndarray, hp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The heap's entries (positions, scores) best first."""
+    by_pos = np.argsort(hp)  # positions are distinct
+    hp = hp[by_pos]
+    hs = hs[by_pos]
+    order = np.argsort(-hs, kind="mergesort")
+    return hp[order], hs[order]
+
+
+@numba.njit(
+    _RESULT(
+        _U32, _U32, _I64, _I64, _F64, _U32, _BOOL, _BOOL,
+        types.float64, types.float64, types.int64, types.int64,
+    ),
+    cache=True,
+    nogil=True,
+)  # fmt: skip
+def score_top(  # noqa: PLR0913
+    rows: np.ndarray,
+    tf: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    weight: np.ndarray,
+    lengths: np.ndarray,
+    dead: np.ndarray,
+    allowed: np.ndarray,
+    c_len: float,
+    c_tf: float,
+    nrows: int,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` rows (i64) and scores (f64), best first, ties by row, of the postings
+    ``rows[starts[i]:ends[i]]`` / ``tf[...]`` of each term i with weight ``weight[i]``
+    (idf * (k1 + 1)): score = sum over terms of ``tf * weight / (len * c_len + tf +
+    c_tf)``. Rows set in ``dead`` or not set in ``allowed`` are skipped (an empty array:
+    none dead / all allowed). Every row must be below ``nrows`` and every array indexed
+    by row at least that long (the caller checks)."""
+    total = 0
+    for i in range(len(starts)):
+        total += ends[i] - starts[i]
+    acc = np.zeros(nrows, np.float64)
+    touched = np.empty(min(total, nrows), np.int64)  # rows in order of first touch
+    n_touched = 0
+    check_dead = len(dead) > 0
+    check_allowed = len(allowed) > 0
+    for i in range(len(weight)):
+        w = weight[i]
+        for j in range(starts[i], ends[i]):
+            r = rows[j]
+            if check_dead and dead[r]:
+                continue
+            if check_allowed and not allowed[r]:
+                continue
+            f = np.float64(tf[j])
+            denom = np.float64(lengths[r]) * c_len
+            denom += f
+            denom += c_tf
+            if acc[r] == 0.0:  # every part is > 0
+                touched[n_touched] = r
+                n_touched += 1
+            acc[r] += f * w / denom
+    m = min(k, n_touched)
+    hs = np.empty(m, np.float64)
+    hp = np.empty(m, np.int64)
+    h = 0
+    for i in range(n_touched):
+        r = touched[i]
+        h = _offer(hs, hp, h, acc[r], r)
+    return _best_first(hs, hp)
+
+
+@numba.njit(cache=True, nogil=True)
+def _contributions(  # noqa: PLR0913
+    vals: np.ndarray,
+    sizes: np.ndarray,
+    weights: np.ndarray,
+    flip: np.ndarray,
+    rrf_k: float,
+    weighted: bool,
+    contrib: np.ndarray,
+    list_of: np.ndarray,
+) -> None:
+    """Each entry's contribution and list (see :func:`fuse_top`)."""
+    pos = 0
+    for li in range(len(sizes)):
+        m = sizes[li]
+        w = weights[li]
+        if weighted and m > 0:
+            sign = -1.0 if flip[li] else 1.0
+            lo = sign * vals[pos]
+            hi = lo
+            for j in range(pos, pos + m):
+                v = sign * vals[j]
+                lo = min(lo, v)
+                hi = max(hi, v)
+            span = hi - lo
+            for j in range(pos, pos + m):
+                contrib[j] = w * ((sign * vals[j] - lo) / span) if span > 0 else w * 1.0
+                list_of[j] = li
+        else:
+            for j in range(m):
+                contrib[pos + j] = w / (rrf_k + np.float64(j + 1))
+                list_of[pos + j] = li
+        pos += m
+
+
+@numba.njit(
+    _RESULT(_I64, _F64, _I64, _F64, _BOOL, types.float64, types.boolean, types.int64),
+    cache=True,
+    nogil=True,
+)
+def fuse_top(  # noqa: PLR0913
+    keys: np.ndarray,
+    vals: np.ndarray,
+    sizes: np.ndarray,
+    weights: np.ndarray,
+    flip: np.ndarray,
+    rrf_k: float,
+    weighted: bool,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fusion of lists given flat: list i is the next ``sizes[i]`` entries of ``keys``
+    (and of ``vals``, read only when ``weighted``), best first. An entry contributes
+    ``weights[i] / (rrf_k + rank)`` (reciprocal rank, ranks from 1) or ``weights[i] * (v
+    - min) / (max - min)`` (1 when all are equal) over its list's values, negated first
+    where ``flip[i]``; a key's score is the sum of its contributions, counting only its
+    first entry in each list. Returns the first position of each of the top ``k`` keys
+    (all when k < 0) and their scores, best first, ties by first position."""
+    n = len(keys)
+    contrib = np.empty(n, np.float64)
+    list_of = np.empty(n, np.int64)
+    _contributions(vals, sizes, weights, flip, rrf_k, weighted, contrib, list_of)
+    by_key = np.argsort(keys, kind="mergesort")  # a key's entries stay in list order
+    first = np.empty(n, np.int64)
+    fused = np.empty(n, np.float64)
+    g = 0
+    for j in range(n):
+        p = by_key[j]
+        if j == 0 or keys[p] != keys[by_key[j - 1]]:
+            first[g] = p
+            fused[g] = contrib[p]
+            g += 1
+        elif list_of[p] != list_of[by_key[j - 1]]:
+            fused[g - 1] += contrib[p]
+    m = g if k < 0 else min(k, g)
+    hs = np.empty(m, np.float64)
+    hp = np.empty(m, np.int64)
+    h = 0
+    for i in range(g):
+        h = _offer(hs, hp, h, fused[i], first[i])
+    return _best_first(hs, hp)

@@ -1,0 +1,83 @@
+"""The compiled text-search kernels against the numpy paths they replace."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from text_util import split_units
+
+from keeldb.text import bm25 as bm25_mod
+from keeldb.text import bm25_search
+from keeldb.text import fusion as fusion_mod
+from keeldb.text.kernels import kernels
+
+WORDS = [f"w{i}" for i in range(12)]
+
+
+def _docs(rng: random.Random, n: int) -> list[list[str]]:
+    return [[rng.choice(WORDS) for _ in range(rng.randint(0, 10))] for _ in range(n)]
+
+
+def test_the_kernels_load() -> None:
+    assert kernels() is not None, "numba is a dependency: the compiled kernels must load"
+
+
+def test_the_environment_can_turn_the_kernels_off(monkeypatch) -> None:
+    from keeldb.text import kernels as kernels_mod
+
+    monkeypatch.setenv("KEELDB_TEXT_KERNELS", "numpy")
+    assert kernels_mod._load() is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_and_numpy_paths_agree_bit_for_bit(seed: int, monkeypatch) -> None:
+    # Many ties (few distinct words, repeated documents), dead rows and filters: both
+    # paths must give the same rows in the same order and the same scores exactly.
+    rng = random.Random(seed)
+    base = _docs(rng, 60)
+    docs = [rng.choice(base) for _ in range(900)]
+    cut = 500
+    sealed, mem = split_units(docs, cut)
+    sealed.mark_dead(np.array(rng.sample(range(cut), 80), dtype=np.int64))
+    mem.mark_dead(np.array(rng.sample(range(len(docs) - cut), 40), dtype=np.int64))
+    for _ in range(20):
+        terms = rng.sample(WORDS, rng.randint(1, 6))
+        k = rng.choice([1, 3, 10, 50, 1000])
+        allowed = None
+        if rng.random() < 0.5:
+            mask = np.array([rng.random() < 0.5 for _ in docs])
+            allowed = [mask[:cut], mask[cut:]]
+        compiled = bm25_search([sealed, mem], terms, k, allowed=allowed)
+        with monkeypatch.context() as m:
+            m.setattr(bm25_mod, "kernels", lambda: None)
+            plain = bm25_search([sealed, mem], terms, k, allowed=allowed)
+        assert compiled.unit.tolist() == plain.unit.tolist()
+        assert compiled.row.tolist() == plain.row.tolist()
+        assert compiled.score.tolist() == plain.score.tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_and_numpy_fusion_agree_bit_for_bit(seed: int, monkeypatch) -> None:
+    # Few distinct keys (many shared and repeated within a list), coarse scores (ties).
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        n_lists = int(rng.integers(1, 4))
+        keys = [rng.integers(0, 30, int(rng.integers(0, 40))) for _ in range(n_lists)]
+        scores = [np.round(rng.random(len(kk)), 1) for kk in keys]
+        how = {
+            "fusion": str(rng.choice(["rrf", "weighted"])),
+            "higher_is_better": [bool(rng.integers(2)) for _ in keys],
+            "weights": None if rng.integers(2) else [float(rng.integers(0, 3)) for _ in keys],
+            "depth": int(rng.integers(1, 40)),
+            "k": None if rng.integers(2) else int(rng.integers(1, 20)),
+        }
+        if how["fusion"] == "rrf":
+            how["rrf_k"] = float(rng.integers(0, 20))
+        compiled = fusion_mod.fuse_arrays(keys, scores, **how)
+        with monkeypatch.context() as m:
+            m.setattr(fusion_mod, "kernels", lambda: None)
+            plain = fusion_mod.fuse_arrays(keys, scores, **how)
+        assert compiled[0].tolist() == plain[0].tolist()
+        assert compiled[1].tolist() == plain[1].tolist()
