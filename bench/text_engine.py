@@ -11,7 +11,8 @@ shared, so absolute figures are noisy):
   plain vector ``search`` (target >= 0.5x).
 - pypi (100,000 summaries, 1,000 query texts): ingest with documents and vectors, fsync,
   vs the same without documents (target >= 20,000 docs/s); ``text_search`` single-query
-  QPS (target >= 500/s) with the rows sealed into segments and with them all in flight.
+  QPS (target >= 500/s) with the rows sealed into segments and with them all in flight;
+  ``hybrid_search`` QPS vs plain vector ``search`` (HNSW) on the compacted collection.
 
 Usage: ``python -m bench text`` (``--skip-pypi``, ``--skip-scifact``, ``--repeats N``,
 ``--batch N``). Results: ``bench/results/text_engine.json``.
@@ -180,6 +181,7 @@ def pypi(out: dict[str, Any], repeats: int, batch: int) -> None:
     texts = [json.loads(line)["text"] for line in gzip.open(root / "meta.jsonl.gz")]
     queries = [json.loads(line)["text"] for line in gzip.open(root / "queries.jsonl.gz")]
     vecs = np.load(root / "base.f16.npy").astype(np.float32)
+    qvecs = np.load(root / "queries.f16.npy").astype(np.float32)
     ids = [f"p{i}" for i in range(len(texts))]
     with_docs, without, fresh_all = _ingest_pairs(ids, vecs, texts, batch, repeats)
     with tempfile.TemporaryDirectory() as d, keeldb.open(d) as db:
@@ -190,10 +192,15 @@ def pypi(out: dict[str, Any], repeats: int, batch: int) -> None:
         col.compact()
         sp = SealedPostings.build(Analyzer().tokenize_many(texts))
         an = Analyzer()
-        text_q, lib_q = [], []
-        for _ in range(repeats):
+        pairs = list(zip(queries, qvecs, strict=True))
+        text_q, lib_q, hyb_q, vec_q = [], [], [], []
+        for _ in range(repeats):  # interleaved
             text_q.append(_qps(lambda x: col.text_search(x, 10), queries, "pypi text_search"))
             lib_q.append(_qps(lambda x: bm25_search([sp], an(x), 10), queries, "pypi lib"))
+            hyb_q.append(
+                _qps(lambda p: col.hybrid_search(p[0], 10, vector=p[1]), pairs, "pypi hybrid")
+            )
+            vec_q.append(_qps(lambda p: col.search(p[1], 10), pairs, "pypi vector search"))
     out["pypi"] = {
         "ingest_docs_per_s": _median(with_docs),
         "ingest_no_docs_per_s": _median(without),
@@ -202,6 +209,9 @@ def pypi(out: dict[str, Any], repeats: int, batch: int) -> None:
         "lib_bm25_qps": _median(lib_q),
         "text_qps_after_ingest": live_q,
         "units_after_ingest": units,
+        "hybrid_qps": _median(hyb_q),
+        "vector_qps": _median(vec_q),
+        "hybrid_over_vector": _median([h / v for h, v in zip(hyb_q, vec_q, strict=True)]),
     }
     r = out["pypi"]
     print(
@@ -216,6 +226,11 @@ def pypi(out: dict[str, Any], repeats: int, batch: int) -> None:
         f"({r['text_qps_compacted'] / r['lib_bm25_qps']:.2f}x); right after ingest "
         f"({r['units_after_ingest']} units) {r['text_qps_after_ingest']:,.0f} q/s "
         "(target >= 500 q/s)"
+    )
+    print(
+        f"pypi 100k hybrid_search {r['hybrid_qps']:,.0f} q/s vs vector search (HNSW) "
+        f"{r['vector_qps']:,.0f} q/s ({r['hybrid_over_vector']:.2f}x, median of paired runs; "
+        "target >= 0.5x)"
     )
 
 

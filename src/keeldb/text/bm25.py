@@ -113,27 +113,27 @@ def search(
     unique_terms = list(dict.fromkeys(terms))
     if allowed is not None and len(allowed) != len(units):
         raise InvalidArgumentError("allowed must have one entry per unit")
-    empty = TextHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
     if not unique_terms or not units:
-        return empty
+        return _no_hits()
     per_unit = [u.spans(unique_terms) for u in units]
     stats = collection_stats(units)
     n_docs = stats.live_docs
-    df = [0] * len(unique_terms)
-    for u, spans in zip(units, per_unit, strict=True):
-        df = [d + n for d, n in zip(df, _live_df(spans, u), strict=True)]
+    live_df = [_live_df(spans, u) for u, spans in zip(units, per_unit, strict=True)]
+    df = [sum(col) for col in zip(*live_df, strict=True)]
     # A handful of scalars: Python floats are cheaper than numpy here.
     k1, b, avgdl = params.k1, params.b, stats.avgdl
     weight = [math.log1p((n_docs - d + 0.5) / (d + 0.5)) * (k1 + 1.0) for d in df]
     found: list[tuple[int, np.ndarray, np.ndarray]] = []
     weights = np.asarray(weight, dtype=np.float64)
     for ui, (unit, spans) in enumerate(zip(units, per_unit, strict=True)):
+        if not any(live_df[ui]):  # no live row of this unit holds a query term
+            continue
         mask = None if allowed is None else allowed[ui]
         rows, scores = _score_unit(unit, spans, weights, k1, b, avgdl, mask, k)
         if len(rows):
             found.append((ui, rows, scores))
     if not found:
-        return empty
+        return _no_hits()
     if len(found) == 1:  # one unit's top k is already sorted (score desc, row asc)
         ui, rows, scores = found[0]
         return TextHits(np.full(len(rows), ui, dtype=np.int64), rows, scores)
@@ -144,6 +144,10 @@ def search(
     # stable sort by score alone breaks ties by unit, then row.
     order = np.argsort(-score_a, kind="stable")[:k]
     return TextHits(unit_a[order], row_a[order], score_a[order])
+
+
+def _no_hits() -> TextHits:
+    return TextHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
 
 
 def _score_unit(
@@ -157,13 +161,12 @@ def _score_unit(
     k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The top ``k`` (rows i64, scores f64) among allowed live rows of ``unit`` with a
-    positive score, best first, ties by row, for the query terms' postings ``spans``.
+    positive score, best first, ties by row, for the query terms' postings ``spans``
+    (at least one of them non-empty).
     ``weight[t]`` is ``idf(t) * (k1 + 1)``. Runs the compiled kernel
     (:mod:`keeldb.text.kernels`) when numba is available, else
     :func:`score_unit_numpy`: the same scores and ranking."""
     rows, tf, starts, ends = spans
-    if not len(rows) or not bool(np.any(ends > starts)):
-        return np.zeros(0, np.int64), np.zeros(0, np.float64)
     c_len, c_tf = k1 * b / avgdl, k1 * (1.0 - b)
     compiled = kernels()
     if compiled is None:

@@ -356,17 +356,18 @@ class SealedPostings:
     def spans(self, terms: Sequence[str]) -> TermSpans:
         """The postings of ``terms`` as spans of the unit's own arrays (nothing copied)."""
         vocab = self._vocabulary()
-        tids = [vocab.get(t, -1) for t in terms]
         off = self._offsets
-        found = np.asarray([t for t in tids if t >= 0], dtype=np.int64)
-        starts = np.zeros(len(tids), dtype=np.int64)
-        ends = np.zeros(len(tids), dtype=np.int64)
-        if len(found):
-            at = np.asarray(tids, dtype=np.int64) >= 0
-            starts[at] = off[found]
-            ends[at] = off[found + 1]
+        starts, ends = [], []
+        for t in terms:
+            tid = vocab.get(t)
+            if tid is None:
+                starts.append(0)
+                ends.append(0)
+            else:
+                starts.append(int(off[tid]))
+                ends.append(int(off[tid + 1]))
         a = self.arrays
-        return a.post_rows, a.post_tf, starts, ends
+        return a.post_rows, a.post_tf, np.array(starts, np.int64), np.array(ends, np.int64)
 
 
 def _sorted_arrays(
