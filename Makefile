@@ -10,6 +10,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e .
+	@# compile the text-search kernels once (numba, ~10 s) so every later process loads
+	@# them from the cache instead of compiling its own copy
+	$(PY) -c "from keeldb.text.kernels import kernels; kernels()"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
