@@ -445,6 +445,17 @@ def table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def merge_results(
+    previous: list[dict[str, Any]], fresh: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``previous`` results with each system measured again replaced by its ``fresh``
+    result (in place, so the table keeps its order); systems new to the file last. A run
+    of some systems (``--systems``) so keeps the others' last results."""
+    by_system = {r.get("system"): r for r in fresh}
+    merged = [by_system.pop(r.get("system"), r) for r in previous]
+    return merged + [r for r in fresh if r.get("system") in by_system]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--systems", default=",".join(PEERS))
@@ -461,7 +472,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         results.append(r)
     print(table(results))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "text_peers.json").write_text(json.dumps(results, indent=2))
+    path = RESULTS / "text_peers.json"
+    previous = json.loads(path.read_text()) if path.exists() else []
+    path.write_text(json.dumps(merge_results(previous, results), indent=2))
 
 
 if __name__ == "__main__":

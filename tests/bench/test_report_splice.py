@@ -102,3 +102,18 @@ def test_issue16_subsections_without_results_are_kept(tmp_path: Path) -> None:
     assert "No results yet" not in text
     assert text.index("### 9.1.") < text.index("### 9.3.") < text.index("### 9.4.")
     assert text.index("### 9.4.") < text.index("## Failures and gaps")
+
+
+def test_a_run_of_some_text_peers_keeps_the_others_results() -> None:
+    # `python -m bench text-peers --systems keeldb` must not erase LanceDB's, Milvus's
+    # and Chroma's last results from text_peers.json.
+    from bench.text_peers import merge_results
+
+    previous = [{"system": "KeelDB", "v": 1}, {"system": "LanceDB", "v": 1},
+                {"system": "Chroma", "v": 1}]  # fmt: skip
+    fresh = [{"system": "KeelDB", "v": 2}, {"system": "Qdrant", "v": 2}]
+    assert merge_results(previous, fresh) == [
+        {"system": "KeelDB", "v": 2}, {"system": "LanceDB", "v": 1},
+        {"system": "Chroma", "v": 1}, {"system": "Qdrant", "v": 2},
+    ]  # fmt: skip
+    assert merge_results([], fresh) == fresh
