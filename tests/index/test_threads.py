@@ -96,3 +96,41 @@ def test_a_single_filtered_compact_search_never_fans_out(
     assert any(p.startswith(("compact", "hnsw")) for p in plans), plans
     assert calls and all(n == 1 or n == faiss.omp_get_max_threads() for n in calls)
     assert 1 in calls
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_a_single_exact_scan_runs_on_the_calling_thread(
+    metric: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One query over every row is faiss's scan on the calling thread (one OpenMP
+    # thread), never numpy's matrix product (every OpenBLAS thread); it finds what the
+    # matrix product finds, tombstones excluded. With more threads per query allowed,
+    # the matrix product runs.
+    from keeldb.index import exact
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((2000, 24)).astype(np.float32)
+    query = rng.standard_normal((1, 24)).astype(np.float32)
+    if metric == "cosine":  # the engine normalises both sides
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        query /= np.linalg.norm(query)
+    dead = np.zeros(2000, dtype=bool)
+    dead[rng.choice(2000, 300, replace=False)] = True
+    norms = np.einsum("ij,ij->i", vectors, vectors) if metric == "l2" else None
+    set_search_threads(per_query=2)
+    want = exact.exact_search(vectors, query, 10, metric, exclude=dead, sq_norms=norms)
+    set_search_threads()
+
+    def no_matrix_product(*args: object) -> None:
+        raise AssertionError("a single query took the matrix product")
+
+    monkeypatch.setattr(exact, "_exact_block", no_matrix_product)
+    got = exact.exact_search(vectors, query, 10, metric, exclude=dead, sq_norms=norms)
+    assert got[1].tolist() == want[1].tolist()
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+    assert not dead[got[1][0]].any()
+    # k above the rows: one slot per row, the excluded ones empty (-1, inf)
+    gone = np.array([False, True, False, True, False])
+    few = exact.exact_search(vectors[:5], query, 10, metric, exclude=gone)
+    assert sorted(few[1][0].tolist()) == [-1, -1, 0, 2, 4]
+    assert np.isinf(few[0][0][few[1][0] < 0]).all()

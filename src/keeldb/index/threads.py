@@ -28,7 +28,13 @@ from typing import Any
 
 import faiss
 
-__all__ = ["run_searching", "search_threads", "set_search_threads", "thread_budget"]
+__all__ = [
+    "per_query_threads",
+    "run_searching",
+    "search_threads",
+    "set_search_threads",
+    "thread_budget",
+]
 
 _CORES = os.cpu_count() or 1
 _lock = threading.Lock()
@@ -47,6 +53,11 @@ def set_search_threads(*, per_query: int = 1, per_batch: int | None = None) -> N
     with _lock:
         _per_query = per_query
         _per_batch = _CORES if per_batch is None else per_batch
+
+
+def per_query_threads() -> int:
+    """The policy's threads for a single query (:func:`set_search_threads`)."""
+    return _per_query
 
 
 def thread_budget(queries: int, concurrent_batches: int, ceiling: int) -> int:
