@@ -3,7 +3,9 @@ processes running, as a ratio of the same measurement without them, beside raw f
 
 Uses the pypi collection of ``bench/predicates.py`` (100,000 x 384, cosine, one HNSW
 segment; built there on first use). Cases: unfiltered, and filters chosen to land on each
-filtered plan (the plan KeelDB used is printed: the planner decides, not this script).
+filtered plan (the plan KeelDB used is printed: the planner decides, not this script);
+and a collection of the first 5,000 rows, one flat segment, whose searches take the exact
+plan (raw faiss there: ``IndexFlatIP`` with its default threads).
 Raw faiss, same process: KeelDB's own graph searched through faiss's Python API with its
 default OpenMP threads (unfiltered, and with an ``IDSelectorBitmap`` for the filters),
 and, for the rarer filters, an ``IndexScalarQuantizer`` fp16 flat index over just the
@@ -26,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -42,6 +45,10 @@ CASES: tuple[tuple[str, Any], ...] = (
     ("year 2019-2025 (49 %)", {"year": {"$gte": 2019, "$lte": 2025}}),
     ("version < 0.5 and year != 2026 (28 %)", {"version": {"$lt": "0.5"}, "year": {"$ne": 2026}}),
 )
+# A collection small enough to stay one flat segment (below ``hnsw_min_rows``): its
+# single queries take the exact plan, a scan of every row.
+FLAT_CASE = "flat 5,000 rows, unfiltered (exact scan)"
+FLAT_ROWS = 5_000
 BURN = "while True:\n    pass\n"
 
 
@@ -105,6 +112,47 @@ def measure(
     return out
 
 
+def measure_flat(col: Any, flat: Any, qs: np.ndarray) -> dict[str, dict[str, float]]:
+    """:func:`measure` for the flat collection: KeelDB, and raw faiss ``IndexFlatIP`` over
+    the same rows with its default OpenMP threads."""
+    r: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for q in qs:
+        col.search(q, K)
+    r["keeldb_single"] = len(qs) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    col.search_batch(qs, K)
+    r["keeldb_batch"] = len(qs) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for i in range(len(qs)):
+        flat.search(qs[i : i + 1], K)
+    r["faiss_single"] = len(qs) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    flat.search(qs, K)
+    r["faiss_batch"] = len(qs) / (time.perf_counter() - t0)
+    return {FLAT_CASE: r}
+
+
+def flat_collection(base: np.ndarray, directory: str) -> tuple[Any, Any, Any]:
+    """(database, collection, faiss IndexFlatIP) over the first :data:`FLAT_ROWS` rows."""
+    import faiss
+
+    import keeldb
+
+    rows = np.ascontiguousarray(base[:FLAT_ROWS], dtype=np.float32)
+    db = keeldb.open(directory, durability="none")
+    col = db.create_collection("flat", dim=rows.shape[1], metric="cosine")
+    col.upsert([str(i) for i in range(len(rows))], rows)
+    col.compact()
+    kinds = [s.kind for s in col.stats().segments if s.rows]
+    if kinds != ["flat"]:
+        raise SystemExit(f"the flat collection is not one flat segment: {kinds}")
+    norm = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    index = faiss.IndexFlatIP(rows.shape[1])
+    index.add(norm)
+    return db, col, index
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m bench load",
@@ -118,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     fam = FAMILIES["pypi"](DATASET, 100_000, args.queries)
     db, col = open_collection(fam)
+    scratch = tempfile.TemporaryDirectory()
+    flat_db, flat_col, flat_index = flat_collection(fam.base, scratch.name)
     try:
         from bench.predicate_family import Field
 
@@ -130,29 +180,38 @@ def main(argv: list[str] | None = None) -> int:
         qs = fam.queries
         for _ in range(5):  # warm the filters (masks cached, plans settled)
             measure(col, graph, masks, qs[:20], args.ef)
+        measure_flat(flat_col, flat_index, qs[:20])
         plans = {
             name: (plan_of(col, qs[0], args.ef, spec), plan_of(col, qs[0], args.ef, spec, qs))
             for name, spec in CASES
         }
+        plans[FLAT_CASE] = (
+            plan_of(flat_col, qs[0], args.ef, None),
+            plan_of(flat_col, qs[0], args.ef, None, qs),
+        )
         idle: list[dict[str, dict[str, float]]] = []
         loaded: list[dict[str, dict[str, float]]] = []
         for rnd in range(args.rounds):
             idle.append(measure(col, graph, masks, qs, args.ef))
+            idle[-1].update(measure_flat(flat_col, flat_index, qs))
             burners = start_burners()
             try:
                 time.sleep(0.5)
                 loaded.append(measure(col, graph, masks, qs, args.ef))
+                loaded[-1].update(measure_flat(flat_col, flat_index, qs))
             finally:
                 stop(burners)
             print(f"  round {rnd + 1}/{args.rounds} done", flush=True)
     finally:
         db.close()
+        flat_db.close()
+        scratch.cleanup()
     rows = []
     print(
         f"{'case':40} {'plan (single / batch)':45} "
         + " ".join(f"{k:>13}" for k in ("KeelDB 1q", "KeelDB batch", "faiss 1q", "faiss batch"))
     )
-    for name, _ in CASES:
+    for name in [*(c[0] for c in CASES), FLAT_CASE]:
         row: dict[str, Any] = {
             "case": name,
             "plan_single": plans[name][0],
