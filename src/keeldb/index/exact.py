@@ -4,8 +4,9 @@ Used for the memtable, flat segments and the planner's filtered exact path. A ba
 scores are computed as one matrix product (numpy -> BLAS, which releases the GIL), the top
 k taken with ``argpartition``; a single query over every row is faiss's scan on the
 calling thread (the thread policy, :mod:`keeldb.index.threads`); a few queries over a
-subset of rows read them in place (faiss ``knn_*_by_idx``). Distances follow KeelDB's metrics: cosine ``1 - dot`` (vectors are
-normalised at insert), ``ip`` ``-dot``, ``l2`` Euclidean distance.
+subset of rows read them in place (faiss ``knn_*_by_idx``). Distances follow KeelDB's
+metrics: cosine ``1 - dot`` (vectors are normalised at insert), ``ip`` ``-dot``, ``l2``
+Euclidean distance.
 """
 
 from __future__ import annotations
