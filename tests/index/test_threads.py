@@ -104,9 +104,10 @@ def test_a_single_exact_scan_runs_on_the_calling_thread(
 ) -> None:
     # One query over every row is faiss's scan on the calling thread (one OpenMP
     # thread), never numpy's matrix product (every OpenBLAS thread); it finds what the
-    # matrix product finds, tombstones excluded. With more threads per query allowed,
+    # matrix product finds, dead rows excluded. With more threads per query allowed,
     # the matrix product runs.
     from keeldb.index import exact
+    from keeldb.index.base import Allowed
 
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((2000, 24)).astype(np.float32)
@@ -117,20 +118,26 @@ def test_a_single_exact_scan_runs_on_the_calling_thread(
     dead = np.zeros(2000, dtype=bool)
     dead[rng.choice(2000, 300, replace=False)] = True
     norms = np.einsum("ij,ij->i", vectors, vectors) if metric == "l2" else None
-    set_search_threads(per_query=2)
+    index = exact.ExactIndex(vectors, metric, norms)
+    live = Allowed.live(dead, int(dead.sum()))
     want = exact.exact_search(vectors, query, 10, metric, exclude=dead, sq_norms=norms)
+    want_all = exact.exact_search(vectors, query, 3, metric, sq_norms=norms)
+    set_search_threads(per_query=2)
+    assert index.search(query, 10, 0, live)[1].tolist() == want[1].tolist()
     set_search_threads()
 
     def no_matrix_product(*args: object) -> None:
         raise AssertionError("a single query took the matrix product")
 
     monkeypatch.setattr(exact, "_exact_block", no_matrix_product)
-    got = exact.exact_search(vectors, query, 10, metric, exclude=dead, sq_norms=norms)
+    got = index.search(query, 10, 0, live)
     assert got[1].tolist() == want[1].tolist()
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
     assert not dead[got[1][0]].any()
-    # k above the rows: one slot per row, the excluded ones empty (-1, inf)
+    assert index.search(query, 3, 0, None)[1].tolist() == want_all[1].tolist()
+    # k above the rows: one slot per row, the dead ones empty (-1, inf)
     gone = np.array([False, True, False, True, False])
-    few = exact.exact_search(vectors[:5], query, 10, metric, exclude=gone)
-    assert sorted(few[1][0].tolist()) == [-1, -1, 0, 2, 4]
-    assert np.isinf(few[0][0][few[1][0] < 0]).all()
+    few = exact.ExactIndex(vectors[:5], metric, None if norms is None else norms[:5])
+    got5 = few.search(query, 10, 0, Allowed.live(gone, 2))
+    assert sorted(got5[1][0].tolist()) == [-1, -1, 0, 2, 4]
+    assert np.isinf(got5[0][0][got5[1][0] < 0]).all()

@@ -2,9 +2,10 @@
 
 Used for the memtable, flat segments and the planner's filtered exact path. A batch's
 scores are computed as one matrix product (numpy -> BLAS, which releases the GIL), the top
-k taken with ``argpartition``; a single query over every row is faiss's scan on the
-calling thread (the thread policy, :mod:`keeldb.index.threads`); a few queries over a
-subset of rows read them in place (faiss ``knn_*_by_idx``). Distances follow KeelDB's
+k taken with ``argpartition``; a few queries over a subset of rows read them in place
+(faiss ``knn_*_by_idx``). :class:`ExactIndex` runs a single query over every row as
+faiss's scan on the calling thread instead (the thread policy,
+:mod:`keeldb.index.threads`). Distances follow KeelDB's
 metrics: cosine ``1 - dot`` (vectors are normalised at insert), ``ip`` ``-dot``, ``l2``
 Euclidean distance.
 """
@@ -120,8 +121,6 @@ def exact_search(
     """
     if rows is not None and 0 < len(rows) and len(queries) <= SUBSET_IN_PLACE_MAX_QUERIES:
         return _subset_in_place(vectors, queries, k, metric, rows)
-    if rows is None and len(queries) == 1 and len(vectors) and per_query_threads() == 1:
-        return _scan_one(vectors, queries, k, metric, exclude, sq_norms)
     gather = max(1, EXACT_GATHER_BYTES // (4 * vectors.shape[1]))
     if rows is not None and len(rows) > gather:
         # Many rows chosen: gather (copy) them a slice at a time, keeping the best k of
@@ -176,7 +175,13 @@ class ExactIndex:
         self, queries: np.ndarray, k: int, ef: int, allowed: Allowed | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` among ``allowed`` rows: every row read, dead ones dropped, when
-        ``allowed.dead`` is set; else only the allowed rows read (``ef`` is ignored)."""
+        ``allowed.dead`` is set; else only the allowed rows read (``ef`` is ignored). One
+        query reading every row is :func:`_scan_one` (on the calling thread) unless the
+        policy gives a query more threads."""
+        every_row = allowed is None or allowed.dead is not None
+        if every_row and len(queries) == 1 and len(self.vectors) and per_query_threads() == 1:
+            keep = None if allowed is None else allowed.bitmap()
+            return _scan_one(self.vectors, queries, k, self.metric, keep, self.sq_norms)
         if allowed is None:
             return exact_search(self.vectors, queries, k, self.metric, sq_norms=self.sq_norms)
         if allowed.dead is not None:
@@ -255,24 +260,22 @@ def _scan_one(
     queries: np.ndarray,
     k: int,
     metric: str,
-    exclude: np.ndarray | None,
+    keep: np.ndarray | None,
     sq_norms: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`exact_search` of one query over every row (less ``exclude``) on the calling
-    thread: faiss's scan with its own top-k heap (thread policy: one query never fans
-    out). numpy's matrix product would run on every OpenBLAS thread, and those spin
-    against other processes: 5,183 x 384, two CPU-burning processes, 0.25x of the idle
-    rate on two OpenBLAS threads against 0.67x on one faiss thread (2026-12-02)."""
+    """:func:`exact_search` of one query over every row (only those set in ``keep``, an
+    :meth:`Allowed.bitmap`, when given) on the calling thread: faiss's scan with its own
+    top-k heap (thread policy: one query never fans out). numpy's matrix product would
+    run on every OpenBLAS thread, and those spin against other processes: flat 5,000 x
+    384 collection, two CPU-burning processes, 0.17-0.18x of the idle rate on two
+    OpenBLAS threads against 0.48-0.79x on one faiss thread (2026-12-02)."""
     n, d = vectors.shape
     kk = min(k, n)
     base = np.ascontiguousarray(vectors, dtype=np.float32)
     query = np.ascontiguousarray(queries, dtype=np.float32)
     dist = np.empty((1, kk), dtype=np.float32)
     labels = np.empty((1, kk), dtype=np.int64)
-    selector = None
-    if exclude is not None and exclude[:n].any():
-        keep = np.packbits(~exclude[:n], bitorder="little")
-        selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(keep))
+    selector = None if keep is None else faiss.IDSelectorBitmap(n, faiss.swig_ptr(keep))
     args = [faiss.swig_ptr(query), faiss.swig_ptr(base), d, 1, n, kk]
     args += [faiss.swig_ptr(dist), faiss.swig_ptr(labels)]
     with search_threads(1):
