@@ -119,19 +119,16 @@ def _dense_top(
     results = [u.search(queries, width, ef, flt) for u in units]
     if not results:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if len(results) == 1:  # the common case: one unit, nothing to concatenate
-        dist, rows = results[0].distances[0], results[0].rows[0]
-        unit_of = np.zeros(len(rows), dtype=np.int64)
-    else:
-        dist = np.concatenate([r.distances[0] for r in results])
-        rows = np.concatenate([r.rows[0] for r in results])
-        unit_of = np.concatenate(
-            [np.full(r.rows.shape[1], i, dtype=np.int64) for i, r in enumerate(results)]
-        )
+    dist = np.concatenate([r.distances[0] for r in results])
+    rows = np.concatenate([r.rows[0] for r in results])
+    unit_of = np.concatenate(
+        [np.full(r.rows.shape[1], i, dtype=np.int64) for i, r in enumerate(results)]
+    )
     ok = (rows >= 0) & np.isfinite(dist)
     dist, rows, unit_of = dist[ok], rows[ok], unit_of[ok]
     if len(results) > 1 or not bool(np.all(dist[1:] > dist[:-1])):
-        # ties or several units: order by (distance, unit, row)
-        order = np.lexsort((rows, unit_of, dist))[:width]
+        # several units, or ties: order by (distance, unit, row); one unit's strictly
+        # increasing distances are that order already
+        order = np.lexsort((rows, unit_of, dist))
         dist, rows, unit_of = dist[order], rows[order], unit_of[order]
     return _key(unit_of[:width], rows[:width]), dist[:width]
