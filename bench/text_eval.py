@@ -36,6 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from keeldb.engine.hybrid import DEFAULT_DENSE_DEPTH  # noqa: E402
 from keeldb.text import (  # noqa: E402
     DEFAULT_DEPTH,
     DEFAULT_RRF_K,
@@ -115,6 +116,34 @@ def dense_lists(data: dict[str, Any], depth: int) -> list[list[tuple[str, float]
     return [[(ids[j], float(1.0 - sims[i, j])) for j in row] for i, row in enumerate(top.tolist())]
 
 
+def split_depth_grid(
+    lists_dense: list[list[tuple[str, float]]],
+    lists_bm25: list[list[tuple[str, float]]],
+    data: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """RRF (default rrf_k) and equal-weight fusion with the dense and BM25 lists cut to
+    different depths: hybrid_search's dense side walks ``max(ef, depth)`` on a graph, so
+    its depth has a price BM25's has not (``keeldb.engine.hybrid.DEFAULT_DENSE_DEPTH``)."""
+    n = len(lists_dense)
+    subsets = {"all": list(range(n)), "even": list(range(0, n, 2)), "odd": list(range(1, n, 2))}
+    rows = []
+    for dense_depth in (10, 20, 32, 48, 64, 100):
+        for text_depth in (50, 64, 100, 200):
+            for fusion in ("rrf", "weighted"):
+                fused = []
+                for d, b in zip(lists_dense, lists_bm25, strict=True):
+                    lists = [d[:dense_depth], b[:text_depth]]
+                    if fusion == "rrf":
+                        top = rrf(lists, rrf_k=DEFAULT_RRF_K, depth=200, k=10)
+                    else:
+                        top = weighted(lists, higher_is_better=[False, True], depth=200, k=10)
+                    fused.append([key for key, _ in top])
+                row = {"fusion": fusion, "dense_depth": dense_depth, "text_depth": text_depth}
+                row.update({h: mean_ndcg(fused, data["rel"], s) for h, s in subsets.items()})
+                rows.append(row)
+    return rows
+
+
 def scifact(out: dict[str, Any]) -> None:
     root = SHARED / "scifact"
     if not root.exists():
@@ -186,11 +215,11 @@ def scifact(out: dict[str, Any]) -> None:
             row.update({h: mean_ndcg(fused, data["rel"], s) for h, s in halves.items()})
             grid.append(row)
     out["scifact_fusion_grid"] = grid
-    default = next(
-        g for g in grid
-        if g["fusion"] == "rrf" and g["rrf_k"] == DEFAULT_RRF_K and g["depth"] == DEFAULT_DEPTH
+    out["scifact_split_depth_grid"] = split = split_depth_grid(lists_dense, lists_bm25, data)
+    out["scifact_hybrid_default"] = next(
+        g for g in split
+        if g["dense_depth"] == DEFAULT_DENSE_DEPTH and g["text_depth"] == DEFAULT_DEPTH
     )  # fmt: skip
-    out["scifact_hybrid_default"] = default
 
     out["scifact_qps"] = {
         "sealed": qps(lambda q: bm25_search([sp], analyzer(q), 10), data["queries"]),
@@ -324,8 +353,9 @@ def report(out: dict[str, Any]) -> None:
         print(f"  BM25   {q['bm25']:.4f}  ({q['bm25_even']:.4f} / {q['bm25_odd']:.4f})")
         print(f"  dense  {q['dense']:.4f}  ({q['dense_even']:.4f} / {q['dense_odd']:.4f})")
         d = out["scifact_hybrid_default"]
-        print(f"  hybrid RRF default (rrf_k={d['rrf_k']}, depth={d['depth']}) "
-              f"{d['all']:.4f}  ({d['even']:.4f} / {d['odd']:.4f})")  # fmt: skip
+        print(f"  hybrid RRF default (rrf_k={DEFAULT_RRF_K}, dense depth={d['dense_depth']}, "
+              f"BM25 depth={d['text_depth']}) {d['all']:.4f}  "
+              f"({d['even']:.4f} / {d['odd']:.4f})")  # fmt: skip
         print("  BM25 k1/b: " + ", ".join(f"{k[5:]}={v:.4f}" for k, v in q.items() if "k1=" in k))
         print("\n  RRF grid (all | even | odd):")
         for g in out["scifact_fusion_grid"]:
@@ -337,6 +367,10 @@ def report(out: dict[str, Any]) -> None:
             if g["fusion"] == "weighted":
                 print(f"    depth={g['depth']:<4} w={g['dense_weight']:<4} "
                       f"{g['all']:.4f} | {g['even']:.4f} | {g['odd']:.4f}")  # fmt: skip
+        print(f"  dense depth x BM25 depth (rrf_k={DEFAULT_RRF_K}; weighted: equal weights):")
+        for g in out["scifact_split_depth_grid"]:
+            print(f"    {g['fusion']:<8} dense={g['dense_depth']:<4} bm25={g['text_depth']:<4} "
+                  f"{g['all']:.4f} | {g['even']:.4f} | {g['odd']:.4f}")  # fmt: skip
         best = max(out["scifact_fusion_grid"], key=lambda g: g["all"])
         print(f"  best of grid: {best}")
         print(f"\nSciFact index: {out['scifact_index']}")

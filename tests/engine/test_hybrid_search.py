@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import keeldb
+from keeldb.engine.hybrid import DEFAULT_DENSE_DEPTH
 from keeldb.errors import InvalidArgumentError
-from keeldb.text import rrf, weighted
+from keeldb.text import DEFAULT_DEPTH, rrf, weighted
 
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
 
@@ -30,8 +31,10 @@ def col(db_path: str):  # type: ignore[no-untyped-def]
 
 def _expected(col: keeldb.Collection, q: str, v: np.ndarray, k: int, **kw):  # type: ignore[no-untyped-def]
     flt = kw.get("filter")
-    dense = col.search(v, 100, filter=flt)
-    text = col.text_search(q, 100, filter=flt)
+    # the dense side to depth 64, BM25 to 100 (docs/text.md, "Hybrid defaults")
+    assert (DEFAULT_DENSE_DEPTH, DEFAULT_DEPTH) == (64, 100)
+    dense = col.search(v, DEFAULT_DENSE_DEPTH, filter=flt)
+    text = col.text_search(q, DEFAULT_DEPTH, filter=flt)
     lists = [[(h.id, h.distance) for h in dense], [(h.id, h.score) for h in text]]
     if kw.get("fusion", "rrf") == "rrf":
         return rrf(lists, rrf_k=kw.get("rrf_k") or 10, weights=kw.get("weights"), k=k)

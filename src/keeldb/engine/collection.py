@@ -360,9 +360,9 @@ class Collection:
 
         ``vector`` is the dense query; when None it is computed from ``query`` with the
         collection's embedding function (InvalidArgumentError when the collection has
-        none, EmbeddingFunctionError when it cannot be re-created). Both sides take the
-        top 100 (or ``k`` if larger) live rows
-        matching ``filter``; ``fusion="rrf"`` (default) sums ``w / (rrf_k + rank)`` per
+        none, EmbeddingFunctionError when it cannot be re-created). The dense side takes
+        the nearest 64 and BM25 the top 100 (each ``k`` if larger) live rows matching
+        ``filter``; ``fusion="rrf"`` (default) sums ``w / (rrf_k + rank)`` per
         list (``rrf_k`` default 10, measured on SciFact in ``docs/text.md``);
         ``fusion="weighted"`` sums ``w`` times each list's min-max normalised score.
         ``weights`` = (dense, text), default equal. Each hit's ``score`` is its fused
