@@ -81,3 +81,27 @@ def test_compiled_and_numpy_fusion_agree_bit_for_bit(seed: int, monkeypatch) -> 
             plain = fusion_mod.fuse_arrays(keys, scores, **how)
         assert compiled[0].tolist() == plain[0].tolist()
         assert compiled[1].tolist() == plain[1].tolist()
+
+
+def test_the_scoring_kernel_stays_in_bounds_when_every_row_holds_every_term() -> None:
+    # The kernel writes each posting's row one past the rows touched so far (no branch);
+    # once every row is touched the next posting writes into the spare slot. The kernel
+    # does not bounds-check, so its Python form (numpy indexing: IndexError past the end)
+    # runs the same code with checks, and must agree with the compiled one.
+    from keeldb.text import kernels_numba
+
+    n, terms = 7, 3
+    rows = np.tile(np.arange(n, dtype=np.uint32), terms)
+    tf = np.arange(1, n * terms + 1, dtype=np.uint32) % 4 + 1
+    starts = np.arange(0, n * terms, n, dtype=np.int64)
+    ends = starts + n
+    weight = np.array([1.5, 0.7, 2.0])
+    lengths = np.arange(3, 3 + n, dtype=np.uint32)
+    none = np.zeros(0, dtype=bool)
+    args = (rows, tf, starts, ends, weight, lengths, none, none, 0.2, 0.3, n)
+    for k in (1, 3, n, n + 5):
+        plain = kernels_numba.score_top.py_func(*args, k)
+        compiled = kernels_numba.score_top(*args, k)
+        assert plain[0].tolist() == compiled[0].tolist()
+        assert plain[1].tolist() == compiled[1].tolist()
+        assert len(compiled[0]) == min(k, n)
