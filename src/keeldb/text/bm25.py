@@ -201,11 +201,15 @@ def _score_unit(
         c_tf,
         n,
         k,
+        SCORE_BLOCK_ROWS,
     )
     return out
 
 
 _NO_MASK = np.zeros(0, dtype=bool)
+# Rows the compiled kernel scores at a time (its per-row sums: 128 KiB of float64);
+# tests set it small to run many blocks.
+SCORE_BLOCK_ROWS = 16_384
 
 
 def score_unit_numpy(

@@ -83,7 +83,7 @@ def _best_first(hs: np.ndarray, hp: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 @numba.njit(
     _RESULT(
         _U32, _U32, _I64, _I64, _F64, _U32, _BOOL, _BOOL,
-        types.float64, types.float64, types.int64, types.int64,
+        types.float64, types.float64, types.int64, types.int64, types.int64,
     ),
     cache=True,
     nogil=True,
@@ -101,48 +101,74 @@ def score_top(  # noqa: PLR0913
     c_tf: float,
     nrows: int,
     k: int,
+    block: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` rows (i64) and scores (f64), best first, ties by row, of the postings
     ``rows[starts[i]:ends[i]]`` / ``tf[...]`` of each term i with weight ``weight[i]``
     (idf * (k1 + 1)): score = sum over terms of ``tf * weight / (len * c_len + tf +
-    c_tf)``. Rows set in ``dead`` or not set in ``allowed`` are skipped (an empty array:
-    none dead / all allowed). Every row must be below ``nrows`` and every array indexed
-    by row at least that long (the caller checks)."""
+    c_tf)``, added in term order. Rows set in ``dead`` or not set in ``allowed`` are
+    skipped (an empty array: none dead / all allowed). Every row must be below ``nrows``,
+    every array indexed by row at least that long, and each term's rows ascending (the
+    caller checks the first two; every unit keeps its postings so).
+
+    Rows are scored ``block`` at a time (each term's postings read on from where the
+    last block stopped): the per-row sums, the rows' lengths and the touched rows stay
+    in a cache-sized window instead of arrays as long as the unit (pypi 100k, 14,000
+    postings per query: text_search 15-20 % faster, 2026-12-02)."""
     total = 0
     for i in range(len(starts)):
         total += ends[i] - starts[i]
-    acc = np.zeros(nrows, np.float64)
-    # Rows in order of first touch. Every posting writes its row at the end and keeps it
-    # only when the row is new (no branch to mispredict): one spare slot for the write
-    # after the last new row.
-    touched = np.empty(min(total, nrows) + 1, np.int64)
-    n_touched = 0
-    check_dead = len(dead) > 0
-    check_allowed = len(allowed) > 0
-    for i in range(len(weight)):
-        w = weight[i]
-        for j in range(starts[i], ends[i]):
-            r = rows[j]
-            if check_dead and dead[r]:
-                continue
-            if check_allowed and not allowed[r]:
-                continue
-            f = np.float64(tf[j])
-            denom = np.float64(lengths[r]) * c_len
-            denom += f
-            denom += c_tf
-            a = acc[r]
-            touched[n_touched] = r
-            n_touched += a == 0.0  # every part is > 0: 0 means not touched yet
-            acc[r] = a + f * w / denom
-    m = min(k, n_touched)
+    width = max(1, min(block, nrows))
+    acc = np.zeros(width, np.float64)
+    # Rows of the block in order of first touch (offsets from its first row). Every
+    # posting writes its row at the end and keeps it only when the row is new (no branch
+    # to mispredict): one spare slot for the write after the last new row.
+    touched = np.empty(width + 1, np.int64)
+    m = max(0, min(k, total, nrows))
     hs = np.empty(m, np.float64)
     hp = np.empty(m, np.int64)
     h = 0
-    for i in range(n_touched):
-        r = touched[i]
-        h = _offer(hs, hp, h, acc[r], r)
-    return _best_first(hs, hp)
+    pos = starts.copy()
+    check_dead = len(dead) > 0
+    check_allowed = len(allowed) > 0
+    lo = 0
+    while lo < nrows:
+        hi = min(lo + width, nrows)
+        n_touched = 0
+        for i in range(len(weight)):
+            w = weight[i]
+            j = pos[i]
+            e = ends[i]
+            while j < e:
+                r = np.int64(rows[j])
+                if r >= hi:
+                    break
+                j += 1
+                if check_dead and dead[r]:
+                    continue
+                if check_allowed and not allowed[r]:
+                    continue
+                f = np.float64(tf[j - 1])
+                denom = np.float64(lengths[r]) * c_len
+                denom += f
+                denom += c_tf
+                b = r - lo
+                a = acc[b]
+                touched[n_touched] = b
+                n_touched += a == 0.0  # every part is > 0: 0 means not touched yet
+                acc[b] = a + f * w / denom
+            pos[i] = j
+        for t in range(n_touched):
+            b = touched[t]
+            h = _offer(hs, hp, h, acc[b], b + lo)
+            acc[b] = 0.0
+        # on to the block holding the next row any term has left
+        nxt = nrows
+        for i in range(len(weight)):
+            if pos[i] < ends[i] and rows[pos[i]] < nxt:
+                nxt = rows[pos[i]]
+        lo = max(hi, nxt - nxt % width)
+    return _best_first(hs[:h], hp[:h])
 
 
 @numba.njit(cache=True, nogil=True)
