@@ -80,6 +80,19 @@ def _best_first(hs: np.ndarray, hp: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return hp[order], hs[order]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _next_block(
+    rows: np.ndarray, pos: np.ndarray, ends: np.ndarray, nrows: int, width: int, hi: int
+) -> int:
+    """The first row of the block holding the next row any term has left (``pos[i]``:
+    term i's next posting), at or past ``hi``; ``nrows`` when none is left."""
+    nxt = nrows
+    for i in range(len(pos)):
+        if pos[i] < ends[i] and rows[pos[i]] < nxt:
+            nxt = rows[pos[i]]
+    return max(hi, nxt - nxt % width)
+
+
 @numba.njit(
     _RESULT(
         _U32, _U32, _I64, _I64, _F64, _U32, _BOOL, _BOOL,
@@ -162,12 +175,7 @@ def score_top(  # noqa: PLR0913
             b = touched[t]
             h = _offer(hs, hp, h, acc[b], b + lo)
             acc[b] = 0.0
-        # on to the block holding the next row any term has left
-        nxt = nrows
-        for i in range(len(weight)):
-            if pos[i] < ends[i] and rows[pos[i]] < nxt:
-                nxt = rows[pos[i]]
-        lo = max(hi, nxt - nxt % width)
+        lo = _next_block(rows, pos, ends, nrows, width, hi)
     return _best_first(hs[:h], hp[:h])
 
 
