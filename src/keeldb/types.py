@@ -200,7 +200,9 @@ class SearchStats:
     """Passed to ``on_search`` callbacks, once per ``search``/``search_batch`` call.
 
     ``plans`` maps each searched unit (``mem``, ``seg-<id>``) to the plan used there:
-    ``exact``, ``exact-filtered``, ``hnsw``, ``hnsw-filtered`` or ``hnsw+exact-fallback``.
+    ``exact``, ``exact-filtered``, ``compact-filtered``, ``hnsw``, ``hnsw-filtered``,
+    ``hnsw-probe`` or ``probe+exact-filtered`` (``docs/filtering.md``: the neighbourhood
+    check), with ``+exact-fallback`` when an exact scan filled a short walk.
     ``distance_computations`` and ``nodes_visited`` count faiss HNSW work plus exact rows.
     """
 

@@ -25,6 +25,7 @@ import orjson
 from keeldb.engine.derived import DerivedIndex, segment_part
 from keeldb.engine.doc_filter import SegmentDocuments
 from keeldb.engine.filter_cache import FilterCache, FilterState
+from keeldb.engine.neighbourhood import PROBE_MIN_PASS, probe
 from keeldb.engine.planner import PLAN_COSTS, Plan, plan_search
 from keeldb.engine.unit import UnitResult
 from keeldb.errors import CorruptionError
@@ -482,7 +483,8 @@ class Segment:
         building = plan.kind == "compact" and fstate is not None and fstate.compact is None
         t0 = time.perf_counter()
         result = self._run(plan, hnsw, fstate, allowed, count, queries, k, want_stats)
-        if plan.kind != "empty" and not building:
+        probed = result.plan.startswith(("hnsw-probe", "probe+"))  # not the plan priced
+        if plan.kind != "empty" and not building and not probed:
             # the plan's real time teaches the planner this machine's prices
             fp16 = hnsw is not None and not hnsw.exact_scores
             seconds = time.perf_counter() - t0
@@ -517,6 +519,17 @@ class Segment:
                 return UnitResult(d, r, "exact", self.rows * len(queries), 0, count)
             return UnitResult(d, r, "exact-filtered", count * len(queries), 0, count)
         assert hnsw is not None  # the planner walks a graph only when there is one
+        if (
+            fstate is not None
+            and len(queries) == 1
+            and count >= PROBE_MIN_PASS * self.rows
+            and 2 * k <= plan.ef  # else k matches cannot fill the walk's nearer half
+        ):
+            assert allowed is not None  # a filter's state always has its rows
+            probed = probe(hnsw, self._exact_index(), queries, k, plan.ef, allowed)
+            if probed is not None:  # the query's neighbourhood decided (engine/neighbourhood)
+                d, r, how = probed
+                return UnitResult(d, r, how, 0, 0, count)
         result = self._search_graph(hnsw, queries, k, plan.ef, allowed, want_stats)
         result.matched = count
         if fstate is not None:
