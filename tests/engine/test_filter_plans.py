@@ -77,7 +77,13 @@ def test_a_wide_filter_that_excludes_the_query_neighbourhood_stays_exact(
         col.upsert([str(i) for i in range(n)], base, [{"cluster": int(c)} for c in of])
         col.compact()
         plans: list[str] = []
-        col.on_search(lambda s: plans.extend(s.plans.values()))
+        work: list[int] = []
+
+        def seen(stats: keeldb.SearchStats) -> None:
+            plans.extend(stats.plans.values())
+            work.append(stats.distance_computations)
+
+        col.on_search(seen)
         checked = 0
         for i, q in enumerate(queries):
             if q_of[i] >= cut:
@@ -90,6 +96,10 @@ def test_a_wide_filter_that_excludes_the_query_neighbourhood_stays_exact(
             assert [int(h.id) for h in hits] == want.tolist(), plans[-1]
             checked += 1
         assert checked >= 8 and "probe+exact-filtered" in plans
+        # the exact scan reads every matching row, and the stats say so
+        assert all(
+            w >= len(ok) for w, p in zip(work, plans, strict=True) if p == "probe+exact-filtered"
+        )
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
@@ -109,7 +119,13 @@ def test_a_wide_uncorrelated_filter_is_answered_from_the_unfiltered_walk(
         col.upsert([str(i) for i in range(n)], base, [{"odd": bool(o)} for o in odd])
         col.compact()
         plans: list[str] = []
-        col.on_search(lambda s: plans.extend(s.plans.values()))
+        work: list[int] = []
+
+        def seen(stats: keeldb.SearchStats) -> None:
+            plans.extend(stats.plans.values())
+            work.append(stats.distance_computations)
+
+        col.on_search(seen)
         ok = np.flatnonzero(~odd)
         found = 0
         for j in range(20):
@@ -124,3 +140,5 @@ def test_a_wide_uncorrelated_filter_is_answered_from_the_unfiltered_walk(
             assert got.tolist() == sorted(got.tolist())
         assert found / 200 >= 0.95
         assert plans.count("hnsw-probe") >= 15
+        # the probe's walk (and re-scoring) is counted like any walk's
+        assert all(w > 0 for w, p in zip(work, plans, strict=True) if p == "hnsw-probe")

@@ -526,15 +526,42 @@ class Segment:
             and 2 * k <= plan.ef  # else k matches cannot fill the walk's nearer half
         ):
             assert allowed is not None  # a filter's state always has its rows
-            probed = probe(hnsw, self._exact_index(), queries, k, plan.ef, allowed)
-            if probed is not None:  # the query's neighbourhood decided (engine/neighbourhood)
-                d, r, how = probed
-                return UnitResult(d, r, how, 0, 0, count)
+            probed = self._probe(hnsw, queries, k, plan.ef, allowed, want_stats)
+            if probed is not None:
+                return probed
         result = self._search_graph(hnsw, queries, k, plan.ef, allowed, want_stats)
         result.matched = count
         if fstate is not None:
             result.plan = "hnsw-filtered"
         return self._fill_short(result, queries, k, allowed, count)
+
+    def _probe(
+        self,
+        hnsw: HnswIndex,
+        queries: np.ndarray,
+        k: int,
+        ef: int,
+        allowed: Allowed,
+        want_stats: bool,
+    ) -> UnitResult | None:
+        """The answer the query's neighbourhood decides (:func:`neighbourhood.probe`),
+        with its work counted as :meth:`_search_graph` counts a walk's (plus the exact
+        scan's rows); None: walk filtered."""
+        if want_stats:
+            ndis0, hops0 = HnswIndex.counters()
+        probed = probe(hnsw, self._exact_index(), queries, k, ef, allowed)
+        if probed is None:
+            return None
+        d, r, how = probed
+        work = hops = 0
+        if want_stats:
+            ndis1, hops1 = HnswIndex.counters()
+            work, hops = max(ndis1 - ndis0, 0), max(hops1 - hops0, 0)
+            if how == "probe+exact-filtered":
+                work += allowed.count
+            elif not hnsw.exact_scores:
+                work += int(np.count_nonzero(r >= 0))  # the re-scoring distances
+        return UnitResult(d, r, how, work, hops, allowed.count)
 
     def _search_graph(
         self,
