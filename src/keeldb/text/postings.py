@@ -339,19 +339,13 @@ class SealedPostings:
         return vocab
 
     def lookup(self, terms: Sequence[str]) -> list[TermPostings]:
-        """The posting list of each term (empty arrays for an unknown term)."""
-        vocab = self._vocabulary()
-        off = self._offsets
-        a = self.arrays
-        out: list[TermPostings] = []
-        for t in terms:
-            tid = vocab.get(t)
-            if tid is None:
-                out.append(_EMPTY)
-            else:
-                s, e = int(off[tid]), int(off[tid + 1])
-                out.append((a.post_rows[s:e], a.post_tf[s:e]))
-        return out
+        """The posting list of each term (empty arrays for an unknown term): slices of
+        :meth:`spans`."""
+        rows, tf, starts, ends = self.spans(terms)
+        return [
+            (rows[s:e], tf[s:e]) if e > s else _EMPTY
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
 
     def spans(self, terms: Sequence[str]) -> TermSpans:
         """The postings of ``terms`` as spans of the unit's own arrays (nothing copied)."""
