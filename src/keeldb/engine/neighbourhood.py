@@ -13,7 +13,7 @@ the filter (same ``ef``), and its candidates show the pass rate near the query:
 
 * the k-th passing candidate lies in the nearer half of them: the walk covered the
   nearest passing rows, and they are the answer (plan ``hnsw-probe``; one unfiltered
-  walk, cheaper than the filtered one it replaces);
+  walk in place of the filtered one, measured at about the same time);
 * none passes: the neighbourhood is filtered out, and the exact plan answers
   (``probe+exact-filtered``), when the unit's passing rows are at most
   :data:`EXACT_FALLBACK_MAX_ROWS` (beyond that the filtered walk runs, as before);
