@@ -20,6 +20,19 @@ def _docs(rng: random.Random, n: int) -> list[list[str]]:
     return [[rng.choice(WORDS) for _ in range(rng.randint(0, 10))] for _ in range(n)]
 
 
+def _assert_paths_agree(
+    units: list, terms: list, k: int, allowed: list | None, monkeypatch
+) -> None:
+    """The compiled kernel and the numpy path give the same hits and scores, bit for bit."""
+    compiled = bm25_search(units, terms, k, allowed=allowed)
+    with monkeypatch.context() as m:
+        m.setattr(bm25_mod, "kernels", lambda: None)
+        plain = bm25_search(units, terms, k, allowed=allowed)
+    assert compiled.unit.tolist() == plain.unit.tolist()
+    assert compiled.row.tolist() == plain.row.tolist()
+    assert compiled.score.tolist() == plain.score.tolist()
+
+
 def test_the_kernels_load() -> None:
     assert kernels() is not None, "numba is a dependency: the compiled kernels must load"
 
@@ -55,13 +68,43 @@ def test_compiled_and_numpy_paths_agree_bit_for_bit(
         if rng.random() < 0.5:
             mask = np.array([rng.random() < 0.5 for _ in docs])
             allowed = [mask[:cut], mask[cut:]]
-        compiled = bm25_search([sealed, mem], terms, k, allowed=allowed)
-        with monkeypatch.context() as m:
-            m.setattr(bm25_mod, "kernels", lambda: None)
-            plain = bm25_search([sealed, mem], terms, k, allowed=allowed)
-        assert compiled.unit.tolist() == plain.unit.tolist()
-        assert compiled.row.tolist() == plain.row.tolist()
-        assert compiled.score.tolist() == plain.score.tolist()
+        _assert_paths_agree([sealed, mem], terms, k, allowed, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    ("seed", "block", "probe"),
+    [(0, None, None), (1, 64, 0.0), (2, 64, float("inf")), (3, 1, 0.0), (4, 300, 4.0)],
+)
+def test_pruned_scoring_returns_the_exhaustive_top_k(
+    seed: int, block: int | None, probe: float | None, monkeypatch
+) -> None:
+    # Zipf-like words: a query mixes common terms (low weight, long postings) with rare
+    # ones, so once k rows are kept the kernel stops reading the common terms' postings
+    # and adds them to the rows still in the running only (looked up one by one with
+    # probe 0, read in full with probe inf). The numpy path scores every posting: both
+    # must give the same rows, order and scores, bit for bit.
+    if block is not None:
+        monkeypatch.setattr(bm25_mod, "SCORE_BLOCK_ROWS", block)
+    if probe is not None:
+        monkeypatch.setattr(bm25_mod, "PROBE_COST", probe)
+    rng = np.random.default_rng(seed)
+    vocab = [f"z{i}" for i in range(300)]
+    p = 1.0 / np.arange(1, len(vocab) + 1)
+    p /= p.sum()
+    docs = [list(rng.choice(vocab, int(rng.integers(1, 40)), p=p)) for _ in range(3000)]
+    cut = 2200
+    sealed, mem = split_units(docs, cut)
+    sealed.mark_dead(rng.choice(cut, 150, replace=False).astype(np.int64))
+    mem.mark_dead(rng.choice(len(docs) - cut, 50, replace=False).astype(np.int64))
+    for _ in range(25):
+        terms = list(rng.choice(vocab[:8], int(rng.integers(1, 4)), replace=False))
+        terms += list(rng.choice(vocab[8:], int(rng.integers(1, 5)), replace=False))
+        k = int(rng.choice([1, 5, 10, 100]))
+        allowed = None
+        if rng.random() < 0.3:
+            mask = rng.random(len(docs)) < 0.7
+            allowed = [mask[:cut], mask[cut:]]
+        _assert_paths_agree([sealed, mem], terms, k, allowed, monkeypatch)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -101,14 +144,15 @@ def test_the_scoring_kernel_stays_in_bounds_when_every_row_holds_every_term() ->
     tf = np.arange(1, n * terms + 1, dtype=np.uint32) % 4 + 1
     starts = np.arange(0, n * terms, n, dtype=np.int64)
     ends = starts + n
-    weight = np.array([1.5, 0.7, 2.0])
+    weight = np.array([2.0, 1.5, 0.7])  # descending, as the kernel requires
     lengths = np.arange(3, 3 + n, dtype=np.uint32)
     none = np.zeros(0, dtype=bool)
     args = (rows, tf, starts, ends, weight, lengths, none, none, 0.2, 0.3, n)
     for k in (1, 3, n, n + 5):
         for block in (1, 2, 3, n, 1 << 14):
-            plain = kernels_numba.score_top.py_func(*args, k, block)
-            compiled = kernels_numba.score_top(*args, k, block)
-            assert plain[0].tolist() == compiled[0].tolist()
-            assert plain[1].tolist() == compiled[1].tolist()
-            assert len(compiled[0]) == min(k, n)
+            for probe in (0.0, 16.0, float("inf")):  # pruned terms looked up or read
+                plain = kernels_numba.score_top.py_func(*args, k, block, probe)
+                compiled = kernels_numba.score_top(*args, k, block, probe)
+                assert plain[0].tolist() == compiled[0].tolist()
+                assert plain[1].tolist() == compiled[1].tolist()
+                assert len(compiled[0]) == min(k, n)

@@ -15,11 +15,13 @@ distinct terms).
 Defaults: ``k1 = 1.2`` (term-frequency saturation) and ``b = 0.75`` (length normalisation)
 — Lucene's and bm25s's defaults; ``docs/text.md`` lists the measured alternatives.
 
-Scoring is term-at-a-time and vectorised: per unit, the postings of the query terms are
-concatenated, weighted (float32) and accumulated with one ``np.bincount`` (float64); the
-top k among the rows the caller allows (live ∧ filter) is exact, because every row
-containing a query term is scored, and ties are broken by row. Rows containing no query
-term score 0 and are never returned.
+Per unit, the compiled kernel (:mod:`keeldb.text.kernels`) scores rows a block at a time
+and prunes exactly (MaxScore: light terms are added only to rows that may still reach
+the k-th score); without numba, the postings of the query terms are concatenated,
+weighted and accumulated with one ``np.bincount`` (float64). On both paths a row's parts
+are added in descending term weight (ties in query order), so they give the same scores
+bit for bit. The top k among the rows the caller allows (live ∧ filter) is exact, ties
+broken by row. Rows containing no query term score 0 and are never returned.
 """
 
 from __future__ import annotations
@@ -123,6 +125,12 @@ def search(
     # A handful of scalars: Python floats are cheaper than numpy here.
     k1, b, avgdl = params.k1, params.b, stats.avgdl
     weight = [math.log1p((n_docs - d + 0.5) / (d + 0.5)) * (k1 + 1.0) for d in df]
+    # Each row's parts are added in descending weight (ties in query order), on every
+    # path and unit: the compiled kernel's pruning reads the heaviest terms first.
+    by_weight = sorted(range(len(weight)), key=lambda t: -weight[t])
+    if by_weight != list(range(len(weight))):
+        weight = [weight[t] for t in by_weight]
+        per_unit = [(r, f, s[by_weight], e[by_weight]) for r, f, s, e in per_unit]
     found: list[tuple[int, np.ndarray, np.ndarray]] = []
     weights = np.asarray(weight, dtype=np.float64)
     for ui, (unit, spans) in enumerate(zip(units, per_unit, strict=True)):
@@ -202,6 +210,7 @@ def _score_unit(
         n,
         k,
         SCORE_BLOCK_ROWS,
+        PROBE_COST,
     )
     return out
 
@@ -212,6 +221,11 @@ _NO_MASK = np.zeros(0, dtype=bool)
 # against 16,384: 2,048-4,096 took 3-5 % less time in text_search and hybrid_search,
 # 512 more (2026-12-02). Tests set it small to run many blocks.
 SCORE_BLOCK_ROWS = 4_096
+# What one look-up of a row in a term's postings costs, in postings read: the kernel adds
+# a pruned term to the rows still in the running by looking each up when they are fewer
+# than its postings in the block / PROBE_COST, else by reading its postings. Tests set it
+# to 0 (always look up) and to infinity (always read).
+PROBE_COST = 16.0
 
 
 def score_unit_numpy(

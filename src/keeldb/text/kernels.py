@@ -9,12 +9,15 @@ This module decides which runs; the compiled code is in :mod:`keeldb.text.kernel
   over the postings plus a fixed cost; compiled, it is one pass (a block of rows at a
   time) and a k-sized heap
   (SciFact, 809 claims, depth 100: 170 us per query in numpy, 88 us with this kernel and
-  its Python set-up, measured 2026-12-02).
+  its Python set-up, measured 2026-12-02). Once it holds k rows it prunes exactly
+  (MaxScore): the lightest terms are added only to rows that may still reach the k-th
+  score (``docs/text.md``, "Top k").
 - ``fuse_top`` (:func:`keeldb.text.fusion.fuse_arrays`): grouping a few hundred fused
   candidates by key and ranking them, a dozen numpy calls replaced by one.
 
 Each is written in its numpy twin's arithmetic order (BM25: ``len * (k1 * b / avgdl) +
-tf + k1 * (1 - b)``, then ``tf * w / denom``, accumulated posting by posting; fusion: a
+tf + k1 * (1 - b)``, then ``tf * w / denom``, a row's parts added heaviest term first
+whether or not the kernel pruned; fusion: a
 key's contributions added in list order), and numba does not contract them into fused
 multiply-adds without ``fastmath``, so both paths give the same scores bit for bit and
 the same ranking, ties included (``tests/text/test_kernels.py`` checks them against each

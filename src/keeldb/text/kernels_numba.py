@@ -93,10 +93,146 @@ def _next_block(
     return max(hi, nxt - nxt % width)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _seek(rows: np.ndarray, j: int, e: int, target: int) -> int:
+    """The first position in ``j..e`` whose row is at least ``target`` (``e`` if none;
+    rows ascending): galloping from ``j``, then bisection."""
+    if j >= e or rows[j] >= target:
+        return j
+    lo = j  # rows[lo] < target
+    step = 1
+    hi = j + 1
+    while hi < e and rows[hi] < target:
+        lo = hi
+        step <<= 1
+        hi = lo + step
+    hi = min(hi, e)
+    lo += 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if rows[mid] < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _part(f: float, length: float, w: float, c_len: float, c_tf: float) -> float:
+    """One posting's BM25 contribution, in the numpy path's order of operations."""
+    denom = length * c_len
+    denom += f
+    denom += c_tf
+    return f * w / denom
+
+
+# Slack on the pruning bounds: a bound is compared as (partial + bound) * _SLACK, so the
+# rounding of a sum added in another order never prunes a row that reaches the threshold.
+_SLACK = 1.0 + 1e-9
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _narrow(acc: np.ndarray, touched: np.ndarray, n: int, bound: float, theta: float) -> int:
+    """Keep (in ``touched[:n]``, returning their count) the rows whose sum so far plus
+    ``bound`` may reach ``theta``; the others' sums are cleared."""
+    kept = 0
+    for t in range(n):
+        b = touched[t]
+        if (acc[b] + bound) * _SLACK >= theta:
+            touched[kept] = b
+            kept += 1
+        else:
+            acc[b] = 0.0
+    return kept
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_term(  # noqa: PLR0913
+    rows: np.ndarray,
+    tf: np.ndarray,
+    j0: int,
+    j1: int,
+    w: float,
+    lengths: np.ndarray,
+    c_len: float,
+    c_tf: float,
+    acc: np.ndarray,
+    touched: np.ndarray,
+    nc: int,
+    lo: int,
+    probe: float,
+) -> None:
+    """Add one term's postings ``j0..j1`` (rows of the block from ``lo``) to the
+    candidates ``touched[:nc]`` only: by looking each candidate up when that costs less
+    than reading the postings (``probe``: one look-up's cost in postings read), else by
+    reading them all and keeping the candidates' (non-zero sums)."""
+    if nc * probe < j1 - j0:
+        for t in range(nc):
+            r = touched[t] + lo
+            jj = _seek(rows, j0, j1, r)
+            if jj < j1 and rows[jj] == r:
+                acc[r - lo] += _part(np.float64(tf[jj]), np.float64(lengths[r]), w, c_len, c_tf)
+        return
+    for jj in range(j0, j1):
+        r = np.int64(rows[jj])
+        a = acc[r - lo]
+        if a != 0.0:
+            acc[r - lo] = a + _part(np.float64(tf[jj]), np.float64(lengths[r]), w, c_len, c_tf)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scan_terms(  # noqa: PLR0913
+    rows: np.ndarray,
+    tf: np.ndarray,
+    pos: np.ndarray,
+    ends: np.ndarray,
+    weight: np.ndarray,
+    n_terms: int,
+    lengths: np.ndarray,
+    dead: np.ndarray,
+    allowed: np.ndarray,
+    c_len: float,
+    c_tf: float,
+    acc: np.ndarray,
+    touched: np.ndarray,
+    lo: int,
+    hi: int,
+) -> int:
+    """Add every posting of terms ``0..n_terms-1`` with a row in ``lo..hi-1`` (live and
+    allowed) to the block's sums, moving ``pos`` past them; returns how many rows were
+    touched (``touched``: offsets from ``lo``, in order of first touch)."""
+    check_dead = len(dead) > 0
+    check_allowed = len(allowed) > 0
+    n_touched = 0
+    for i in range(n_terms):
+        w = weight[i]
+        j = pos[i]
+        e = ends[i]
+        while j < e:
+            r = np.int64(rows[j])
+            if r >= hi:
+                break
+            j += 1
+            if check_dead and dead[r]:
+                continue
+            if check_allowed and not allowed[r]:
+                continue
+            b = r - lo
+            a = acc[b]
+            # Every posting writes its row at the end and keeps it only when the row is
+            # new (no branch to mispredict): one spare slot for the write after the
+            # last new row. Every part is > 0: 0 means not touched yet.
+            touched[n_touched] = b
+            n_touched += a == 0.0
+            acc[b] = a + _part(np.float64(tf[j - 1]), np.float64(lengths[r]), w, c_len, c_tf)
+        pos[i] = j
+    return n_touched
+
+
 @numba.njit(
     _RESULT(
         _U32, _U32, _I64, _I64, _F64, _U32, _BOOL, _BOOL,
-        types.float64, types.float64, types.int64, types.int64, types.int64,
+        types.float64, types.float64, types.int64, types.int64, types.int64, types.float64,
     ),
     cache=True,
     nogil=True,
@@ -115,62 +251,65 @@ def score_top(  # noqa: PLR0913
     nrows: int,
     k: int,
     block: int,
+    probe: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` rows (i64) and scores (f64), best first, ties by row, of the postings
     ``rows[starts[i]:ends[i]]`` / ``tf[...]`` of each term i with weight ``weight[i]``
-    (idf * (k1 + 1)): score = sum over terms of ``tf * weight / (len * c_len + tf +
+    (idf * (k1 + 1), > 0): score = sum over terms of ``tf * weight / (len * c_len + tf +
     c_tf)``, added in term order. Rows set in ``dead`` or not set in ``allowed`` are
     skipped (an empty array: none dead / all allowed). Every row must be below ``nrows``,
-    every array indexed by row at least that long, and each term's rows ascending (the
-    caller checks the first two; every unit keeps its postings so).
+    every array indexed by row at least that long, each term's rows ascending and the
+    terms in descending weight (the caller checks the first two and orders the terms;
+    every unit keeps its postings so); ``c_len, c_tf >= 0``.
 
     Rows are scored ``block`` at a time (each term's postings read on from where the
     last block stopped): the per-row sums, the rows' lengths and the touched rows stay
-    in a cache-sized window instead of arrays as long as the unit (pypi 100k, 14,000
-    postings per query: text_search 15-20 % faster, 2026-12-02)."""
+    in a cache-sized window instead of arrays as long as the unit.
+
+    Pruning (MaxScore, exact): a term adds at most its weight to a row. Once k rows are
+    kept, the last terms whose weights sum below the k-th score cannot lift a row that
+    has none of the others; in each block only the other terms' postings are read, and
+    the last terms are added to the rows that may still reach the k-th score, looked
+    up one by one when there are few (``probe``: a look-up's cost in postings read)."""
     total = 0
     for i in range(len(starts)):
         total += ends[i] - starts[i]
     width = max(1, min(block, nrows))
     acc = np.zeros(width, np.float64)
-    # Rows of the block in order of first touch (offsets from its first row). Every
-    # posting writes its row at the end and keeps it only when the row is new (no branch
-    # to mispredict): one spare slot for the write after the last new row.
     touched = np.empty(width + 1, np.int64)
     m = max(0, min(k, total, nrows))
     hs = np.empty(m, np.float64)
     hp = np.empty(m, np.int64)
     h = 0
     pos = starts.copy()
-    check_dead = len(dead) > 0
-    check_allowed = len(allowed) > 0
+    n_terms = len(weight)
+    tail = np.zeros(n_terms + 1, np.float64)  # tail[i]: the weights of terms i.. summed
+    for i in range(n_terms - 1, -1, -1):
+        tail[i] = tail[i + 1] + weight[i]
     lo = 0
     while lo < nrows:
         hi = min(lo + width, nrows)
-        n_touched = 0
-        for i in range(len(weight)):
-            w = weight[i]
-            j = pos[i]
-            e = ends[i]
-            while j < e:
-                r = np.int64(rows[j])
-                if r >= hi:
-                    break
-                j += 1
-                if check_dead and dead[r]:
-                    continue
-                if check_allowed and not allowed[r]:
-                    continue
-                f = np.float64(tf[j - 1])
-                denom = np.float64(lengths[r]) * c_len
-                denom += f
-                denom += c_tf
-                b = r - lo
-                a = acc[b]
-                touched[n_touched] = b
-                n_touched += a == 0.0  # every part is > 0: 0 means not touched yet
-                acc[b] = a + f * w / denom
-            pos[i] = j
+        ess = n_terms  # terms 0..ess-1 are read in full
+        theta = 0.0
+        if h == m and m > 0:
+            theta = hs[0]
+            while ess > 0 and tail[ess - 1] * _SLACK < theta:
+                ess -= 1
+        n_touched = _scan_terms(
+            rows, tf, pos, ends, weight, ess, lengths, dead, allowed, c_len, c_tf, acc,
+            touched, lo, hi,
+        )  # fmt: skip
+        if ess < n_terms:
+            n_touched = _narrow(acc, touched, n_touched, tail[ess], theta)
+            for i in range(ess, n_terms):
+                j0 = pos[i]
+                pos[i] = _seek(rows, j0, ends[i], hi)
+                if n_touched > 0 and pos[i] > j0:
+                    _add_term(
+                        rows, tf, j0, pos[i], weight[i], lengths, c_len, c_tf, acc, touched,
+                        n_touched, lo, probe,
+                    )  # fmt: skip
+                    n_touched = _narrow(acc, touched, n_touched, tail[i + 1], theta)
         for t in range(n_touched):
             b = touched[t]
             h = _offer(hs, hp, h, acc[b], b + lo)
