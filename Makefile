@@ -60,6 +60,7 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) bench/text_eval.py
 	$(PY) -m bench text
+	$(PY) -m bench text-lengths
 	$(PIP) install -q -e '.[bench]'
 	$(PY) -m bench text-peers
 	$(PY) -m bench all

@@ -10,6 +10,7 @@ python -m bench load [...]           # every plan under load (bench/under_load.p
 python -m bench overhead [...]       # per-query cost outside faiss (bench/overhead.py)
 python -m bench text [--skip-pypi]   # engine text search: ingest, text/hybrid QPS, nDCG
 python -m bench text-peers           # SciFact BM25/hybrid vs LanceDB, Milvus Lite, Chroma
+python -m bench text-lengths [...]   # text/hybrid across generated document lengths
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ STANDALONE = {
     "predicates": "bench.predicates",
     "load": "bench.under_load",
     "overhead": "bench.overhead",
+    "text-lengths": "bench.text_lengths",
 }
 
 
