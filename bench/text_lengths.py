@@ -25,7 +25,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keeldb  # noqa: E402
 from keeldb.engine.text_search import _postings, text_index_of  # noqa: E402
+from text_engine import _qps  # noqa: E402
 from text_eval import RESULTS, SHARED  # noqa: E402
 
 # Sentences per document (inclusive range), by member name.
@@ -69,17 +70,6 @@ def documents(pool: Sequence[str], n: int, per_doc: tuple[int, int], seed: int =
     return out
 
 
-def _rate(fn: Callable[[Any], Any], items: Sequence[Any], min_s: float = 1.0) -> float:
-    """Single-query rate of ``fn`` over ``items``, cycled for at least ``min_s``."""
-    done, t = 0, time.perf_counter()
-    while True:
-        for x in items:
-            fn(x)
-        done += len(items)
-        if time.perf_counter() - t >= min_s:
-            return done / (time.perf_counter() - t)
-
-
 def _postings_per_query(col: Any, claims: Sequence[str]) -> float:
     """Mean postings of a query's distinct terms over the collection's units."""
     analyzer = text_index_of(col).analyzer
@@ -112,9 +102,11 @@ def member(name: str, docs: list[str], data: dict[str, Any], repeats: int) -> di
         postings = _postings_per_query(col, data["claims"])
         text_q, vec_q, hyb_q = [], [], []
         for _ in range(repeats):  # interleaved
-            text_q.append(_rate(lambda p: col.text_search(p[0], 10), pairs))
-            hyb_q.append(_rate(lambda p: col.hybrid_search(p[0], 10, vector=p[1]), pairs))
-            vec_q.append(_rate(lambda p: col.search(p[1], 10), pairs))
+            text_q.append(_qps(lambda p: col.text_search(p[0], 10), pairs, f"{name} text"))
+            hyb_q.append(
+                _qps(lambda p: col.hybrid_search(p[0], 10, vector=p[1]), pairs, f"{name} hybrid")
+            )
+            vec_q.append(_qps(lambda p: col.search(p[1], 10), pairs, f"{name} search"))
     r = {
         "rows": n,
         "sentences_per_doc": list(MEMBERS[name]),

@@ -58,6 +58,20 @@ def _clusters(rng: np.random.Generator, n: int, dim: int, clusters: int) -> tupl
     return (pts / np.linalg.norm(pts, axis=1, keepdims=True)).astype(np.float32), of
 
 
+def _watch(col: Any) -> tuple[list[str], list[int]]:
+    """Lists that fill, search by search, with each unit's plan and each search's
+    distance computations (:class:`keeldb.SearchStats`)."""
+    plans: list[str] = []
+    work: list[int] = []
+
+    def seen(stats: keeldb.SearchStats) -> None:
+        plans.extend(stats.plans.values())
+        work.append(stats.distance_computations)
+
+    col.on_search(seen)
+    return plans, work
+
+
 def test_a_wide_filter_that_excludes_the_query_neighbourhood_stays_exact(
     db_path: str, brute: Any
 ) -> None:
@@ -76,14 +90,7 @@ def test_a_wide_filter_that_excludes_the_query_neighbourhood_stays_exact(
         col = db.create_collection("c", dim=dim, metric="cosine")
         col.upsert([str(i) for i in range(n)], base, [{"cluster": int(c)} for c in of])
         col.compact()
-        plans: list[str] = []
-        work: list[int] = []
-
-        def seen(stats: keeldb.SearchStats) -> None:
-            plans.extend(stats.plans.values())
-            work.append(stats.distance_computations)
-
-        col.on_search(seen)
+        plans, work = _watch(col)
         checked = 0
         for i, q in enumerate(queries):
             if q_of[i] >= cut:
@@ -118,14 +125,7 @@ def test_a_wide_uncorrelated_filter_is_answered_from_the_unfiltered_walk(
         col = db.create_collection("c", dim=dim, metric=metric)
         col.upsert([str(i) for i in range(n)], base, [{"odd": bool(o)} for o in odd])
         col.compact()
-        plans: list[str] = []
-        work: list[int] = []
-
-        def seen(stats: keeldb.SearchStats) -> None:
-            plans.extend(stats.plans.values())
-            work.append(stats.distance_computations)
-
-        col.on_search(seen)
+        plans, work = _watch(col)
         ok = np.flatnonzero(~odd)
         found = 0
         for j in range(20):
